@@ -1,0 +1,241 @@
+//! The index: oid → position of the oid's current data record.
+//!
+//! Stored like ZODB's `fsIndex`: oids grouped by their 6-byte prefix, and for each prefix the
+//! sorted 2-byte suffixes and 6-byte positions. That is 8 bytes per oid plus 12 per prefix,
+//! and it is the very layout the `.index` file holds, so saving is a straight copy.
+//! Positions are kept in 48 bits, as ZODB does (files up to 256 TiB).
+
+use crate::ids::Oid;
+
+/// Largest position an index can hold (ZODB truncates to 6 bytes too).
+pub const MAX_POS: u64 = (1 << 48) - 1;
+
+/// An immutable oid → position map, sorted by oid.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Index {
+    /// Distinct 6-byte prefixes, ascending, as u64.
+    prefixes: Vec<u64>,
+    /// `starts[i]..starts[i+1]` are the entries of `prefixes[i]`; one more than `prefixes`.
+    starts: Vec<u32>,
+    /// 2-byte suffixes, ascending within each prefix.
+    suffixes: Vec<u16>,
+    /// 6-byte big-endian positions, parallel to `suffixes`.
+    positions: Vec<[u8; 6]>,
+}
+
+fn pos6(pos: u64) -> [u8; 6] {
+    let b = pos.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
+fn pos_from6(p: [u8; 6]) -> u64 {
+    u64::from_be_bytes([0, 0, p[0], p[1], p[2], p[3], p[4], p[5]])
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new() -> Self {
+        Index {
+            starts: vec![0],
+            ..Default::default()
+        }
+    }
+
+    /// Builds an index from `(oid, pos)` pairs sorted by oid with no duplicates.
+    pub fn from_sorted(pairs: impl IntoIterator<Item = (u64, u64)>) -> Self {
+        let mut ix = Index::new();
+        for (oid, pos) in pairs {
+            ix.push_sorted(oid, pos);
+        }
+        ix
+    }
+
+    fn push_sorted(&mut self, oid: u64, pos: u64) {
+        let prefix = oid >> 16;
+        if self.prefixes.last() != Some(&prefix) {
+            self.prefixes.push(prefix);
+            self.starts.push(self.suffixes.len() as u32 + 1);
+        } else if let Some(last) = self.starts.last_mut() {
+            *last += 1;
+        }
+        self.suffixes.push(oid as u16);
+        self.positions.push(pos6(pos));
+    }
+
+    /// Appends one prefix's bucket as the `.index` file stores it (used by the loader).
+    pub(crate) fn push_bucket(&mut self, prefix: u64, suffixes: &[u16], positions: &[[u8; 6]]) {
+        self.prefixes.push(prefix);
+        self.suffixes.extend_from_slice(suffixes);
+        self.positions.extend_from_slice(positions);
+        self.starts.push(self.suffixes.len() as u32);
+    }
+
+    /// Number of oids.
+    pub fn len(&self) -> usize {
+        self.suffixes.len()
+    }
+
+    /// True when no oid is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.suffixes.is_empty()
+    }
+
+    /// Position of the current record of `oid`.
+    pub fn get(&self, oid: Oid) -> Option<u64> {
+        let v = oid.as_u64();
+        let i = self.prefixes.binary_search(&(v >> 16)).ok()?;
+        let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
+        let j = self.suffixes[s..e].binary_search(&(v as u16)).ok()?;
+        Some(pos_from6(self.positions[s + j]))
+    }
+
+    /// True if `oid` is indexed.
+    pub fn contains(&self, oid: Oid) -> bool {
+        self.get(oid).is_some()
+    }
+
+    /// The largest oid, if any.
+    pub fn max_oid(&self) -> Option<Oid> {
+        let p = *self.prefixes.last()?;
+        let s = *self.suffixes.last()?;
+        Some(Oid::from_u64((p << 16) | u64::from(s)))
+    }
+
+    /// All `(oid, position)` pairs in ascending oid order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (Oid, u64)> + '_ {
+        let mut bucket = 0usize;
+        (0..self.suffixes.len()).map(move |i| {
+            while self.starts[bucket + 1] as usize <= i {
+                bucket += 1;
+            }
+            let oid = (self.prefixes[bucket] << 16) | u64::from(self.suffixes[i]);
+            (Oid::from_u64(oid), pos_from6(self.positions[i]))
+        })
+    }
+
+    /// The buckets as the `.index` file holds them: prefix, suffixes, positions.
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, &[u16], &[[u8; 6]])> + '_ {
+        self.prefixes.iter().enumerate().map(move |(i, &p)| {
+            let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
+            (p, &self.suffixes[s..e], &self.positions[s..e])
+        })
+    }
+
+    /// Heap bytes held, for memory reports.
+    pub fn heap_bytes(&self) -> usize {
+        self.prefixes.capacity() * 8
+            + self.starts.capacity() * 4
+            + self.suffixes.capacity() * 2
+            + self.positions.capacity() * 6
+    }
+
+    /// A new index with `updates` applied on top of this one (later updates win).
+    pub fn updated(&self, mut updates: IndexBuilder) -> Index {
+        let new = updates.sorted_pairs();
+        let mut out = Index::new();
+        let mut old = self.iter().map(|(o, p)| (o.as_u64(), p)).peekable();
+        let mut new = new.iter().copied().peekable();
+        loop {
+            let next = match (old.peek(), new.peek()) {
+                (Some(&(a, _)), Some(&(b, _))) if a < b => old.next(),
+                (Some(&(a, _)), Some(&(b, _))) if a == b => {
+                    old.next();
+                    new.next()
+                }
+                (Some(_), Some(_)) | (None, Some(_)) => new.next(),
+                (Some(_), None) => old.next(),
+                (None, None) => break,
+            };
+            if let Some((o, p)) = next {
+                out.push_sorted(o, p);
+            }
+        }
+        out
+    }
+}
+
+/// Collects `(oid, position)` pairs in file order; the last position of an oid wins.
+#[derive(Clone, Debug, Default)]
+pub struct IndexBuilder {
+    pairs: Vec<(u64, u64)>,
+}
+
+impl IndexBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that the current record of `oid` is at `pos` (later calls win).
+    pub fn insert(&mut self, oid: Oid, pos: u64) {
+        self.pairs.push((oid.as_u64(), pos));
+    }
+
+    /// Appends the pairs of another builder that covers later transactions.
+    pub fn append(&mut self, mut later: IndexBuilder) {
+        self.pairs.append(&mut later.pairs);
+    }
+
+    /// Number of pairs collected so far (records, not oids).
+    pub fn pending(&self) -> usize {
+        self.pairs.len()
+    }
+
+    fn sorted_pairs(&mut self) -> Vec<(u64, u64)> {
+        let mut pairs = std::mem::take(&mut self.pairs);
+        // Stable: among equal oids, file order is kept, so the last one is the current record.
+        pairs.sort_by_key(|&(oid, _)| oid);
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(pairs.len());
+        for (oid, pos) in pairs {
+            match out.last_mut() {
+                Some(last) if last.0 == oid => last.1 = pos,
+                _ => out.push((oid, pos)),
+            }
+        }
+        out
+    }
+
+    /// The finished index.
+    pub fn finish(mut self) -> Index {
+        Index::from_sorted(self.sorted_pairs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn later_wins_and_lookup() {
+        let mut b = IndexBuilder::new();
+        b.insert(Oid::from_u64(5), 100);
+        b.insert(Oid::from_u64(0x10000), 200);
+        b.insert(Oid::from_u64(5), 300);
+        let ix = b.finish();
+        assert_eq!(ix.len(), 2);
+        assert_eq!(ix.get(Oid::from_u64(5)), Some(300));
+        assert_eq!(ix.get(Oid::from_u64(0x10000)), Some(200));
+        assert_eq!(ix.get(Oid::from_u64(6)), None);
+        assert_eq!(ix.max_oid(), Some(Oid::from_u64(0x10000)));
+        assert_eq!(ix.buckets().count(), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn matches_a_btreemap(ops in proptest::collection::vec((0u64..300_000, 0u64..MAX_POS), 0..400),
+                              more in proptest::collection::vec((0u64..300_000, 0u64..MAX_POS), 0..100)) {
+            let mut model = std::collections::BTreeMap::new();
+            let mut b = IndexBuilder::new();
+            for &(o, p) in &ops { model.insert(o, p); b.insert(Oid::from_u64(o), p); }
+            let ix = b.finish();
+            let mut u = IndexBuilder::new();
+            for &(o, p) in &more { model.insert(o, p); u.insert(Oid::from_u64(o), p); }
+            let ix = ix.updated(u);
+            let got: Vec<(u64, u64)> = ix.iter().map(|(o, p)| (o.as_u64(), p)).collect();
+            let want: Vec<(u64, u64)> = model.into_iter().collect();
+            prop_assert_eq!(&got, &want);
+            for (o, p) in want { prop_assert_eq!(ix.get(Oid::from_u64(o)), Some(p)); }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Transaction records: the 23-byte header, its strings, and the records inside.
+//!
+//! Layout (big-endian, ZODB `FileStorage/format.py`, struct `>8sQcHHH`):
+//! `tid[8] tlen[8] status[1] ulen[2] dlen[2] elen[2]`, then `user`, `description`,
+//! `extension`, then data records up to `pos + tlen`, then `tlen` again (8 bytes).
+
+use crate::bytes::{array8, be_u16, be_u64, to_usize};
+use crate::error::{Error, Result};
+use crate::ids::Tid;
+use crate::record::DataRecord;
+
+/// Length of the fixed part of a transaction header.
+pub const TXN_HEADER_LEN: u64 = 8 /*tid*/ + 8 /*tlen*/ + 1 /*status*/ + 2 + 2 + 2 /*lengths*/;
+
+/// The status byte of a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// `' '`: committed.
+    Committed,
+    /// `'p'`: copied by a pack.
+    Packed,
+    /// `'c'`: voted but not finished; only ever the last transaction of a live file.
+    Checkpoint,
+    /// `'u'`: obsolete "undone" status; its records are never indexed.
+    Undone,
+    /// Any other byte (ZODB warns and reads on).
+    Other(u8),
+}
+
+impl Status {
+    /// Decodes the status byte.
+    pub fn from_byte(b: u8) -> Self {
+        match b {
+            b' ' => Status::Committed,
+            b'p' => Status::Packed,
+            b'c' => Status::Checkpoint,
+            b'u' => Status::Undone,
+            other => Status::Other(other),
+        }
+    }
+    /// The byte written in the file.
+    pub fn byte(self) -> u8 {
+        match self {
+            Status::Committed => b' ',
+            Status::Packed => b'p',
+            Status::Checkpoint => b'c',
+            Status::Undone => b'u',
+            Status::Other(b) => b,
+        }
+    }
+}
+
+/// The fixed 23 bytes of a transaction header, before anything is known to be consistent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawTxnHeader {
+    /// Position of the header in the file.
+    pub pos: u64,
+    /// Transaction id.
+    pub tid: Tid,
+    /// Length of the transaction record minus the 8-byte redundant length.
+    pub tlen: u64,
+    /// Status byte.
+    pub status: Status,
+    /// Length of the user name.
+    pub ulen: u16,
+    /// Length of the description.
+    pub dlen: u16,
+    /// Length of the extension pickle.
+    pub elen: u16,
+}
+
+impl RawTxnHeader {
+    /// Decodes the fixed header at `pos`, or `None` if fewer than 23 bytes remain.
+    pub fn decode(file: &[u8], pos: u64) -> Option<Self> {
+        let at = to_usize(pos)?;
+        let tid = array8(file, at)?;
+        let tlen = be_u64(file, at + 8)?;
+        let status = *file.get(at + 16)?;
+        Some(RawTxnHeader {
+            pos,
+            tid: Tid(tid),
+            tlen,
+            status: Status::from_byte(status),
+            ulen: be_u16(file, at + 17)?,
+            dlen: be_u16(file, at + 19)?,
+            elen: be_u16(file, at + 21)?,
+        })
+    }
+
+    /// Header length including user, description and extension.
+    pub fn header_len(&self) -> u64 {
+        TXN_HEADER_LEN + u64::from(self.ulen) + u64::from(self.dlen) + u64::from(self.elen)
+    }
+
+    /// Position just after the whole transaction (redundant length included), if it fits in u64.
+    pub fn next_pos(&self) -> Option<u64> {
+        self.pos.checked_add(self.tlen)?.checked_add(8)
+    }
+}
+
+/// A transaction whose header and redundant length have been checked against the file.
+#[derive(Clone, Copy, Debug)]
+pub struct Transaction<'a> {
+    /// The fixed header fields.
+    pub header: RawTxnHeader,
+    /// User name bytes.
+    pub user: &'a [u8],
+    /// Description bytes.
+    pub description: &'a [u8],
+    /// Extension bytes (a pickled dict, or empty).
+    pub extension: &'a [u8],
+    file: &'a [u8],
+}
+
+impl<'a> Transaction<'a> {
+    /// Builds the view of a transaction whose bounds were checked by the caller:
+    /// `pos + tlen + 8 <= file.len()` and `tlen >= header_len`.
+    pub(crate) fn checked(file: &'a [u8], header: RawTxnHeader) -> Result<Self> {
+        let bad = || Error::Corrupt {
+            offset: header.pos,
+            what: "transaction header outside the file".into(),
+        };
+        let start = to_usize(header.pos + TXN_HEADER_LEN).ok_or_else(bad)?;
+        let u_end = start + usize::from(header.ulen);
+        let d_end = u_end + usize::from(header.dlen);
+        let e_end = d_end + usize::from(header.elen);
+        Ok(Transaction {
+            header,
+            user: file.get(start..u_end).ok_or_else(bad)?,
+            description: file.get(u_end..d_end).ok_or_else(bad)?,
+            extension: file.get(d_end..e_end).ok_or_else(bad)?,
+            file,
+        })
+    }
+
+    /// Position of the transaction header.
+    pub fn pos(&self) -> u64 {
+        self.header.pos
+    }
+    /// Transaction id.
+    pub fn tid(&self) -> Tid {
+        self.header.tid
+    }
+    /// Status.
+    pub fn status(&self) -> Status {
+        self.header.status
+    }
+    /// `tlen`: the record length minus 8.
+    pub fn tlen(&self) -> u64 {
+        self.header.tlen
+    }
+    /// Position of the first data record.
+    pub fn records_start(&self) -> u64 {
+        self.header.pos + self.header.header_len()
+    }
+    /// Position where the data records end (and the redundant length starts).
+    pub fn records_end(&self) -> u64 {
+        self.header.pos + self.header.tlen
+    }
+    /// Position of the next transaction.
+    pub fn next_pos(&self) -> u64 {
+        self.header.pos + self.header.tlen + 8
+    }
+    /// The bytes of all data records (what fstail hashes).
+    pub fn records_bytes(&self) -> &'a [u8] {
+        let (s, e) = (self.records_start(), self.records_end());
+        match (to_usize(s), to_usize(e)) {
+            (Some(s), Some(e)) => self.file.get(s..e).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+    /// Iterates over the data records, checking each against the transaction's bounds.
+    pub fn records(&self) -> Records<'a> {
+        Records {
+            file: self.file,
+            txn_pos: self.header.pos,
+            pos: self.records_start(),
+            end: self.records_end(),
+            failed: false,
+        }
+    }
+}
+
+/// Iterator over the data records of one transaction.
+#[derive(Clone, Debug)]
+pub struct Records<'a> {
+    file: &'a [u8],
+    txn_pos: u64,
+    pos: u64,
+    end: u64,
+    failed: bool,
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<DataRecord<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.pos >= self.end {
+            return None;
+        }
+        let result = DataRecord::decode_in_txn(self.file, self.pos, self.txn_pos, self.end);
+        match &result {
+            Ok(rec) => self.pos += rec.len(),
+            Err(_) => self.failed = true,
+        }
+        Some(result)
+    }
+}
