@@ -70,6 +70,11 @@ impl Index {
         self.starts.push(self.suffixes.len() as u32);
     }
 
+    fn reserve(&mut self, n: usize) {
+        self.suffixes.reserve_exact(n);
+        self.positions.reserve_exact(n);
+    }
+
     /// Number of oids.
     pub fn len(&self) -> usize {
         self.suffixes.len()
@@ -132,7 +137,11 @@ impl Index {
     /// A new index with `updates` applied on top of this one (later updates win).
     pub fn updated(&self, mut updates: IndexBuilder) -> Index {
         let new = updates.sorted_pairs();
+        if self.is_empty() {
+            return Index::from_sorted(new);
+        }
         let mut out = Index::new();
+        out.reserve(self.len() + new.len());
         let mut old = self.iter().map(|(o, p)| (o.as_u64(), p)).peekable();
         let mut new = new.iter().copied().peekable();
         loop {
@@ -150,6 +159,8 @@ impl Index {
                 out.push_sorted(o, p);
             }
         }
+        out.suffixes.shrink_to_fit();
+        out.positions.shrink_to_fit();
         out
     }
 }

@@ -494,17 +494,16 @@ pub fn open_index<T: Deref<Target = [u8]> + Sync>(
         None => IndexSource::Scanned,
         Some(Ok((pos, index))) => {
             if let Some(ltid) = check_sanity(fs, &index, pos) {
-                let (later, mut end) = scan_from(fs, pos, progress)?;
-                if end.transactions == 0 {
+                let mut scan = scan_from(fs, pos, index, progress)?;
+                if scan.end.transactions == 0 {
                     // Nothing complete after the saved position: the last complete
                     // transaction is the one the sanity check found before it.
-                    end.last_complete_tid = ltid;
+                    scan.end.last_complete_tid = ltid;
                 }
-                if end.last_tid == Tid::default() {
-                    end.last_tid = ltid;
+                if scan.end.last_tid == Tid::default() {
+                    scan.end.last_tid = ltid;
                 }
-                let index = index.updated(later);
-                return Ok((Scan { index, end }, IndexSource::Saved));
+                return Ok((scan, IndexSource::Saved));
             }
             IndexSource::Rejected
         }

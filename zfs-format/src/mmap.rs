@@ -21,3 +21,30 @@ pub(crate) fn map(file: &File) -> std::io::Result<Mmap> {
     let map = unsafe { Mmap::map(file)? };
     Ok(map)
 }
+
+/// Drops the resident pages of the mapped bytes `data[start..end]` (whole pages inside the
+/// range only).
+pub(crate) fn release(data: &[u8], start: u64, end: u64) {
+    const PAGE: usize = 4096;
+    let len = data.len();
+    let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
+        return;
+    };
+    let end = end.min(len);
+    let base = data.as_ptr() as usize;
+    let first = (base + start).div_ceil(PAGE) * PAGE;
+    let last = ((base + end) / PAGE) * PAGE;
+    if last <= first {
+        return;
+    }
+    // SAFETY: `first..last` lies inside `data`, which is a read-only shared mapping of a file
+    // (`release` is only called for storages made by `open`). MADV_DONTNEED on such a mapping
+    // only drops this process's page table entries: the next access reads the same bytes back
+    // from the page cache or the file, so every `&[u8]` into the mapping stays valid and
+    // unchanged. Failure is harmless and ignored.
+    #[cfg(unix)]
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_DONTNEED);
+    }
+}

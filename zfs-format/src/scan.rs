@@ -1,9 +1,11 @@
 //! Building the index by scanning, as ZODB's `read_index` does, in parallel.
 //!
 //! The walk over transaction headers is sequential (each header gives the next position)
-//! but cheap: one header per transaction. The records, where the work is, are then parsed
-//! on all cores, transaction ranges at a time, and merged in file order so the last record
-//! of an oid wins exactly as in ZODB.
+//! but cheap: one header per transaction. The records, where the work is, are parsed on all
+//! cores a batch of transactions at a time and merged in file order, so the last record of
+//! an oid wins exactly as in ZODB. Memory stays small: positions waiting to be merged are
+//! folded into the compact [`Index`] whenever they outgrow a quarter of it, and the pages of
+//! a mapped file are handed back to the kernel once a batch is done.
 
 use std::ops::Deref;
 
@@ -12,8 +14,8 @@ use rayon::prelude::*;
 use crate::error::Result;
 use crate::index::{Index, IndexBuilder};
 use crate::progress::Progress;
-use crate::storage::{End, FileStorage};
-use crate::txn::Status;
+use crate::storage::{End, FileStorage, FIRST_TXN};
+use crate::txn::{Status, Transaction};
 
 /// The result of a scan: the index and where the committed data ends.
 #[derive(Clone, Debug)]
@@ -26,27 +28,30 @@ pub struct Scan {
 
 /// Transactions per parallel work unit.
 const CHUNK: usize = 256;
-/// Transactions held in memory at once.
+/// Most transactions held at once.
 const BATCH: usize = 64 * CHUNK;
+/// Most bytes of transactions held at once.
+const BATCH_BYTES: u64 = 8 << 20;
+/// Pending positions are always allowed this many before they are folded into the index.
+const MIN_PENDING: usize = 64 * 1024;
 
-/// Scans transactions from `start` (4, or the position a saved index covers) and returns the
-/// index entries they add, with the end of the data.
+/// Scans the transactions from `start` (a boundary: 4, or the position a saved index
+/// covers) on top of `base` (the index of everything before `start`).
 pub fn scan_from<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     start: u64,
+    base: Index,
     progress: &dyn Progress,
-) -> Result<(IndexBuilder, End)> {
-    let total = fs.len().saturating_sub(start);
-    progress.start("scanning transactions", total);
-    // The headers are walked sequentially (cheap); the records of each batch of
-    // transactions are parsed in parallel and appended in file order, so memory stays
-    // bounded by the batch, not the file. 'u' transactions are skipped: ZODB never indexes
-    // their records.
-    let mut builder = IndexBuilder::new();
+) -> Result<Scan> {
+    progress.start("scanning", fs.len().saturating_sub(start));
+    let mut index = base;
+    let mut pending = IndexBuilder::new();
     let mut walk = fs.transactions_from(start);
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Transaction<'_>> = Vec::with_capacity(BATCH);
     loop {
         batch.clear();
+        let batch_start = walk.pos();
+        let mut bytes = 0;
         let mut header_error = None;
         for t in walk.by_ref() {
             let t = match t {
@@ -57,12 +62,14 @@ pub fn scan_from<T: Deref<Target = [u8]> + Sync>(
                     break;
                 }
             };
-            if t.status() != Status::Undone {
-                batch.push(t);
-            } else {
+            bytes += t.tlen() + 8;
+            if t.status() == Status::Undone {
+                // ZODB never indexes the records of an undone ('u') transaction.
                 progress.advance(t.tlen() + 8);
+            } else {
+                batch.push(t);
             }
-            if batch.len() == BATCH {
+            if batch.len() == BATCH || bytes >= BATCH_BYTES {
                 break;
             }
         }
@@ -73,37 +80,35 @@ pub fn scan_from<T: Deref<Target = [u8]> + Sync>(
             .par_chunks(CHUNK)
             .map(|chunk| {
                 let mut b = IndexBuilder::new();
-                let mut bytes = 0;
+                let mut done = 0;
                 for t in chunk {
                     for r in t.records() {
                         let r = r?;
                         b.insert(r.oid, r.pos);
                     }
-                    bytes += t.tlen() + 8;
+                    done += t.tlen() + 8;
                 }
-                progress.advance(bytes);
+                progress.advance(done);
                 Ok(b)
             })
             .collect();
         for p in parts {
-            builder.append(p?);
+            pending.append(p?);
         }
         if let Some(e) = header_error {
             return Err(e);
         }
+        fs.release(batch_start, walk.pos());
+        if pending.pending() > MIN_PENDING.max(index.len() / 4) {
+            index = index.updated(std::mem::take(&mut pending));
+        }
     }
     let end = walk.finish();
-    Ok((builder, end))
+    let index = if pending.pending() > 0 { index.updated(pending) } else { index };
+    Ok(Scan { index, end })
 }
 
 /// Builds the whole index of a file by scanning it from the first transaction.
-pub fn build_index<T: Deref<Target = [u8]> + Sync>(
-    fs: &FileStorage<T>,
-    progress: &dyn Progress,
-) -> Result<Scan> {
-    let (builder, end) = scan_from(fs, crate::storage::FIRST_TXN, progress)?;
-    Ok(Scan {
-        index: builder.finish(),
-        end,
-    })
+pub fn build_index<T: Deref<Target = [u8]> + Sync>(fs: &FileStorage<T>, progress: &dyn Progress) -> Result<Scan> {
+    scan_from(fs, FIRST_TXN, Index::new(), progress)
 }

@@ -54,6 +54,8 @@ pub struct FileStorage<T = Mmap> {
     data: T,
     path: PathBuf,
     magic: Magic,
+    /// True when `data` is a file mapping whose pages may be handed back to the kernel.
+    mapped: bool,
 }
 
 /// Instantiation.
@@ -63,7 +65,9 @@ impl FileStorage<Mmap> {
         let path = path.as_ref();
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let map = crate::mmap::map(&file).map_err(|e| Error::io(path, e))?;
-        Self::from_data(map, path.to_path_buf())
+        let mut fs = Self::from_data(map, path.to_path_buf())?;
+        fs.mapped = true;
+        Ok(fs)
     }
 }
 
@@ -83,7 +87,12 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
                 });
             }
         };
-        Ok(FileStorage { data, path, magic })
+        Ok(FileStorage {
+            data,
+            path,
+            magic,
+            mapped: false,
+        })
     }
 
     /// The file's bytes.
@@ -105,6 +114,15 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// The magic found.
     pub fn magic(&self) -> Magic {
         self.magic
+    }
+
+    /// Tells the kernel that the bytes in `start..end` will not be read again soon, so a
+    /// mapped file's pages leave this process's resident memory (they stay in the page cache
+    /// and are read back transparently if touched). Does nothing for in-memory data.
+    pub fn release(&self, start: u64, end: u64) {
+        if self.mapped {
+            crate::mmap::release(&self.data, start, end);
+        }
     }
 
     /// Walks forward from the first transaction.

@@ -1,0 +1,9 @@
+//! Integrity checks and inspection of FileStorage files.
+//!
+//! `dump` (fsdump's text), `tail` (fstail's text) and `info` are here, with the checks of
+//! the integrity issue (`check`, `refs`, `recover`, `stats`, `oids`).
+
+pub mod check;
+pub mod dump;
+pub mod info;
+pub mod tail;
