@@ -27,7 +27,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| scan::build_index(&fs, &NoProgress).expect("clean"))
     });
     let s = scan::build_index(&fs, &NoProgress).expect("clean");
-    g.bench_function("index_bytes", |b| b.iter(|| index_file::index_bytes(&s.index, s.end.pos)));
+    g.bench_function("index_bytes", |b| {
+        b.iter(|| index_file::index_bytes(&s.index, s.end.pos))
+    });
     g.finish();
 }
 

@@ -30,7 +30,11 @@ fn out_err(e: std::io::Error) -> Error {
 }
 
 /// Writes fsdump's text for `fs` to `out`.
-pub fn dump<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, out: &mut dyn Write) -> Result<DumpOutcome, Error> {
+pub fn dump<T: Deref<Target = [u8]>>(
+    fs: &FileStorage<T>,
+    out: &mut dyn Write,
+) -> Result<DumpOutcome, Error> {
+    let mode = fs.magic().string_mode();
     let mut outcome = DumpOutcome::default();
     for (i, txn) in fs.transactions().enumerate() {
         let txn = match txn {
@@ -74,11 +78,14 @@ pub fn dump<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, out: &mut dyn Write) -
                 }
             };
             let (size, class) = match resolved.and_then(|r| r.data()) {
-                Some(data) => {
-                    let (module, name) = class_name(data);
-                    (format!(" size={}", data.len()), format!("{module}.{name}"))
-                }
-                None => (String::new(), "undo or abort of object creation".to_string()),
+                Some(data) => (
+                    format!(" size={}", data.len()),
+                    class_name(data, mode).to_string(),
+                ),
+                None => (
+                    String::new(),
+                    "undo or abort of object creation".to_string(),
+                ),
             };
             let bp = match rec.payload {
                 Payload::Backpointer(back) if back != 0 => match fs.record_at(back) {
@@ -95,7 +102,12 @@ pub fn dump<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, out: &mut dyn Write) -
                 },
                 _ => String::new(),
             };
-            writeln!(out, "  data #{j:05} oid={}{size} class={class}{bp}", rec.oid).map_err(out_err)?;
+            writeln!(
+                out,
+                "  data #{j:05} oid={}{size} class={class}{bp}",
+                rec.oid
+            )
+            .map_err(out_err)?;
             outcome.records += 1;
         }
         if outcome.stopped_by.is_some() {

@@ -33,7 +33,10 @@ pub struct Info {
 }
 
 /// Gathers [`Info`] for a file by scanning it.
-pub fn info<T: Deref<Target = [u8]> + Sync>(fs: &FileStorage<T>, progress: &dyn Progress) -> Result<Info, Error> {
+pub fn info<T: Deref<Target = [u8]> + Sync>(
+    fs: &FileStorage<T>,
+    progress: &dyn Progress,
+) -> Result<Info, Error> {
     let scan = build_index(fs, progress)?;
     let mut first_tid = None;
     let mut data_records = 0;

@@ -6,4 +6,8 @@
 pub mod check;
 pub mod dump;
 pub mod info;
+pub mod oids;
+pub mod recover;
+pub mod refs;
+pub mod stats;
 pub mod tail;

@@ -17,7 +17,11 @@ fn out_err(e: std::io::Error) -> Error {
 /// fstail walks back from the end of the file; we walk back from the end of the last
 /// complete transaction, which is the same place on any file without a torn tail (where
 /// fstail would read garbage). Returns the number of transactions printed.
-pub fn tail<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, n: u64, out: &mut dyn Write) -> Result<u64, Error> {
+pub fn tail<T: Deref<Target = [u8]>>(
+    fs: &FileStorage<T>,
+    n: u64,
+    out: &mut dyn Write,
+) -> Result<u64, Error> {
     let end = fs.end()?;
     let mut printed = 0;
     for txn in fs.transactions_rev(end.pos) {

@@ -20,9 +20,11 @@ impl Bar {
             ProgressBar::hidden()
         };
         bar.set_style(
-            ProgressStyle::with_template("{msg:24} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .expect("the template is valid")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg:24} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
         );
         Bar { bar }
     }

@@ -25,7 +25,9 @@ pub enum Error {
     },
     /// A transaction header claims less room than its own fixed fields and strings need,
     /// and it is not junk at the end of the file.
-    #[error("transaction at offset {offset}: invalid header, length {tlen} < header length {hlen}")]
+    #[error(
+        "transaction at offset {offset}: invalid header, length {tlen} < header length {hlen}"
+    )]
     InvalidTxnHeader {
         /// Position of the transaction.
         offset: u64,
@@ -47,7 +49,9 @@ pub enum Error {
         found: u64,
     },
     /// Walking backwards, the length before a boundary leads nowhere sensible.
-    #[error("transaction ending at offset {end}: length {tlen} read backwards leads outside the file")]
+    #[error(
+        "transaction ending at offset {end}: length {tlen} read backwards leads outside the file"
+    )]
     BackwardLength {
         /// The boundary walked back from.
         end: u64,
@@ -75,7 +79,9 @@ pub enum Error {
         txn_end: u64,
     },
     /// A data record's `tloc` is not its transaction's position.
-    #[error("data record at offset {offset}: transaction position (tloc) {found}, expected {expected}")]
+    #[error(
+        "data record at offset {offset}: transaction position (tloc) {found}, expected {expected}"
+    )]
     BadTloc {
         /// Position of the record.
         offset: u64,

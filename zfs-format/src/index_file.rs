@@ -120,15 +120,24 @@ pub fn index_bytes(index: &Index, pos: u64) -> Vec<u8> {
 
 /// Writes `bytes` to `path` safely: a unique temporary file beside it, fsync, rename over
 /// `path`, fsync of the directory. Nothing is visible at `path` until it is complete.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}.{}", std::process::id(), unique()));
     let result = (|| -> io::Result<()> {
-        let f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         let mut w = io::BufWriter::with_capacity(1 << 20, f);
         write(&mut w)?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
@@ -205,12 +214,17 @@ impl<'a> Reader<'a> {
 
     fn le(&mut self, n: usize) -> Result<u64> {
         let b = self.take(n)?;
-        Ok(b.iter().rev().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+        Ok(b.iter()
+            .rev()
+            .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
     }
 
     fn line(&mut self) -> Result<&'a [u8]> {
         let rest = &self.data[self.pos..];
-        let n = rest.iter().position(|&c| c == b'\n').ok_or_else(|| self.err("unterminated line"))?;
+        let n = rest
+            .iter()
+            .position(|&c| c == b'\n')
+            .ok_or_else(|| self.err("unterminated line"))?;
         let l = &rest[..n];
         self.pos += n + 1;
         Ok(l)
@@ -225,7 +239,10 @@ impl<'a> Reader<'a> {
         if significant > 8 {
             return Err(self.err("integer too large"));
         }
-        Ok(b[..significant].iter().rev().fold(0u64, |a, &x| (a << 8) | u64::from(x)))
+        Ok(b[..significant]
+            .iter()
+            .rev()
+            .fold(0u64, |a, &x| (a << 8) | u64::from(x)))
     }
 
     fn text_int(&self, l: &[u8]) -> Result<Value<'a>> {
@@ -236,7 +253,9 @@ impl<'a> Reader<'a> {
             "01" => return Ok(Value::Bool),
             _ => {}
         }
-        s.parse::<u64>().map(Value::Int).map_err(|_| self.err(format!("bad integer {s:?}")))
+        s.parse::<u64>()
+            .map(Value::Int)
+            .map_err(|_| self.err(format!("bad integer {s:?}")))
     }
 
     /// Runs one pickle to its STOP.
@@ -274,7 +293,11 @@ impl<'a> Reader<'a> {
                     stack.push(Value::Int(v));
                 }
                 LONG1 | LONG4 => {
-                    let n = if op == LONG1 { self.le(1)? } else { self.le(4)? };
+                    let n = if op == LONG1 {
+                        self.le(1)?
+                    } else {
+                        self.le(4)?
+                    };
                     let b = self.take(to_usize(n).ok_or_else(|| self.err("bad length"))?)?;
                     let v = self.long(b)?;
                     stack.push(Value::Int(v));
@@ -319,11 +342,17 @@ impl<'a> Reader<'a> {
                         LONG_BINPUT => self.le(4)?,
                         PUT => {
                             let l = self.line()?;
-                            std::str::from_utf8(l).ok().and_then(|s| s.parse().ok()).ok_or_else(|| self.err("bad PUT"))?
+                            std::str::from_utf8(l)
+                                .ok()
+                                .and_then(|s| s.parse().ok())
+                                .ok_or_else(|| self.err("bad PUT"))?
                         }
                         _ => self.memo.len() as u64,
                     };
-                    let top = stack.last().cloned().ok_or_else(|| self.err("PUT on empty stack"))?;
+                    let top = stack
+                        .last()
+                        .cloned()
+                        .ok_or_else(|| self.err("PUT on empty stack"))?;
                     self.memo.insert(key, top);
                 }
                 BINGET | LONG_BINGET | GET => {
@@ -332,10 +361,17 @@ impl<'a> Reader<'a> {
                         LONG_BINGET => self.le(4)?,
                         _ => {
                             let l = self.line()?;
-                            std::str::from_utf8(l).ok().and_then(|s| s.parse().ok()).ok_or_else(|| self.err("bad GET"))?
+                            std::str::from_utf8(l)
+                                .ok()
+                                .and_then(|s| s.parse().ok())
+                                .ok_or_else(|| self.err("bad GET"))?
                         }
                     };
-                    let v = self.memo.get(&key).cloned().ok_or_else(|| self.err("missing memo key"))?;
+                    let v = self
+                        .memo
+                        .get(&key)
+                        .cloned()
+                        .ok_or_else(|| self.err("missing memo key"))?;
                     stack.push(v);
                 }
                 other => {
@@ -387,8 +423,12 @@ pub fn load_index(data: &[u8]) -> Result<(u64, Index)> {
             offset: start as u64,
             what: what.into(),
         };
-        let prefix: [u8; 6] = prefix.try_into().map_err(|_| bad("oid prefix is not 6 bytes"))?;
-        let p = u64::from_be_bytes([0, 0, prefix[0], prefix[1], prefix[2], prefix[3], prefix[4], prefix[5]]);
+        let prefix: [u8; 6] = prefix
+            .try_into()
+            .map_err(|_| bad("oid prefix is not 6 bytes"))?;
+        let p = u64::from_be_bytes([
+            0, 0, prefix[0], prefix[1], prefix[2], prefix[3], prefix[4], prefix[5],
+        ]);
         if last_prefix.is_some_and(|l| l >= p) {
             return Err(bad("oid prefixes out of order"));
         }
@@ -418,7 +458,11 @@ pub fn load_index(data: &[u8]) -> Result<(u64, Index)> {
 ///
 /// Returns the tid of the last transaction before `pos` when it may (ZODB then resumes its
 /// scan at `pos`), `None` when the index must be rebuilt.
-pub fn check_sanity<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, index: &Index, pos: u64) -> Option<Tid> {
+pub fn check_sanity<T: Deref<Target = [u8]>>(
+    fs: &FileStorage<T>,
+    index: &Index,
+    pos: u64,
+) -> Option<Tid> {
     const MAX_CHECKED: usize = 5;
     if pos < 100 || fs.len() < pos {
         return None;
@@ -515,8 +559,8 @@ pub fn open_index<T: Deref<Target = [u8]> + Sync>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::IndexBuilder;
     use crate::ids::Oid;
+    use crate::index::IndexBuilder;
     use proptest::prelude::*;
 
     #[test]
@@ -527,11 +571,22 @@ mod tests {
             (255, &[0x80, 3, 0x4b, 0xff, 0x2e]),
             (256, &[0x80, 3, 0x4d, 0, 1, 0x2e]),
             (65536, &[0x80, 3, 0x4a, 0, 0, 1, 0, 0x2e]),
-            ((1 << 31) - 1, &[0x80, 3, 0x4a, 0xff, 0xff, 0xff, 0x7f, 0x2e]),
+            (
+                (1 << 31) - 1,
+                &[0x80, 3, 0x4a, 0xff, 0xff, 0xff, 0x7f, 0x2e],
+            ),
             (1 << 31, &[0x80, 3, 0x8a, 5, 0, 0, 0, 0x80, 0, 0x2e]),
             (1 << 32, &[0x80, 3, 0x8a, 5, 0, 0, 0, 0, 1, 0x2e]),
-            ((1 << 40) - 1, &[0x80, 3, 0x8a, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x2e]),
-            ((1 << 48) - 1, &[0x80, 3, 0x8a, 7, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x2e]),
+            (
+                (1 << 40) - 1,
+                &[0x80, 3, 0x8a, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x2e],
+            ),
+            (
+                (1 << 48) - 1,
+                &[
+                    0x80, 3, 0x8a, 7, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x2e,
+                ],
+            ),
         ];
         for &(pos, want) in cases {
             let got = index_bytes(&Index::new(), pos);

@@ -9,7 +9,10 @@ use memmap2::Mmap;
 /// An empty file cannot be mapped on every platform, so it gets an empty anonymous map.
 pub(crate) fn map(file: &File) -> std::io::Result<Mmap> {
     if file.metadata()?.len() == 0 {
-        return memmap2::MmapOptions::new().len(0).map_anon()?.make_read_only();
+        return memmap2::MmapOptions::new()
+            .len(0)
+            .map_anon()?
+            .make_read_only();
     }
     // SAFETY: the map is read-only and we never hand out references that outlive it. The
     // risk accepted is the usual one of mapped files: if another process truncates the file
@@ -45,6 +48,10 @@ pub(crate) fn release(data: &[u8], start: u64, end: u64) {
     #[cfg(unix)]
     #[allow(unsafe_code)]
     unsafe {
-        libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_DONTNEED);
+        libc::madvise(
+            first as *mut libc::c_void,
+            last - first,
+            libc::MADV_DONTNEED,
+        );
     }
 }

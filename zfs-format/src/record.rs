@@ -45,7 +45,10 @@ impl<'a> DataRecord<'a> {
     pub fn decode(file: &'a [u8], pos: u64) -> Result<Self> {
         let short = |what: &str| Error::Corrupt {
             offset: pos,
-            what: format!("data record {what} runs past the end of the file ({})", file.len()),
+            what: format!(
+                "data record {what} runs past the end of the file ({})",
+                file.len()
+            ),
         };
         let at = to_usize(pos).ok_or_else(|| short("header"))?;
         let oid = array8(file, at).ok_or_else(|| short("header"))?;

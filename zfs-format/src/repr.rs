@@ -43,7 +43,11 @@ pub fn str_repr_latin1(b: &[u8]) -> String {
 fn quote_into(s: &mut String, b: &[u8]) {
     let has_single = b.contains(&b'\'');
     let has_double = b.contains(&b'"');
-    let q = if has_single && !has_double { b'"' } else { b'\'' };
+    let q = if has_single && !has_double {
+        b'"'
+    } else {
+        b'\''
+    };
     s.push(char::from(q));
     for &c in b {
         match c {
@@ -90,7 +94,10 @@ mod tests {
         assert_eq!(bytes_repr(b"/ tester"), "b'/ tester'");
         assert_eq!(bytes_repr(b"it's"), "b\"it's\"");
         assert_eq!(bytes_repr(b"it's \"x\""), "b'it\\'s \"x\"'");
-        assert_eq!(bytes_repr(b"a\nb\tc\\\x00\x7f\xff"), "b'a\\nb\\tc\\\\\\x00\\x7f\\xff'");
+        assert_eq!(
+            bytes_repr(b"a\nb\tc\\\x00\x7f\xff"),
+            "b'a\\nb\\tc\\\\\\x00\\x7f\\xff'"
+        );
         assert_eq!(str_repr_latin1(b" "), "' '");
         assert_eq!(str_repr_latin1(b"'"), "\"'\"");
         assert_eq!(str_repr_latin1(b"\x00"), "'\\x00'");

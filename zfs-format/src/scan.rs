@@ -104,11 +104,18 @@ pub fn scan_from<T: Deref<Target = [u8]> + Sync>(
         }
     }
     let end = walk.finish();
-    let index = if pending.pending() > 0 { index.updated(pending) } else { index };
+    let index = if pending.pending() > 0 {
+        index.updated(pending)
+    } else {
+        index
+    };
     Ok(Scan { index, end })
 }
 
 /// Builds the whole index of a file by scanning it from the first transaction.
-pub fn build_index<T: Deref<Target = [u8]> + Sync>(fs: &FileStorage<T>, progress: &dyn Progress) -> Result<Scan> {
+pub fn build_index<T: Deref<Target = [u8]> + Sync>(
+    fs: &FileStorage<T>,
+    progress: &dyn Progress,
+) -> Result<Scan> {
     scan_from(fs, FIRST_TXN, Index::new(), progress)
 }

@@ -40,6 +40,13 @@ impl Magic {
             Magic::Fs21 => MAGIC_FS21,
         }
     }
+    /// How this file's pickles store Python 2 strings.
+    pub fn string_mode(self) -> crate::pickle::StringMode {
+        match self {
+            Magic::Fs30 => crate::pickle::StringMode::Ascii,
+            Magic::Fs21 => crate::pickle::StringMode::Bytes,
+        }
+    }
     /// The magic as text.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -325,7 +332,9 @@ impl<'a> Iterator for Transactions<'a> {
             });
         }
         let rend = pos + h.tlen;
-        let found = to_usize(rend).and_then(|r| be_u64(self.file, r)).unwrap_or(!h.tlen);
+        let found = to_usize(rend)
+            .and_then(|r| be_u64(self.file, r))
+            .unwrap_or(!h.tlen);
         if found != h.tlen {
             return self.fail(Error::RedundantLength {
                 txn: pos,
@@ -369,7 +378,8 @@ impl<'a> Iterator for TransactionsRev<'a> {
                 .and_then(|p| p.checked_sub(tlen))
                 .filter(|p| *p >= FIRST_TXN)
                 .ok_or(Error::BackwardLength { end, tlen })?;
-            let h = RawTxnHeader::decode(self.file, tpos).ok_or(Error::BackwardLength { end, tlen })?;
+            let h =
+                RawTxnHeader::decode(self.file, tpos).ok_or(Error::BackwardLength { end, tlen })?;
             if h.tlen != tlen {
                 return Err(Error::Corrupt {
                     offset: tpos,

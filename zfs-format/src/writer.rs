@@ -39,7 +39,9 @@ impl TxnBuilder {
             len16(description, "description")?,
             len16(extension, "extension")?,
         );
-        let mut buf = Vec::with_capacity(TXN_HEADER_LEN as usize + user.len() + description.len() + extension.len());
+        let mut buf = Vec::with_capacity(
+            TXN_HEADER_LEN as usize + user.len() + description.len() + extension.len(),
+        );
         buf.extend_from_slice(&tid.0);
         buf.extend_from_slice(&0u64.to_be_bytes()); // tlen, filled in by finish()
         buf.push(status.byte());
@@ -67,7 +69,10 @@ impl TxnBuilder {
     /// Appends a data record holding `data` (must not be empty: an empty pickle cannot be told
     /// from a backpointer). Returns the record's position.
     pub fn data(&mut self, oid: Oid, prev: u64, data: &[u8]) -> u64 {
-        debug_assert!(!data.is_empty(), "a zero-length pickle reads back as a backpointer");
+        debug_assert!(
+            !data.is_empty(),
+            "a zero-length pickle reads back as a backpointer"
+        );
         self.record(oid, prev, data.len() as u64, data)
     }
 
@@ -109,14 +114,23 @@ pub struct FileBuilder {
 impl FileBuilder {
     /// A file with the given magic and no transactions.
     pub fn new(magic: [u8; 4]) -> Self {
-        FileBuilder { bytes: magic.to_vec() }
+        FileBuilder {
+            bytes: magic.to_vec(),
+        }
     }
     /// Position where the next transaction starts.
     pub fn pos(&self) -> u64 {
         self.bytes.len() as u64
     }
     /// Starts a transaction at the end of the file.
-    pub fn txn(&self, tid: Tid, status: Status, user: &[u8], description: &[u8], extension: &[u8]) -> Result<TxnBuilder, EncodeError> {
+    pub fn txn(
+        &self,
+        tid: Tid,
+        status: Status,
+        user: &[u8],
+        description: &[u8],
+        extension: &[u8],
+    ) -> Result<TxnBuilder, EncodeError> {
         TxnBuilder::new(self.pos(), tid, status, user, description, extension)
     }
     /// Appends a finished transaction.

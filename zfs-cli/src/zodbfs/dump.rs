@@ -23,7 +23,8 @@ pub struct Args {
 pub fn run(a: Args, _ctx: &Ctx) -> anyhow::Result<u8> {
     let fs = open(&a.file)?;
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let outcome = zfs_check::dump::dump(&fs, &mut out).with_context(|| format!("'{}'", a.file.display()))?;
+    let outcome =
+        zfs_check::dump::dump(&fs, &mut out).with_context(|| format!("'{}'", a.file.display()))?;
     out.flush()?;
     if let Some(e) = outcome.stopped_by {
         eprintln!("zodbfs: '{}': dump stopped: {e}", a.file.display());

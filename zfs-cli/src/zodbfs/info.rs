@@ -59,12 +59,19 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         writeln!(out, "file:               {}", a.file.display())?;
         writeln!(out, "magic:              {}", i.magic.as_str())?;
         writeln!(out, "file length:        {}", i.file_len)?;
-        writeln!(out, "end of data:        {} (end of the last complete transaction)", i.size)?;
+        writeln!(
+            out,
+            "end of data:        {} (end of the last complete transaction)",
+            i.size
+        )?;
         writeln!(out, "transactions:       {}", i.transactions)?;
         writeln!(out, "data records:       {}", i.data_records)?;
         writeln!(out, "objects:            {}", i.objects)?;
         let show = |t: Option<zfs_format::Tid>| match t {
-            Some(t) => format!("{t} ({})", zfs_format::timestamp::TimeStamp::from_bytes(t.0)),
+            Some(t) => format!(
+                "{t} ({})",
+                zfs_format::timestamp::TimeStamp::from_bytes(t.0)
+            ),
             None => "-".to_string(),
         };
         writeln!(out, "first tid:          {}", show(i.first_tid))?;

@@ -38,8 +38,8 @@ pub fn run(a: Args, _ctx: &Ctx) -> anyhow::Result<u8> {
         for r in t.records() {
             let r = r.with_context(ctx)?;
             let Some(data) = r.data() else { continue };
-            let (module, name) = class_name(data);
-            write!(out, "pos={} oid={} class={module}.{name} refs=", r.pos, r.oid)?;
+            let class = class_name(data, mode);
+            write!(out, "pos={} oid={} class={class} refs=", r.pos, r.oid)?;
             match references(data, mode) {
                 Ok(refs) => {
                     for (i, oid) in refs.iter().enumerate() {
@@ -60,5 +60,9 @@ pub fn run(a: Args, _ctx: &Ctx) -> anyhow::Result<u8> {
         }
     }
     out.flush()?;
-    Ok(if failed { exit::FOUND_PROBLEMS } else { exit::OK })
+    Ok(if failed {
+        exit::FOUND_PROBLEMS
+    } else {
+        exit::OK
+    })
 }

@@ -17,19 +17,29 @@ fn real_files_read_cleanly() {
     for e in entries {
         let path = e.expect("readable dir").path();
         let fs = FileStorage::open(&path).expect("real file opens");
-        let s = scan::build_index(&fs, &NoProgress).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let s = scan::build_index(&fs, &NoProgress)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let bytes = index_file::index_bytes(&s.index, s.end.pos);
         let (pos, ix) = index_file::load_index(&bytes).expect("round trip");
         assert_eq!((pos, &ix), (s.end.pos, &s.index));
         if s.end.pos >= 100 {
-            assert!(index_file::check_sanity(&fs, &ix, pos).is_some(), "{}: sane", path.display());
+            assert!(
+                index_file::check_sanity(&fs, &ix, pos).is_some(),
+                "{}: sane",
+                path.display()
+            );
         }
-        let mode = if fs.magic() == Magic::Fs21 { StringMode::Bytes } else { StringMode::Ascii };
+        let mode = if fs.magic() == Magic::Fs21 {
+            StringMode::Bytes
+        } else {
+            StringMode::Ascii
+        };
         for t in fs.transactions() {
             for r in t.expect("walks").records() {
                 let r = r.expect("record");
                 if let Some(d) = r.data() {
-                    references(d, mode).unwrap_or_else(|e| panic!("{} at {}: {e}", path.display(), r.pos));
+                    references(d, mode)
+                        .unwrap_or_else(|e| panic!("{} at {}: {e}", path.display(), r.pos));
                 }
             }
         }

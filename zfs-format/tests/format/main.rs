@@ -19,7 +19,11 @@ pub fn fixtures() -> Vec<(String, std::path::PathBuf, std::path::PathBuf)> {
     for e in std::fs::read_dir(&dir).expect("testdata/fixtures exists") {
         let p = e.expect("readable dir").path();
         if p.extension().is_some_and(|x| x == "fs") {
-            let name = p.file_stem().expect("has a name").to_string_lossy().into_owned();
+            let name = p
+                .file_stem()
+                .expect("has a name")
+                .to_string_lossy()
+                .into_owned();
             let expected = dir.join(format!("{name}.expected"));
             v.push((name, p, expected));
         }

@@ -16,7 +16,7 @@ fn walk_everything(bytes: &[u8]) {
             let _ = fs.resolve(&r);
             if let Some(d) = r.data() {
                 let _ = zfs_format::pickle::references(d, zfs_format::pickle::StringMode::Bytes);
-                let _ = zfs_format::pickle::class_name(d);
+                let _ = zfs_format::pickle::class_name(d, zfs_format::pickle::StringMode::Bytes);
             }
         }
     }
@@ -42,11 +42,18 @@ fn walk_everything(bytes: &[u8]) {
 }
 
 fn sample() -> Vec<u8> {
-    let (_, path, _) = crate::fixtures().into_iter().max_by_key(|(_, p, _)| {
-        let n = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        // The largest fixture under 200 kB keeps each case fast.
-        if n < 200_000 { n } else { 0 }
-    }).expect("fixtures exist");
+    let (_, path, _) = crate::fixtures()
+        .into_iter()
+        .max_by_key(|(_, p, _)| {
+            let n = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            // The largest fixture under 200 kB keeps each case fast.
+            if n < 200_000 {
+                n
+            } else {
+                0
+            }
+        })
+        .expect("fixtures exist");
     std::fs::read(path).expect("fixture readable")
 }
 

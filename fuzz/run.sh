@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for N seconds (default 20) with the nightly toolchain, seeded with
+# the committed fixtures. Installs cargo-fuzz when missing. Without a nightly toolchain it
+# says so and exits 0: the property tests in `cargo test` still feed random and mutated files.
+set -euo pipefail
+secs=${1:-20}
+cd "$(dirname "$0")"
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  echo "fuzz: no nightly toolchain; skipped (property tests cover random inputs)"
+  exit 0
+fi
+if ! cargo fuzz --help >/dev/null 2>&1; then
+  cargo install --locked cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
+fi
+mkdir -p corpus/datafs corpus/index_file corpus/pickle
+cp ../testdata/fixtures/*.fs corpus/datafs/ 2>/dev/null || true
+for d in ../testdata/fixtures/*.expected; do
+  [ -f "$d/index" ] && cp "$d/index" "corpus/index_file/$(basename "$d" .expected).index"
+done
+for t in datafs index_file pickle; do
+  echo "fuzz: $t for ${secs}s"
+  cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=4096 2>&1 | tail -n 3
+done
+echo "fuzz: all targets ran without a crash"

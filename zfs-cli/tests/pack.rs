@@ -1,0 +1,238 @@
+//! `zodbfs pack` end to end: ZODB's bytes, the database lock against a live ZODB, a full
+//! disk, a pack killed midway, dangling references.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use assert_cmd::prelude::*;
+use sha1::{Digest, Sha1};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../zfs-pack/tests/data")
+        .join(name)
+}
+
+fn sha1(p: &Path) -> String {
+    Sha1::digest(std::fs::read(p).expect("readable"))
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+fn copy(name: &str, dir: &Path) -> PathBuf {
+    let f = dir.join("Data.fs");
+    std::fs::copy(fixture(name), &f).expect("copy");
+    f
+}
+
+fn zodbfs() -> Command {
+    Command::cargo_bin("zodbfs").expect("built")
+}
+
+/// A python with ZODB, if there is one (ZFS_ORACLE_PYTHON, the oracle venv, /tmp/zvenv).
+fn zodb_python() -> Option<PathBuf> {
+    let mut c: Vec<PathBuf> = std::env::var_os("ZFS_ORACLE_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/oracle/.venv/bin/python"));
+    c.push(PathBuf::from("/tmp/zvenv/bin/python"));
+    c.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import ZODB.FileStorage"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+#[test]
+fn packs_like_zodb_and_reports_json() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = copy("experiment.fs", d.path());
+    let out = zodbfs()
+        .args(["pack", "--tid", "03f58e00b7777778", "--json"])
+        .arg(&f)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ZODB 6.4's FileStorage.pack with GC at this stop tid.
+    assert_eq!(sha1(&f), "afa9fc9d9fbbc91daf43532ac0020436eb0d4103");
+    assert_eq!(
+        sha1(&d.path().join("Data.fs.index")),
+        "70161b0624156002f7f076322ad996a1aeff0fa4"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["outcome"], "packed");
+    assert_eq!(v["size_before"], 9805);
+    assert_eq!(v["size_after"], 2491);
+    assert_eq!(v["objects_kept"], 12);
+}
+
+#[test]
+fn refuses_while_a_zodb_holds_the_database_open() {
+    let Some(py) = zodb_python() else {
+        eprintln!("skipped: no python with ZODB");
+        return;
+    };
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = copy("experiment.fs", d.path());
+    let mut live = Command::new(py)
+        .args([
+            "-c",
+            "import sys, ZODB.FileStorage as F; s = F.FileStorage(sys.argv[1]); print('open', flush=True); sys.stdin.read(); s.close()",
+        ])
+        .arg(&f)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(live.stdout.as_mut().expect("stdout")),
+        &mut line,
+    )
+    .expect("ready");
+    assert_eq!(line.trim(), "open");
+    let before = sha1(&f);
+    let out = zodbfs()
+        .args(["pack", "--tid", "03f58e00b7777778"])
+        .arg(&f)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("locked"), "{err}");
+    assert_eq!(sha1(&f), before);
+    assert!(!d.path().join("Data.fs.pack").exists() && !d.path().join("Data.fs.old").exists());
+    drop(live.stdin.take());
+    assert!(live.wait().expect("python exits").success());
+    zodbfs()
+        .args(["pack", "--tid", "03f58e00b7777778"])
+        .arg(&f)
+        .assert()
+        .success();
+    assert_eq!(sha1(&f), "afa9fc9d9fbbc91daf43532ac0020436eb0d4103");
+}
+
+#[test]
+fn a_full_disk_leaves_the_original_and_no_pack_file() {
+    // RLIMIT_FSIZE stands for a full disk: writes past 1 KiB fail with EFBIG.
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = copy("experiment.fs", d.path());
+    let bin = assert_cmd::cargo::cargo_bin("zodbfs");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 1; exec \"$0\" pack --tid 03f58e00b7777778 \"$1\"")
+        .arg(&bin)
+        .arg(&f)
+        .output()
+        .expect("bash");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Data.fs.pack") && err.contains("unchanged"),
+        "{err}"
+    );
+    assert_eq!(sha1(&f), sha1(&fixture("experiment.fs")));
+    assert!(!d.path().join("Data.fs.pack").exists());
+    assert!(!d.path().join("Data.fs.old").exists());
+}
+
+#[test]
+fn dangling_references_exit_3_and_are_listed() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = copy("dangling.fs", d.path());
+    let out = zodbfs()
+        .args(["pack", "--tid", "040d3310866488ef"])
+        .arg(&f)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "oid 0000000000000002 (record at offset 7807) -> missing oid 0000000000000005"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("-> missing oid 000000000000000b"), "{err}");
+    assert_eq!(sha1(&f), sha1(&fixture("dangling.fs")));
+    zodbfs()
+        .args(["pack", "--tid", "040d3310866488ef", "--allow-dangling"])
+        .arg(&f)
+        .assert()
+        .success();
+}
+
+/// A synthetic file of `n` transactions, each rewriting a few objects (garbage to remove).
+fn big_file(path: &Path, n: u64) {
+    use zfs_format::writer::FileBuilder;
+    use zfs_format::{Oid, Status, Tid};
+    let mut fb = FileBuilder::new(*b"FS30");
+    let pickle = |i: u64| {
+        let mut p = b"\x80\x03cpersistent.mapping\nPersistentMapping\nq\x00.\x80\x03}q\x01X\x04\x00\x00\x00dataq\x02}q\x03s.".to_vec();
+        p.extend(vec![b' '; (i % 7) as usize]);
+        p
+    };
+    for t in 0..n {
+        let mut tx = fb
+            .txn(
+                Tid::from_u64(0x03f5_8e00_0000_0000 + t * 0x1000),
+                Status::Committed,
+                b"u",
+                b"d",
+                b"",
+            )
+            .expect("txn");
+        for k in 0..20 {
+            tx.data(
+                Oid::from_u64(if k == 0 { 0 } else { (t * 7 + k) % 5000 + 1 }),
+                0,
+                &pickle(t + k),
+            );
+        }
+        fb.push(tx);
+    }
+    std::fs::write(path, fb.into_bytes()).expect("write");
+}
+
+#[test]
+fn a_pack_killed_midway_changes_nothing_and_the_next_pack_works() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = d.path().join("Data.fs");
+    big_file(&f, 40_000);
+    let before = sha1(&f);
+    let mut child = zodbfs()
+        .args(["--quiet", "pack", "--tid", "0400000000000000"])
+        .arg(&f)
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let _ = child.kill();
+    let _ = child.wait();
+    // Killed before the rename: the original is intact (a `.pack` may remain); killed
+    // after it: the packed file is in place and the original is `.old`.
+    let old = d.path().join("Data.fs.old");
+    let completed = old.exists();
+    if completed {
+        assert_eq!(sha1(&old), before);
+    } else {
+        assert_eq!(sha1(&f), before);
+    }
+    zodbfs()
+        .args(["--quiet", "pack", "--tid", "0400000000000000"])
+        .arg(&f)
+        .assert()
+        .success();
+    assert!(!d.path().join("Data.fs.pack").exists());
+    if !completed {
+        assert_eq!(sha1(&old), before);
+        assert_ne!(sha1(&f), before);
+    }
+}

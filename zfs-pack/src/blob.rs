@@ -1,0 +1,344 @@
+//! Blob directories: which records are blobs, the `.removed` file ZODB's packer writes,
+//! and the removal (or move to `<blob_dir>.old`) of the files it names, with ZODB's
+//! bushy and lawn layouts.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{PackError, Result};
+
+/// Whether `data` (a record's payload, possibly zlib-transformed) is a blob record: as
+/// ZODB's `is_blob_record`, its first pickle must evaluate to exactly the class
+/// `ZODB.blob.Blob`. We accept the forms a pickler writes for a bare class: optional
+/// `PROTO`, `GLOBAL 'ZODB.blob Blob'`, optional memo put, `STOP`.
+pub fn is_blob_record(data: &[u8]) -> bool {
+    let plain = match zfs_format::pickle::untransform(data) {
+        Ok(p) => p,
+        Err(_) => return false,
+    };
+    let d: &[u8] = &plain;
+    if memchr(d, b"ZODB.blob").is_none() {
+        return false;
+    }
+    let mut p = d;
+    if p.first() == Some(&0x80) {
+        p = p.get(2..).unwrap_or_default();
+    }
+    let Some(rest) = p.strip_prefix(b"cZODB.blob\nBlob\n") else {
+        return false;
+    };
+    let rest = match rest.first() {
+        Some(b'q') => rest.get(2..).unwrap_or_default(),
+        Some(b'r') => rest.get(5..).unwrap_or_default(),
+        Some(b'p') => match rest.iter().position(|&c| c == b'\n') {
+            Some(i) => &rest[i + 1..],
+            None => return false,
+        },
+        _ => rest,
+    };
+    rest.first() == Some(&b'.')
+}
+
+fn memchr(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The two directory layouts of ZODB blob directories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `0xHH/0xHH/.../0xHH` (8 levels, one per oid byte).
+    Bushy,
+    /// One directory per oid named by its `oid_repr`.
+    Lawn,
+}
+
+/// The layout of `dir` as ZODB selects it: the `.layout` marker, else bushy for a missing
+/// or unused directory, lawn for a used one.
+pub fn layout(dir: &Path) -> Result<Layout> {
+    let marker = dir.join(".layout");
+    if marker.exists() {
+        let s = fs::read_to_string(&marker).map_err(|e| PackError::io(&marker, e))?;
+        return Ok(if s.trim() == "lawn" {
+            Layout::Lawn
+        } else {
+            Layout::Bushy
+        });
+    }
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Ok(Layout::Bushy);
+    };
+    for e in rd.flatten() {
+        if !e.file_name().to_string_lossy().starts_with('.') {
+            return Ok(Layout::Lawn);
+        }
+    }
+    Ok(Layout::Bushy)
+}
+
+/// ZODB's `oid_repr`/`tid_repr`: `0x` + hex without leading zeros, even length.
+pub fn id_repr(v: u64) -> String {
+    let mut s = format!("{v:x}");
+    if s.len() % 2 == 1 {
+        s.insert(0, '0');
+    }
+    format!("0x{s}")
+}
+
+/// Path of an oid's directory.
+pub fn oid_path(dir: &Path, layout: Layout, oid: u64) -> PathBuf {
+    match layout {
+        Layout::Bushy => {
+            let mut p = dir.to_path_buf();
+            for b in oid.to_be_bytes() {
+                p.push(format!("0x{b:02x}"));
+            }
+            p
+        }
+        Layout::Lawn => dir.join(id_repr(oid)),
+    }
+}
+
+/// Path of a committed blob file.
+pub fn blob_path(dir: &Path, layout: Layout, oid: u64, tid: u64) -> PathBuf {
+    oid_path(dir, layout, oid).join(format!("{}.blob", id_repr(tid)))
+}
+
+/// What the blob pass did.
+#[derive(Clone, Debug, Default)]
+pub struct BlobStats {
+    /// Blob files removed (or moved to `.old`).
+    pub files_removed: u64,
+    /// Bytes of those files.
+    pub bytes_removed: u64,
+}
+
+fn count_files(p: &Path, stats: &mut BlobStats) {
+    if let Ok(m) = fs::symlink_metadata(p) {
+        if m.is_dir() {
+            if let Ok(rd) = fs::read_dir(p) {
+                for e in rd.flatten() {
+                    count_files(&e.path(), stats);
+                }
+            }
+        } else if p.extension().is_some_and(|e| e == "blob") {
+            stats.files_removed += 1;
+            stats.bytes_removed += m.len();
+        }
+    }
+}
+
+/// Counts the blob files the `.removed` lines name, without touching anything (dry run).
+pub fn preview(dir: &Path, removed: &[u8]) -> Result<BlobStats> {
+    let layout = layout(dir)?;
+    let mut stats = BlobStats::default();
+    let mut seen = std::collections::HashSet::new();
+    for line in parse_lines(dir, removed)? {
+        let p = match line {
+            Line::Oid(o) => oid_path(dir, layout, o),
+            Line::Revision(o, t) => blob_path(dir, layout, o, t),
+        };
+        if seen.insert(p.clone()) {
+            count_files(&p, &mut stats);
+        }
+    }
+    Ok(stats)
+}
+
+enum Line {
+    Oid(u64),
+    Revision(u64, u64),
+}
+
+fn parse_lines(dir: &Path, removed: &[u8]) -> Result<Vec<Line>> {
+    let mut out = Vec::new();
+    for raw in removed.split(|&c| c == b'\n') {
+        let s = String::from_utf8_lossy(raw);
+        let s = s.trim();
+        if s.is_empty() {
+            continue;
+        }
+        let bad = || PackError::BadRemovedLine {
+            path: dir.join(".removed"),
+            line: s.to_string(),
+        };
+        let hex = |h: &str| u64::from_str_radix(h, 16).map_err(|_| bad());
+        match s.len() {
+            16 => out.push(Line::Oid(hex(s)?)),
+            32 => out.push(Line::Revision(hex(&s[..16])?, hex(&s[16..])?)),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(out)
+}
+
+fn io_err(p: &Path) -> impl FnOnce(io::Error) -> PackError + '_ {
+    move |e| PackError::io(p, e)
+}
+
+/// Removes `dir`'s parent directories while they are empty and longer than the blob dir.
+fn prune(blob_dir: &Path, mut p: PathBuf) {
+    let limit = blob_dir.as_os_str().len();
+    while let Some(parent) = p.parent().map(Path::to_path_buf) {
+        if parent.as_os_str().len() <= limit {
+            return;
+        }
+        match fs::read_dir(&parent) {
+            Ok(mut rd) => {
+                if rd.next().is_some() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+        if fs::remove_dir(&parent).is_err() {
+            return;
+        }
+        p = parent;
+    }
+}
+
+fn old_of(dir: &Path) -> PathBuf {
+    let mut s = dir.as_os_str().to_os_string();
+    s.push(".old");
+    PathBuf::from(s)
+}
+
+/// Removes `<blob_dir>.old` if it exists (ZODB does so at the start of every pack).
+pub fn remove_old(dir: &Path) -> Result<()> {
+    let old = old_of(dir);
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    }
+    Ok(())
+}
+
+/// Writes `<blob_dir>/.removed` (what ZODB leaves behind when its pack ends early).
+pub fn write_removed(dir: &Path, removed: &[u8]) -> Result<()> {
+    let p = dir.join(".removed");
+    fs::write(&p, removed).map_err(io_err(&p))
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if fs::hard_link(from, to).is_err() {
+        fs::copy(from, to).map_err(io_err(to))?;
+    }
+    Ok(())
+}
+
+/// Processes the `.removed` lines after the swap, as ZODB does: each garbage oid directory
+/// or revision file is moved to `<blob_dir>.old` (with `keep_old`) or removed, empty
+/// parents pruned; then, with `keep_old`, every remaining blob file is hard-linked into
+/// `.old`, so `.old` holds the complete pre-pack tree.
+pub fn apply(dir: &Path, removed: &[u8], keep_old: bool) -> Result<BlobStats> {
+    write_removed(dir, removed)?;
+    let layout = layout(dir)?;
+    let old = old_of(dir);
+    let mut stats = BlobStats::default();
+    if keep_old {
+        fs::create_dir(&old).map_err(io_err(&old))?;
+        let marker = dir.join(".layout");
+        if marker.exists() {
+            link_or_copy(&marker, &old.join(".layout"))?;
+        }
+    }
+    let move_or_remove = |p: &Path, stats: &mut BlobStats| -> Result<()> {
+        count_files(p, stats);
+        if keep_old {
+            let rel = p
+                .strip_prefix(dir)
+                .expect("paths are built under the blob dir");
+            let dest = old.join(rel);
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            fs::rename(p, &dest).map_err(io_err(p))
+        } else if p.is_dir() {
+            fs::remove_dir_all(p).map_err(io_err(p))
+        } else {
+            fs::remove_file(p).map_err(io_err(p))
+        }
+    };
+    for line in parse_lines(dir, removed)? {
+        match line {
+            Line::Oid(o) => {
+                let p = oid_path(dir, layout, o);
+                if !p.exists() {
+                    continue;
+                }
+                move_or_remove(&p, &mut stats)?;
+                prune(dir, p);
+            }
+            Line::Revision(o, t) => {
+                let p = blob_path(dir, layout, o, t);
+                if !p.exists() {
+                    continue;
+                }
+                move_or_remove(&p, &mut stats)?;
+                prune(dir, p);
+            }
+        }
+    }
+    let rp = dir.join(".removed");
+    fs::remove_file(&rp).map_err(io_err(&rp))?;
+    if keep_old {
+        link_tree(dir, dir, &old)?;
+    }
+    Ok(stats)
+}
+
+fn link_tree(root: &Path, cur: &Path, old: &Path) -> Result<()> {
+    let rd = fs::read_dir(cur).map_err(io_err(cur))?;
+    for e in rd {
+        let e = e.map_err(io_err(cur))?;
+        let p = e.path();
+        let ft = e.file_type().map_err(io_err(&p))?;
+        if ft.is_dir() {
+            link_tree(root, &p, old)?;
+        } else if p.extension().is_some_and(|x| x == "blob") {
+            let rel = p.strip_prefix(root).expect("walked under root");
+            let dest = old.join(rel);
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            if !dest.exists() {
+                link_or_copy(&p, &dest)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_records() {
+        // The class pickle ZODB writes for a Blob (protocol 3), then a state pickle.
+        assert!(is_blob_record(
+            b"\x80\x03cZODB.blob\nBlob\nq\x00.\x80\x03N."
+        ));
+        assert!(!is_blob_record(b"\x80\x03cZODB.blob\nBlobX\nq\x00.N."));
+        assert!(!is_blob_record(
+            b"\x80\x03cZODB.blob\nBlob\nq\x00N\x86q\x01."
+        ));
+        assert!(!is_blob_record(b"\x80\x03cfoo\nBar\nq\x00.ZODB.blob"));
+    }
+
+    #[test]
+    fn paths() {
+        let d = Path::new("/b");
+        assert_eq!(
+            oid_path(d, Layout::Bushy, 0x1a),
+            Path::new("/b/0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x1a")
+        );
+        assert_eq!(oid_path(d, Layout::Lawn, 0x1a), Path::new("/b/0x1a"));
+        assert_eq!(oid_path(d, Layout::Lawn, 0), Path::new("/b/0x00"));
+        assert_eq!(
+            blob_path(d, Layout::Lawn, 0x1a, 0x03f58e007bbbbbbb),
+            Path::new("/b/0x1a/0x03f58e007bbbbbbb.blob")
+        );
+        assert_eq!(id_repr(0x3f58e007bbbbbbb), "0x03f58e007bbbbbbb");
+    }
+}

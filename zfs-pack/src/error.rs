@@ -1,0 +1,129 @@
+//! The pack's error type: every problem names the file offset (and oid) it concerns.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use zfs_format::{Oid, Tid};
+
+/// A reference from a reachable record to an object that does not exist at the pack time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dangling {
+    /// The referring object.
+    pub from: Oid,
+    /// Position of the referring record (the one whose pickle holds the reference).
+    pub offset: u64,
+    /// The missing oid's bytes as found in the pickle (8 bytes for a normal oid).
+    pub missing: Vec<u8>,
+}
+
+impl fmt::Display for Dangling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match <[u8; 8]>::try_from(self.missing.as_slice()) {
+            Ok(b) => write!(
+                f,
+                "oid {} (record at offset {}) -> missing oid {}",
+                self.from,
+                self.offset,
+                Oid(b)
+            ),
+            Err(_) => write!(
+                f,
+                "oid {} (record at offset {}) -> reference {} (not an 8-byte oid)",
+                self.from,
+                self.offset,
+                zfs_format::repr::escape_bytes(&self.missing)
+            ),
+        }
+    }
+}
+
+/// Everything that stops a pack. Whatever the error, the original file is unchanged and no
+/// `.pack` file is left behind.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PackError {
+    /// A file could not be read, written, renamed or removed.
+    #[error("'{path}': {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file could not be read as a FileStorage.
+    #[error(transparent)]
+    Format(#[from] zfs_format::Error),
+    /// A consistency check of ZODB's packer failed (the message is ZODB's).
+    #[error("'{path}': offset {offset}: {what}")]
+    Corrupt {
+        /// The data file.
+        path: PathBuf,
+        /// Position of the damaged transaction or record.
+        offset: u64,
+        /// What is wrong, in the words of ZODB's packer.
+        what: String,
+    },
+    /// Reachable objects refer to objects that do not exist at the pack time.
+    #[error("{} dangling reference(s) from reachable objects (ZODB's pack fails with KeyError; --allow-dangling packs anyway): {}", .0.len(), list(.0))]
+    Dangling(Vec<Dangling>),
+    /// The pickle of a reachable record could not be read, so its references are unknown.
+    #[error("cannot read the references of oid {oid} (record at offset {offset}): {source}")]
+    Pickle {
+        /// The object.
+        oid: Oid,
+        /// Position of the record holding the pickle.
+        offset: u64,
+        /// The scanner's error.
+        #[source]
+        source: zfs_format::pickle::PickleError,
+    },
+    /// The database is open elsewhere (a running ZODB holds its lock file).
+    #[error("'{0}' is locked: the database is open in another process; nothing was changed")]
+    Locked(PathBuf),
+    /// A stop tid of zero (ZODB: "Invalid pack time").
+    #[error("invalid pack time: the stop tid is zero")]
+    InvalidPackTime,
+    /// A backpointer after the pack time whose target cannot be found in the packed file.
+    #[error("record at offset {offset} (oid {oid}): backpointer to transaction {tid} cannot be re-pointed: {why}")]
+    Backpointer {
+        /// Position of the record in the input.
+        offset: u64,
+        /// Its oid.
+        oid: Oid,
+        /// The transaction the backpointer leads to.
+        tid: Tid,
+        /// What failed.
+        why: &'static str,
+    },
+    /// A line of the blob directory's `.removed` file is neither 16 nor 32 hex digits.
+    #[error("'{path}': bad record {line:?}")]
+    BadRemovedLine {
+        /// The `.removed` file.
+        path: PathBuf,
+        /// The offending line.
+        line: String,
+    },
+}
+
+fn list(d: &[Dangling]) -> String {
+    const SHOWN: usize = 20;
+    let mut s: Vec<String> = d.iter().take(SHOWN).map(ToString::to_string).collect();
+    if d.len() > SHOWN {
+        s.push(format!("... and {} more", d.len() - SHOWN));
+    }
+    s.join("; ")
+}
+
+impl PackError {
+    /// Wraps an I/O error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        PackError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = PackError> = std::result::Result<T, E>;

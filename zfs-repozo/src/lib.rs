@@ -1,0 +1,77 @@
+//! Backup, incremental backup, restore and verify of ZODB FileStorage files, byte-compatible
+//! with Python repozo (ZODB 6.4): the same file names, data bytes, `.index` bytes and `.dat`
+//! lines for the same source and clock, so that either tool reads and extends the other's
+//! repositories.
+//!
+//! - [`backup::backup`]: `repozo -B` (full, incremental, quick mode, gzip, `-k`).
+//! - [`restore::restore`]: `repozo -R` (as of a date, to a file or a writer, `-w`).
+//! - [`verify::verify`]: `repozo -V`.
+//!
+//! Where it does better than Python, the files left behind stay the same: it reads the
+//! source once, hashes while copying (`copy_file_range`), compresses on all cores, writes
+//! every file under a unique temporary name before renaming it, locks the repository, never
+//! stamps a backup at or before an existing one, and never deletes a restore target before
+//! its replacement is complete. Nothing here prints: messages that Python repozo logs with
+//! `-v` go to [`Hooks::log`] with the same texts.
+
+pub mod backup;
+pub mod error;
+pub mod gz;
+pub mod md5;
+pub mod names;
+pub mod repo;
+pub mod restore;
+mod source;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use names::Stamp;
+
+use zfs_format::Progress;
+
+/// How a run reports what it does.
+#[derive(Clone, Copy)]
+pub struct Hooks<'a> {
+    /// Python repozo's `-v` messages, one line each, same texts.
+    pub log: &'a dyn Fn(&str),
+    /// Warnings always worth showing (a lock held by another run, a rejected source index).
+    pub notice: &'a dyn Fn(&str),
+    /// Progress of long phases, in bytes.
+    pub progress: &'a dyn Progress,
+    /// True when [`Hooks::log`] is shown: MD5s that only appear in log lines are computed
+    /// only then.
+    pub verbose: bool,
+}
+
+impl Hooks<'static> {
+    /// Hooks that discard everything.
+    pub fn silent() -> Hooks<'static> {
+        Hooks {
+            log: &|_| {},
+            notice: &|_| {},
+            progress: &zfs_format::NoProgress,
+            verbose: false,
+        }
+    }
+}
+
+impl Hooks<'_> {
+    /// Sends one `-v` line.
+    pub(crate) fn log(&self, msg: &str) {
+        (self.log)(msg)
+    }
+}
+
+/// Seconds a data file may be stamped after the current time and still count as "now"
+/// (stamps are moved forward when backups follow each other within one second).
+pub const FUTURE_SLACK_SECS: i64 = 60;
+
+/// The `when` of a run without `-D`: the current stamp, or the newest data file's stamp
+/// when that is at most [`FUTURE_SLACK_SECS`] ahead (made by a run in the same second).
+pub fn current_when(repository: &str, now: Stamp) -> Result<String> {
+    let newest = repo::newest_stamp(repository)?;
+    Ok(match newest {
+        Some(n) if n > now && n.secs - now.secs <= FUTURE_SLACK_SECS => n.format(),
+        _ => now.format(),
+    })
+}
