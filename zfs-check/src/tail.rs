@@ -14,17 +14,22 @@ fn out_err(e: std::io::Error) -> Error {
 
 /// Writes fstail's text for the last `n` transactions of `fs` to `out`.
 ///
-/// fstail walks back from the end of the file; we walk back from the end of the last
-/// complete transaction, which is the same place on any file without a torn tail (where
-/// fstail would read garbage). Returns the number of transactions printed.
+/// fstail walks back from the end of the file, so a last transaction still in its `c`
+/// (checkpoint) state is shown, and so do we. Where the file ends in a torn transaction
+/// (fstail fails there), we walk back from the end of the last complete transaction
+/// instead. Returns the number of transactions printed.
 pub fn tail<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
     n: u64,
     out: &mut dyn Write,
 ) -> Result<u64, Error> {
-    let end = fs.end()?;
+    let whole_file = fs.len();
+    let start = match fs.transactions_rev(whole_file).next() {
+        Some(Ok(_)) => whole_file,
+        _ => fs.end()?.pos,
+    };
     let mut printed = 0;
-    for txn in fs.transactions_rev(end.pos) {
+    for txn in fs.transactions_rev(start) {
         if printed == n {
             break;
         }

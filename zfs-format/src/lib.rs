@@ -28,6 +28,8 @@
 
 mod bytes;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 pub mod index;
 pub mod index_file;

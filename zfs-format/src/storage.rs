@@ -370,8 +370,10 @@ impl<'a> Iterator for TransactionsRev<'a> {
         }
         let end = self.pos;
         let result = (|| {
-            let tlen = be_u64(self.file, to_usize(end - 8).unwrap_or(usize::MAX))
+            let tlen = end
+                .checked_sub(8)
                 .filter(|_| end >= FIRST_TXN + 8)
+                .and_then(|p| be_u64(self.file, to_usize(p).unwrap_or(usize::MAX)))
                 .ok_or(Error::BackwardLength { end, tlen: 0 })?;
             let tpos = end
                 .checked_sub(8)
