@@ -58,8 +58,22 @@ impl Index {
         } else if let Some(last) = self.starts.last_mut() {
             *last += 1;
         }
+        if self.suffixes.len() == self.suffixes.capacity() {
+            // Grow by a quarter, not by doubling: the index is most of a scan's memory.
+            let more = self.suffixes.capacity() / 4 + 1024;
+            self.suffixes.reserve_exact(more);
+            self.positions.reserve_exact(more);
+        }
         self.suffixes.push(oid as u16);
         self.positions.push(pos6(pos));
+    }
+
+    /// Index of `oid`'s entry in `suffixes`/`positions`.
+    fn slot(&self, v: u64) -> Option<usize> {
+        let i = self.prefixes.binary_search(&(v >> 16)).ok()?;
+        let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
+        let j = self.suffixes[s..e].binary_search(&(v as u16)).ok()?;
+        Some(s + j)
     }
 
     /// Appends one prefix's bucket as the `.index` file stores it (used by the loader).
@@ -87,11 +101,8 @@ impl Index {
 
     /// Position of the current record of `oid`.
     pub fn get(&self, oid: Oid) -> Option<u64> {
-        let v = oid.as_u64();
-        let i = self.prefixes.binary_search(&(v >> 16)).ok()?;
-        let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
-        let j = self.suffixes[s..e].binary_search(&(v as u16)).ok()?;
-        Some(pos_from6(self.positions[s + j]))
+        self.slot(oid.as_u64())
+            .map(|i| pos_from6(self.positions[i]))
     }
 
     /// True if `oid` is indexed.
@@ -135,8 +146,36 @@ impl Index {
     }
 
     /// A new index with `updates` applied on top of this one (later updates win).
-    pub fn updated(&self, mut updates: IndexBuilder) -> Index {
-        let new = updates.sorted_pairs();
+    pub fn updated(&self, updates: IndexBuilder) -> Index {
+        let mut out = self.clone();
+        out.apply(updates);
+        out
+    }
+
+    /// Applies `updates` (later updates win) in place: an oid already indexed gets its new
+    /// position where it stands, an oid above all others is appended, and only oids that
+    /// fall between existing ones (rare: ZODB hands out oids in ascending order) cost a
+    /// merge into a new index.
+    pub fn apply(&mut self, mut updates: IndexBuilder) {
+        let pairs = updates.sorted_pairs();
+        let mut between = Vec::new();
+        for (oid, pos) in pairs {
+            if let Some(i) = self.slot(oid) {
+                self.positions[i] = pos6(pos);
+            } else if self.max_oid().is_none_or(|m| oid > m.as_u64()) {
+                self.push_sorted(oid, pos);
+            } else {
+                between.push((oid, pos));
+            }
+        }
+        if !between.is_empty() {
+            *self = self.merged(between);
+        }
+    }
+
+    /// A new index holding this one's entries and `new` (sorted, no duplicates, none of
+    /// them already indexed).
+    fn merged(&self, new: Vec<(u64, u64)>) -> Index {
         if self.is_empty() {
             return Index::from_sorted(new);
         }
@@ -194,16 +233,32 @@ impl IndexBuilder {
 
     fn sorted_pairs(&mut self) -> Vec<(u64, u64)> {
         let mut pairs = std::mem::take(&mut self.pairs);
-        // Stable: among equal oids, file order is kept, so the last one is the current record.
-        pairs.sort_by_key(|&(oid, _)| oid);
-        let mut out: Vec<(u64, u64)> = Vec::with_capacity(pairs.len());
-        for (oid, pos) in pairs {
-            match out.last_mut() {
-                Some(last) if last.0 == oid => last.1 = pos,
-                _ => out.push((oid, pos)),
+        // Among the records of one oid the current one is the last inserted. Sorting by
+        // (oid, insertion order) in place needs no buffer; the order is kept in a sequence
+        // number only when positions do not already give it.
+        if pairs.windows(2).all(|w| w[0].1 < w[1].1) {
+            pairs.sort_unstable();
+        } else {
+            let mut seq: Vec<(u64, u64, u64)> = pairs
+                .iter()
+                .enumerate()
+                .map(|(i, &(o, p))| (o, i as u64, p))
+                .collect();
+            seq.sort_unstable();
+            pairs = seq.into_iter().map(|(o, _, p)| (o, p)).collect();
+        }
+        // Keep the last pair of each oid, in place.
+        let mut w = 0;
+        for r in 0..pairs.len() {
+            if w > 0 && pairs[w - 1].0 == pairs[r].0 {
+                pairs[w - 1] = pairs[r];
+            } else {
+                pairs[w] = pairs[r];
+                w += 1;
             }
         }
-        out
+        pairs.truncate(w);
+        pairs
     }
 
     /// The finished index.

@@ -4,7 +4,7 @@
 //! but cheap: one header per transaction. The records, where the work is, are parsed on all
 //! cores a batch of transactions at a time and merged in file order, so the last record of
 //! an oid wins exactly as in ZODB. Memory stays small: positions waiting to be merged are
-//! folded into the compact [`Index`] whenever they outgrow a quarter of it, and the pages of
+//! folded into the compact [`Index`] in place every few batches, and the pages of
 //! a mapped file are handed back to the kernel once a batch is done.
 
 use std::ops::Deref;
@@ -32,7 +32,7 @@ const CHUNK: usize = 256;
 const BATCH: usize = 64 * CHUNK;
 /// Most bytes of transactions held at once.
 const BATCH_BYTES: u64 = 8 << 20;
-/// Pending positions are always allowed this many before they are folded into the index.
+/// Pending positions are folded into the index (in place) once there are this many.
 const MIN_PENDING: usize = 64 * 1024;
 
 /// Scans the transactions from `start` (a boundary: 4, or the position a saved index
@@ -99,16 +99,12 @@ pub fn scan_from<T: Deref<Target = [u8]> + Sync>(
             return Err(e);
         }
         fs.release(batch_start, walk.pos());
-        if pending.pending() > MIN_PENDING.max(index.len() / 4) {
-            index = index.updated(std::mem::take(&mut pending));
+        if pending.pending() > MIN_PENDING {
+            index.apply(std::mem::take(&mut pending));
         }
     }
     let end = walk.finish();
-    let index = if pending.pending() > 0 {
-        index.updated(pending)
-    } else {
-        index
-    };
+    index.apply(pending);
     Ok(Scan { index, end })
 }
 
