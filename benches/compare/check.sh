@@ -39,7 +39,10 @@ read -r ft fm < <(measure "$py" -m ZODB.scripts.fstest "$src")
 read -r ct cm < <(measure "$zodbfs" -q check --no-index "$src")
 read -r qt qm < <(measure "$zodbfs" -q check --quick "$src")
 read -r rt rm < <(measure "$py" -m ZODB.scripts.fsrefs "$src")
-[ -s "$work/out.txt" ] && { echo "fsrefs reported problems:" >&2; cat "$work/out.txt" >&2; exit 1; }
+# (FileStorage warns when the last tid lies in the future, as in generated files: not a problem.)
+if grep -qv 'seconds in the future$' "$work/out.txt"; then
+  echo "fsrefs reported problems:" >&2; cat "$work/out.txt" >&2; exit 1
+fi
 read -r zt zm < <(measure "$zodbfs" -q refs "$src")
 size=$(stat -c %s "$src")
 index=no; [ -f "$src.index" ] && index=yes

@@ -37,6 +37,37 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
             }
         }
     }
-    eprintln!("zodbfs: error: {e:#}");
+    eprintln!("zodbfs: error: {}", message(e));
     ExitCode::from(exit::ERROR)
+}
+
+/// The error chain joined by `: `, leaving out a part that another part already says (a
+/// context naming the file, then an error that names it again with its cause).
+pub fn message(e: &anyhow::Error) -> String {
+    let parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    let said_elsewhere = |i: usize| {
+        parts.iter().enumerate().any(|(j, p)| {
+            j != i && p.contains(parts[i].as_str()) && (p.len() > parts[i].len() || j < i)
+        })
+    };
+    let kept: Vec<&str> = (0..parts.len())
+        .filter(|&i| !said_elsewhere(i))
+        .map(|i| parts[i].as_str())
+        .collect();
+    kept.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parts_of_an_error_chain_are_said_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let inner = zfs_format::Error::io("/x", io);
+        let e = anyhow::Error::new(inner).context("'/x'");
+        assert_eq!(message(&e), "'/x': entity not found");
+        let e = anyhow::anyhow!("bad record at offset 12").context("'/data/Data.fs'");
+        assert_eq!(message(&e), "'/data/Data.fs': bad record at offset 12");
+    }
 }
