@@ -10,12 +10,24 @@
 # .fsz/.deltafsz. Each tool must restore the other's repository to the same bytes.
 # Also compared: -v messages, error messages and exit statuses.
 #
+# Cases: growing sources (full, incrementals, a torn tail, 0-byte incrementals) in plain,
+# -z, -Q and -Q -z modes with dated (-D) restores and verify; a pack that forces a full
+# backup with -k; an in-place change; chains written alternately by both tools; an FS21
+# source; command-line errors; damaged repositories (changed, truncated and missing chain
+# files, bad gzip header, CRC and truncation, garbage .dat lines); .dat edge cases (missing
+# .dat, `-r ./repo/`); three backups in one second (ours only: later stamps); a transaction
+# still being committed (status 'c').
+#
+# Takes about 1.5 minutes on 2 cores once repozo is built (plus the release build when
+# REPOZO/ZODBFS are not given).
+#
 # Environment:
-#   REPOZO              our repozo binary (default: cargo build --release, target/release/repozo)
+#   REPOZO              our repozo binary (default: the repozo beside $ZODBFS when
+#                       conformance.sh exported it, else cargo build --release)
 #   CONFORMANCE_SEEDS   seeds for the generated sources (default: random, printed)
 #   CONFORMANCE_WORK    work directory (default: a temporary one, removed when all pass)
 #
-# Prints PASS/FAIL lines and ends with `conformance-repozo: N passed, M failed`; exits
+# Prints PASS/FAIL lines and ends with `conformance_repozo: N passed, M failed`; exits
 # non-zero when something failed.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,12 +53,15 @@ finish() {
     else
         echo "work directory kept: $W"
     fi
-    echo "conformance-repozo: $CONF_PASSED passed, $CONF_FAILED failed"
+    echo "time: $((SECONDS - T0)) s"
+    echo "conformance_repozo: $CONF_PASSED passed, $CONF_FAILED failed"
     [[ "$CONF_FAILED" == 0 ]]
     exit $?
 }
 
 # ---------------------------------------------------------------------------- setup
+T0=$SECONDS
+section() { echo "== $1 ($((SECONDS - T0)) s)"; }
 work_is_temp=0
 if [[ -z "${CONFORMANCE_WORK:-}" ]]; then
     W="$(mktemp -d "${TMPDIR:-/tmp}/zfs-repozo-conf.XXXXXX")"
@@ -63,6 +78,10 @@ if ! command -v faketime > /dev/null; then
         { conf_fail "install faketime" "$W/apt.log"; finish; }
 fi
 conf_oracle_python
+if [[ -z "${REPOZO:-}" && -n "${ZODBFS:-}" && "${ZODBFS%% *}" == /* &&
+      -x "$(dirname "${ZODBFS%% *}")/repozo" ]]; then
+    REPOZO="$(dirname "${ZODBFS%% *}")/repozo"     # built with zodbfs by conformance.sh
+fi
 if [[ -z "${REPOZO:-}" ]]; then
     echo "building repozo (cargo build --release -p zfs-cli --bin repozo)"
     (cd "$root" && cargo build --release -p zfs-cli --bin repozo) > "$W/build.log" 2>&1 ||
@@ -114,6 +133,33 @@ for i, s in enumerate(out, 1):
     open(os.path.join(sys.argv[2], "stage%d.fs" % i), "wb").write(s)
 print(len(out))
 PY
+# Flip one pickle byte of the first or last transaction's first data record, in place: the
+# file changes but stays a valid FileStorage (as after an in-place rewrite).
+cat > "$W/poke.py" <<'PY'
+import struct, sys
+path, which = sys.argv[1], sys.argv[2]
+data = bytearray(open(path, "rb").read())
+txns, pos = [], 4
+while pos + 23 <= len(data):
+    tlen, = struct.unpack(">Q", data[pos + 8:pos + 16])
+    if pos + tlen + 8 > len(data):
+        break
+    txns.append(pos)
+    pos += tlen + 8
+for tpos in (txns if which == "first" else reversed(txns)):
+    ul, dl, el = struct.unpack(">HHH", data[tpos + 17:tpos + 23])
+    rpos = tpos + 23 + ul + dl + el
+    tend = tpos + struct.unpack(">Q", data[tpos + 8:tpos + 16])[0]
+    if rpos + 42 > tend:
+        continue
+    vlen, plen = struct.unpack(">HQ", data[rpos + 32:rpos + 42])
+    if plen > 2 and vlen == 0:
+        data[rpos + 42 + plen // 2] ^= 1
+        break
+else:
+    sys.exit("no data record to change")
+open(path, "wb").write(data)
+PY
 cat > "$W/pack.py" <<'PY'
 import sys, time
 import ZODB.FileStorage
@@ -125,7 +171,7 @@ PY
 
 seeds="${CONFORMANCE_SEEDS:-$(( (RANDOM << 15 | RANDOM) % 1000000 )) $(( (RANDOM << 15 | RANDOM) % 1000000 ))}"
 read -r seed1 seed2 _ <<< "$seeds"
-echo "conformance-repozo seeds: $seed1 $seed2 (rerun with CONFORMANCE_SEEDS=\"$seed1 $seed2\")"
+echo "conformance_repozo seeds: $seed1 $seed2 (rerun with CONFORMANCE_SEEDS=\"$seed1 $seed2\")"
 mkdir -p "$W/gen"
 {
     "$ORACLE_PY" "$here/gen_datafs.py" "$W/gen/a.fs" --seed "$seed1" --txns 400 &&
@@ -291,9 +337,13 @@ growth() {
     done
 }
 
+section "plain"
 growth plain "$W/gen/a.fs"
+section "gzip"
 growth gzip "$W/gen/a.fs" -z
+section "quick"
 growth quick "$W/gen/b.fs" -Q
+section "quick-gzip"
 growth quick-gzip "$W/gen/b.fs" -Q -z
 
 # ------------------------------------------------------------------ pack and -k
@@ -311,11 +361,12 @@ pack_case() {
     committed_prefix "$d/src.fs" "$d/expect.fs"
     cross_restore "pack: cross restore" "$d" "$d/expect.fs"
     # Rewrite the file in place (same size, other bytes): "file changed", full backup.
-    printf 'X' | dd of="$d/src.fs" bs=1 seek=100 conv=notrunc 2> /dev/null
+    "$ORACLE_PY" "$W/poke.py" "$d/src.fs" first
     tick
     both "changed file: full backup" "$d" -B -v -r repo -f ../src.fs
     same_repo "changed file: repository" "$d/py/repo" "$d/rs/repo"
 }
+section pack_case
 pack_case
 
 # ------------------------------------------------------------------ interchange
@@ -338,6 +389,7 @@ interchange() {
         cross_restore "interchange step $i ($tool wrote)" "$d" "$d/expect.fs"
     done
 }
+section interchange
 interchange
 
 # ------------------------------------------------------------------ FS21 source
@@ -357,6 +409,7 @@ fs21_case() {
     both "FS21 source: full backup" "$d" -B -v -r repo -f ../src.fs
     same_repo "FS21 source: repository" "$d/py/repo" "$d/rs/repo"
 }
+section fs21_case
 fs21_case
 
 # ------------------------------------------------------------------ messages and errors
@@ -403,6 +456,9 @@ crash please
 -B -r nosuchdir -f ../src.fs
 -B -r repo -f nosuch.fs
 -R -r nosuchdir
+-B -r '' -f ../src.fs
+-V -r ''
+-R -r repo -o nosuchdir/out.fs
 -R -r repo -o out -D 2
 -B -v -r repo -f ../src.fs -D 2011-12-13 -o x --with-verify
 -R -v -r repo -f x -k
@@ -416,6 +472,7 @@ CASES
         conf_fail "-h: usage on stdout, status 0" "$d/h.err"
     fi
 }
+section errors
 errors
 
 # Damaged repositories: both tools must fail (status 1) with the same message where Python
@@ -437,6 +494,30 @@ damaged() {
     for t in py rs; do printf 'Z' | dd of="$d/$t/repo/$delta" bs=1 seek=30 conv=notrunc 2> /dev/null; done
     both "damaged: verify a changed incremental" "$d" -V -r repo
     both "damaged: restore -w of a changed incremental" "$d" -R -w -r repo -o ../out
+    # A wrong CRC in a gzip trailer: Python's BadGzipFile texts ("is missing" in verify).
+    local zsize
+    zsize=$(stat -c %s "$d/py/repo/$z")
+    cp "$d/py/repo/$z" "$d/z.good"
+    for t in py rs; do
+        "$ORACLE_PY" -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[-8] ^= 0x5a; open(p, "wb").write(b)' "$d/$t/repo/$z"
+    done
+    both "damaged: verify a gzip CRC mismatch" "$d" -V -r repo
+    both "damaged: restore a gzip CRC mismatch" "$d" -R -r repo -o ../out
+    both "damaged: backup over a gzip CRC mismatch" "$d" -B -r repo -f ../src.fs
+    # Truncated gzip: Python crashes (EOFError); ours: one clear line, status 1, output kept.
+    head -c $((zsize / 2)) "$d/z.good" > "$d/rs/repo/$z"
+    echo precious > "$d/out.keep"
+    for args in "-R -r repo -o ../out.keep" "-V -r repo" "-B -r repo -f ../src.fs"; do
+        # shellcheck disable=SC2086
+        (cd "$d/rs" && "$REPOZO" $args) > "$d/o" 2>&1
+        if [[ $? == 1 && $(wc -l < "$d/o") == 1 ]] && ! grep -qi panick "$d/o" &&
+            [[ "$(cat "$d/out.keep")" == precious ]]; then
+            conf_pass "damaged: truncated gzip, repozo $args: one clear line, status 1"
+        else
+            conf_fail "damaged: truncated gzip, repozo $args: one clear line, status 1" "$d/o"
+        fi
+    done
+    cp "$d/z.good" "$d/rs/repo/$z"
     # Bad gzip magic: verify says "is missing"; restore says "Not a gzipped file".
     for t in py rs; do printf 'XX' | dd of="$d/$t/repo/$z" bs=1 seek=0 conv=notrunc 2> /dev/null; done
     both "damaged: verify a bad gzip header" "$d" -V -r repo
@@ -470,6 +551,7 @@ damaged() {
         fi
     done
 }
+section damaged
 damaged
 
 # ------------------------------------------------------------------ quick-mode and .dat edges
@@ -495,8 +577,8 @@ dat_edges() {
     cross_restore "default: missing .dat, cross restore" "$d" "$d/expect.fs"
     # A changed byte inside the backed-up range: quick mode sees it in the last line's range.
     cp "$d/stages/stage4.fs" "$d/src.fs"
-    size=$(stat -c %s "$d/src.fs")
-    printf 'Q' | dd of="$d/src.fs" bs=1 seek=$((size - 30)) conv=notrunc 2> /dev/null
+    # (a pickle byte of the last transaction, so the file stays a valid FileStorage)
+    "$ORACLE_PY" "$W/poke.py" "$d/src.fs" last
     tick
     both "quick: changed bytes give a full backup" "$d" -B -Q -v -r repo -f ../src.fs
     same_repo "quick: changed bytes, repository" "$d/py/repo" "$d/rs/repo"
@@ -504,6 +586,67 @@ dat_edges() {
     committed_prefix "$d/src.fs" "$d/expect.fs"
     cross_restore "dat edges: cross restore with -w" "$d" "$d/expect.fs" -w
 }
+section dat_edges
 dat_edges
+
+# ------------------------------------------------------------------ same second
+# Ours never stamps a backup at or before an existing data file: two runs in one frozen
+# second make two files a second apart (Python refuses: "Cannot overwrite existing file"),
+# and both tools restore the result.
+same_second() {
+    local d="$W/same-second" names
+    mkdir -p "$d/rs/repo" "$d/py" "$d/stages"
+    "$ORACLE_PY" "$W/stages.py" "$W/gen/b.fs" "$d/stages" > /dev/null
+    cp "$d/stages/stage1.fs" "$d/src.fs"; tick
+    (cd "$d/rs" && frozen "$REPOZO" -B -r repo -f ../src.fs) > "$d/o" 2>&1 &&
+    (cd "$d/rs" && frozen "$REPOZO" -B -F -r repo -f ../src.fs) >> "$d/o" 2>&1 &&
+    cp "$d/stages/stage3.fs" "$d/src.fs" &&
+    (cd "$d/rs" && frozen "$REPOZO" -B -r repo -f ../src.fs) >> "$d/o" 2>&1
+    names="$(cd "$d/rs/repo" && ls | grep -E '\.(delta)?fs$' | tr '\n' ' ')"
+    if [[ "$names" == "$(stamp).fs $(tick 1; stamp).fs $(tick 2; stamp).deltafs " ]]; then
+        conf_pass "same second: stamps $names"
+    else
+        echo "files: $names" >> "$d/o"
+        conf_fail "same second: three backups get three later stamps" "$d/o"
+    fi
+    tick 3
+    mkdir -p "$d/py" && rm -rf "$d/py/repo" && cp -a "$d/rs/repo" "$d/py/repo"
+    committed_prefix "$d/src.fs" "$d/expect.fs"
+    cross_restore "same second: cross restore" "$d" "$d/expect.fs" -w
+}
+section same_second
+same_second
+
+# ------------------------------------------------------------------ 'c' tail
+# A transaction still being committed (status 'c') is not copied; once it is committed
+# (status ' '), the next backup copies it as an incremental.
+ctail_case() {
+    local d="$W/ctail"
+    mkdir -p "$d/py/repo" "$d/rs/repo"
+    "$ORACLE_PY" "$here/gen_datafs.py" "$d/src.fs" --seed "$seed1" --txns 60 --tail c \
+        > "$d/gen.log" 2>&1 || { conf_fail "ctail: generate" "$d/gen.log"; return; }
+    tick
+    both "ctail: full backup stops before the 'c' transaction" "$d" -B -v -r repo -f ../src.fs
+    same_repo "ctail: repository" "$d/py/repo" "$d/rs/repo"
+    committed_prefix "$d/src.fs" "$d/expect.fs"
+    cross_restore "ctail: cross restore" "$d" "$d/expect.fs"
+    "$ORACLE_PY" - "$d/src.fs" <<'PY'
+import struct, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+pos, last = 4, None
+while pos + 23 <= len(data):
+    last = pos
+    pos += struct.unpack(">Q", data[pos + 8:pos + 16])[0] + 8
+assert data[last + 16:last + 17] == b"c"
+data[last + 16] = ord(" ")
+open(sys.argv[1], "wb").write(data)
+PY
+    tick
+    both "ctail: committed, incremental" "$d" -B -v -r repo -f ../src.fs
+    same_repo "ctail: repository after commit" "$d/py/repo" "$d/rs/repo"
+    cross_restore "ctail: cross restore after commit" "$d" "$d/src.fs"
+}
+section ctail_case
+ctail_case
 
 finish

@@ -138,6 +138,12 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
             opts.repository
         ))
     })?;
+    for name in repo::remove_stale_temps(&opts.repository) {
+        (hooks.notice)(&format!(
+            "removed {name}, left in {} by an interrupted run",
+            opts.repository
+        ));
+    }
     let now = opts.now.unwrap_or_else(Stamp::now);
     let when = crate::current_when(&opts.repository, now)?;
     hooks.log(&format!(
@@ -204,17 +210,23 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
         end: pos,
         md5,
     };
-    match start {
+    let dat_written = match start {
         None => {
             let dat = join(&opts.repository, &format!("{}.dat", stamp.format()));
-            repo::write_atomically(&dat, line.to_line().as_bytes())?;
             report.action = Action::Full;
+            repo::write_atomically(&dat, line.to_line().as_bytes())
         }
         Some(_) => {
             let dat = repo::dat_path_of(&chain[0]);
-            repo::append_dat(&dat, &line)?;
             report.action = Action::Incremental;
+            repo::append_dat(&dat, &line)
         }
+    };
+    if let Err(e) = dat_written {
+        // Without its .dat line the new file is no backup: take it back.
+        let _ = std::fs::remove_file(&dest);
+        let _ = std::fs::remove_file(&index_path);
+        return Err(e);
     }
     report.data_file = Some(dest);
     report.dat_line = Some(line);
@@ -437,12 +449,12 @@ fn write_backup(
         });
     }
     hooks.log("writing index");
-    let index_result = std::thread::scope(|s| {
-        let ix = s.spawn(|| {
-            zfs_format::index_file::write_atomically(Path::new(index_path), |w| {
-                write_index(w, &scan.index, pos)
-            })
-        });
+    // The index is written under a temporary name while the data is copied, and renamed
+    // only once the data file is in place: an interrupted run leaves only temporaries (which
+    // the next backup removes), never an `.index` without its data file.
+    let index_tmp = temp_beside(index_path);
+    let (ix, data) = std::thread::scope(|s| {
+        let ix = s.spawn(|| write_index_file(&index_tmp, &scan.index, pos));
         if start == 0 {
             hooks.log(&format!("writing full backup: {pos} bytes to {dest}"));
         } else {
@@ -454,13 +466,61 @@ fn write_backup(
         let data = copy_out(opts, hooks, src, start, pos, dest);
         (ix.join().expect("the index thread does not panic"), data)
     });
-    let (ix, data) = index_result;
-    ix.map_err(|e| match e {
-        zfs_format::Error::Io { path, source } => Error::Io { path, source },
-        other => Error::io(index_path, std::io::Error::other(other.to_string())),
-    })?;
-    let (written, md5) = data?;
+    // A backup is its data file, its .index and its .dat line: when one part fails, the
+    // part already in place goes too, so no half backup is left (the .dat comes last).
+    let (written, md5) = match (ix, data) {
+        (Ok(()), Ok(d)) => d,
+        (ix, data) => {
+            let _ = std::fs::remove_file(&index_tmp);
+            if data.is_ok() {
+                let _ = std::fs::remove_file(dest);
+            }
+            return Err(match (ix, data) {
+                (Err(e), _) => Error::io(index_path, e),
+                (_, Err(e)) => e,
+                (Ok(()), Ok(_)) => unreachable!("handled above"),
+            });
+        }
+    };
+    if let Err(e) = std::fs::rename(&index_tmp, index_path) {
+        let _ = std::fs::remove_file(&index_tmp);
+        let _ = std::fs::remove_file(dest);
+        return Err(Error::io(index_path, e));
+    }
+    repo::sync_dir(&opts.repository);
     Ok((pos, written, md5))
+}
+
+/// A unique temporary name beside `path`: `.<name>.tmp.<pid>` in the same directory.
+fn temp_beside(path: &str) -> std::path::PathBuf {
+    let p = Path::new(path);
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+/// Writes the `.index` bytes of `index` at `pos` to a new file `tmp`, fsynced.
+fn write_index_file(tmp: &Path, index: &zfs_format::index::Index, pos: u64) -> std::io::Result<()> {
+    let result = (|| {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp)?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        write_index(&mut w, index, pos)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result
 }
 
 /// Copies source `[start, end)` to `dest` through a unique temporary file (gzipped with

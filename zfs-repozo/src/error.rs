@@ -55,6 +55,11 @@ pub enum Error {
     /// A gzipped data file whose header is not gzip (Python's `BadGzipFile`).
     #[error("Not a gzipped file ({0})")]
     NotGzipped(String),
+    /// A gzipped data file that Python's `gzip` module rejects with `BadGzipFile` (an
+    /// `OSError`): `CRC check failed 0x… != 0x…`, `Incorrect length of data produced`,
+    /// `Unknown compression method`. The text is Python's.
+    #[error("{0}")]
+    GzipFile(String),
     /// A gzipped data file whose compressed data is corrupt or truncated.
     #[error("{path}: corrupt gzip data: {why}")]
     BadGzip {

@@ -111,76 +111,148 @@ fn compress_block(
     Ok((out, crc))
 }
 
+/// Python's `EOFError` text for a member cut short.
+const TRUNCATED: &str = "Compressed file ended before the end-of-stream marker was reached";
+
 /// Reads the uncompressed bytes of a gzip file in chunks, calling `sink` for each. `name`
-/// is used in messages. Accepts several members and NUL padding after a member, like Python.
+/// is used in messages. Reads members as Python's `gzip` module does (`_GzipReader`):
+/// several members, NUL padding after a member, the same checks of the header and the
+/// CRC/ISIZE trailer, with the same texts (`Not a gzipped file (b'..')`, `CRC check failed
+/// 0x.. != 0x..`, ...).
 pub fn gunzip(
     reader: impl Read,
     name: &str,
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut r = io::BufReader::with_capacity(1 << 20, reader);
-    let mut members = 0u64;
     let mut buf = vec![0u8; 1 << 20];
+    let mut first = true;
     loop {
-        if members > 0 {
+        if !first {
             // NUL padding after a member is skipped.
             loop {
                 let avail = r.fill_buf().map_err(|e| Error::io(name, e))?;
-                if avail.is_empty() {
-                    return Ok(());
-                }
                 let zeros = avail.iter().take_while(|&&b| b == 0).count();
-                let all = zeros == avail.len();
+                let done = avail.is_empty() || zeros < avail.len();
                 r.consume(zeros);
-                if !all {
+                if done {
                     break;
                 }
             }
         }
-        let avail = r.fill_buf().map_err(|e| Error::io(name, e))?;
-        match avail {
-            [] => return Ok(()),
-            // A lone 0x1f at a buffer boundary: the decoder checks the rest of the header.
-            [0x1f] => {}
-            [b] => {
-                let mut magic = vec![*b];
-                r.consume(1);
-                let mut next = [0u8; 1];
-                if r.read(&mut next).map_err(|e| Error::io(name, e))? == 1 {
-                    magic.push(next[0]);
-                }
-                return Err(Error::NotGzipped(py_bytes_repr(&magic)));
-            }
-            [a, b, ..] if [*a, *b] != [0x1f, 0x8b] => {
-                return Err(Error::NotGzipped(py_bytes_repr(&[*a, *b])))
-            }
-            _ => {}
+        first = false;
+        if !read_header(&mut r, name)? {
+            return Ok(());
         }
-        let mut dec = flate2::bufread::GzDecoder::new(&mut r);
+        let mut d = flate2::Decompress::new(false);
+        let mut crc = crc32fast::Hasher::new();
+        let mut size = 0u64;
         loop {
-            let n = match dec.read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let why = if e.kind() == io::ErrorKind::UnexpectedEof {
-                        "compressed file ended before the end-of-stream marker was reached"
-                            .to_string()
-                    } else {
-                        e.to_string()
-                    };
-                    return Err(Error::BadGzip {
-                        path: name.to_string(),
-                        why,
-                    });
-                }
-            };
-            if n == 0 {
+            let input = r.fill_buf().map_err(|e| Error::io(name, e))?;
+            let eof = input.is_empty();
+            let (in0, out0) = (d.total_in(), d.total_out());
+            let status = d
+                .decompress(input, &mut buf, flate2::FlushDecompress::None)
+                .map_err(|e| Error::BadGzip {
+                    path: name.to_string(),
+                    why: e.to_string(),
+                })?;
+            let consumed = usize::try_from(d.total_in() - in0).expect("at most the input");
+            let produced = usize::try_from(d.total_out() - out0).expect("at most the buffer");
+            r.consume(consumed);
+            if produced > 0 {
+                crc.update(&buf[..produced]);
+                size += produced as u64;
+                sink(&buf[..produced])?;
+            }
+            if status == flate2::Status::StreamEnd {
                 break;
             }
-            sink(&buf[..n])?;
+            if eof && produced == 0 {
+                return Err(truncated(name));
+            }
         }
-        members += 1;
+        let mut trailer = [0u8; 8];
+        read_exact(&mut r, &mut trailer, name)?;
+        let stored_crc = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes"));
+        let stored_len = u32::from_le_bytes(trailer[4..].try_into().expect("4 bytes"));
+        let crc = crc.finalize();
+        if stored_crc != crc {
+            return Err(Error::GzipFile(format!(
+                "CRC check failed {stored_crc:#x} != {crc:#x}"
+            )));
+        }
+        if stored_len != size as u32 {
+            return Err(Error::GzipFile("Incorrect length of data produced".into()));
+        }
     }
+}
+
+fn truncated(name: &str) -> Error {
+    Error::BadGzip {
+        path: name.to_string(),
+        why: TRUNCATED.to_string(),
+    }
+}
+
+/// `_read_exact`: exactly `out.len()` bytes, else Python's `EOFError`.
+fn read_exact(r: &mut impl BufRead, out: &mut [u8], name: &str) -> Result<()> {
+    r.read_exact(out).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            truncated(name)
+        } else {
+            Error::io(name, e)
+        }
+    })
+}
+
+/// Reads a member header as `_read_gzip_header` does; `false` at the end of the file.
+fn read_header(r: &mut impl BufRead, name: &str) -> Result<bool> {
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < 2 {
+        match r.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(name, e)),
+        }
+    }
+    if got == 0 {
+        return Ok(false);
+    }
+    if magic[..got] != [0x1f, 0x8b][..got] || got < 2 {
+        return Err(Error::NotGzipped(py_bytes_repr(&magic[..got])));
+    }
+    let mut fixed = [0u8; 8];
+    read_exact(r, &mut fixed, name)?;
+    let (method, flags) = (fixed[0], fixed[1]);
+    if method != 8 {
+        return Err(Error::GzipFile("Unknown compression method".into()));
+    }
+    const FHCRC: u8 = 2;
+    const FEXTRA: u8 = 4;
+    const FNAME: u8 = 8;
+    const FCOMMENT: u8 = 16;
+    if flags & FEXTRA != 0 {
+        let mut len = [0u8; 2];
+        read_exact(r, &mut len, name)?;
+        let mut extra = vec![0u8; usize::from(u16::from_le_bytes(len))];
+        read_exact(r, &mut extra, name)?;
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            // Up to a NUL or the end of the file, as Python reads it.
+            let mut skipped = Vec::new();
+            r.read_until(0, &mut skipped)
+                .map_err(|e| Error::io(name, e))?;
+        }
+    }
+    if flags & FHCRC != 0 {
+        let mut hcrc = [0u8; 2];
+        read_exact(r, &mut hcrc, name)?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -237,5 +309,47 @@ mod tests {
         let truncated = &z[..z.len() / 2];
         let e = gunzip(truncated, "t", &mut |_| Ok(())).expect_err("truncated");
         assert!(matches!(e, Error::BadGzip { .. }), "{e}");
+    }
+
+    #[test]
+    fn header_fields_and_trailer_checks_as_python() {
+        let mut z = Vec::new();
+        gzip_parallel(b"AAABBBB", 9, &mut z, &NoProgress).expect("compress");
+        // Python's gzip.open writes FNAME (the temporary file's name); add every optional
+        // field: FHCRC | FEXTRA | FNAME | FCOMMENT.
+        let mut full = z[..10].to_vec();
+        full[3] = 2 | 4 | 8 | 16;
+        full.extend_from_slice(&[3, 0, b'x', b'y', b'z']);
+        full.extend_from_slice(b"tmp.tmp\0a comment\0");
+        full.extend_from_slice(&[0xab, 0xcd]);
+        full.extend_from_slice(&z[10..]);
+        let mut back = Vec::new();
+        gunzip(&full[..], "t", &mut |c| {
+            back.extend_from_slice(c);
+            Ok(())
+        })
+        .expect("optional fields");
+        assert_eq!(back, b"AAABBBB");
+        let n = z.len();
+        let mut bad_crc = z.clone();
+        bad_crc[n - 8..n - 4].copy_from_slice(&0x0f_u32.to_le_bytes());
+        let e = gunzip(&bad_crc[..], "t", &mut |_| Ok(())).expect_err("crc");
+        let crc = crc32fast::hash(b"AAABBBB");
+        assert_eq!(e.to_string(), format!("CRC check failed 0xf != {crc:#x}"));
+        let mut bad_len = z.clone();
+        bad_len[n - 4] ^= 1;
+        let e = gunzip(&bad_len[..], "t", &mut |_| Ok(())).expect_err("isize");
+        assert_eq!(e.to_string(), "Incorrect length of data produced");
+        let mut method = z.clone();
+        method[2] = 7;
+        let e = gunzip(&method[..], "t", &mut |_| Ok(())).expect_err("method");
+        assert_eq!(e.to_string(), "Unknown compression method");
+        let e = gunzip(&z[..n - 3], "t", &mut |_| Ok(())).expect_err("short trailer");
+        assert_eq!(
+            e.to_string(),
+            "t: corrupt gzip data: Compressed file ended before the end-of-stream marker was reached"
+        );
+        let e = gunzip(&b"\x1f"[..], "t", &mut |_| Ok(())).expect_err("one byte");
+        assert_eq!(e.to_string(), "Not a gzipped file (b'\\x1f')");
     }
 }

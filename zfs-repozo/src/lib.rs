@@ -9,9 +9,11 @@
 //!
 //! Where it does better than Python, the files left behind stay the same: it reads the
 //! source once, hashes while copying (`copy_file_range`), compresses on all cores, writes
-//! every file under a unique temporary name before renaming it, locks the repository, never
-//! stamps a backup at or before an existing one, and never deletes a restore target before
-//! its replacement is complete. Nothing here prints: messages that Python repozo logs with
+//! every file under a unique temporary name before renaming it, locks the repository (and
+//! removes the temporaries of an interrupted run of ours under that lock), takes back the
+//! data file and `.index` of a backup whose `.dat` line cannot be written, never stamps a
+//! backup at or before an existing one, and never deletes a restore target (or leaves an
+//! old `.index` beside a new one) before its replacement is complete. Nothing here prints: messages that Python repozo logs with
 //! `-v` go to [`Hooks::log`] with the same texts.
 
 pub mod backup;

@@ -26,8 +26,8 @@ impl ChainFile {
 
 /// The names of the data files in `repo`, ascending.
 pub fn data_files(repo: &str) -> Result<Vec<String>> {
-    let dir = if repo.is_empty() { "." } else { repo };
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(repo, e))?;
+    // An empty repository argument is no directory (Python's `os.listdir('')` fails too).
+    let rd = std::fs::read_dir(repo).map_err(|e| Error::io(repo, e))?;
     let mut names = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(repo, e))?;
@@ -208,6 +208,38 @@ pub fn kill_old(repo: &str, log: &dyn Fn(&str)) -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// Removes temporary files a killed run of ours left in the repository (`.<name>.tmp.<…>`
+/// for a data, `.index` or `.dat` file). Call it only under the exclusive lock: then no
+/// other run of ours is writing them. Python's own `tmp.tmp` is left alone. Returns the
+/// names removed.
+pub fn remove_stale_temps(repo: &str) -> Vec<String> {
+    let dir = if repo.is_empty() { "." } else { repo };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in rd.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some((target, _)) = name
+            .strip_prefix('.')
+            .and_then(|rest| rest.split_once(".tmp."))
+        else {
+            continue;
+        };
+        let ours = parse_data_name(target).is_some()
+            || target.get(..19).is_some_and(|root| {
+                Stamp::parse(root).is_some() && matches!(&target[19..], ".index" | ".dat")
+            });
+        if ours && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    removed
+}
+
 /// Makes renames and deletions in `dir` durable (best effort).
 pub fn sync_dir(dir: &str) {
     let dir = if dir.is_empty() { "." } else { dir };
@@ -226,8 +258,7 @@ pub struct RepoLock {
 /// `waiting` is called once and the call blocks until the lock is free.
 pub fn lock(repo: &str, exclusive: bool, waiting: &dyn Fn()) -> Result<RepoLock> {
     use rustix::fs::{flock, FlockOperation};
-    let dir = if repo.is_empty() { "." } else { repo };
-    let f = std::fs::File::open(dir).map_err(|e| Error::io(repo, e))?;
+    let f = std::fs::File::open(repo).map_err(|e| Error::io(repo, e))?;
     let (try_op, op) = if exclusive {
         (
             FlockOperation::NonBlockingLockExclusive,
@@ -327,7 +358,30 @@ mod tests {
 
     #[test]
     fn kill_old_keeps_the_newest_full() {
+        // test_repozo.py: an empty directory, or one without repozo files, is no error.
         let t = tempfile::tempdir().expect("tempdir");
+        let repo = t.path().to_str().expect("utf8");
+        assert!(kill_old(repo, &|_| {}).expect("empty").is_empty());
+        touch(t.path(), &["notes.txt", "2010-05-14-10-09-03.deltafs"]);
+        assert!(kill_old(repo, &|_| {}).expect("no full").is_empty());
+        std::fs::remove_file(t.path().join("2010-05-14-10-09-03.deltafs")).expect("rm");
+        // The current chain's files stay.
+        touch(
+            t.path(),
+            &[
+                "2010-05-14-10-11-03.fsz",
+                "2010-05-14-10-11-03.dat",
+                "2010-05-14-10-11-03.index",
+            ],
+        );
+        assert!(kill_old(repo, &|_| {}).expect("one chain").is_empty());
+        for n in [
+            "2010-05-14-10-11-03.fsz",
+            "2010-05-14-10-11-03.dat",
+            "2010-05-14-10-11-03.index",
+        ] {
+            std::fs::remove_file(t.path().join(n)).expect("rm");
+        }
         touch(
             t.path(),
             &[
@@ -365,6 +419,33 @@ mod tests {
         assert_eq!(
             logged.borrow()[0],
             "removing old backup file 2010-05-14-10-08-03.fsz (and .dat / .index)"
+        );
+    }
+
+    #[test]
+    fn stale_temporaries_of_ours_are_removed() {
+        let t = tempfile::tempdir().expect("tempdir");
+        touch(
+            t.path(),
+            &[
+                ".2010-05-14-10-08-03.fsz.tmp.1234",
+                ".2010-05-14-10-08-03.index.tmp.1234.99",
+                ".2010-05-14-10-08-03.dat.tmp.1234.5",
+                "tmp.tmp",
+                ".hidden.tmp.1",
+                "2010-05-14-10-08-03.fsz",
+            ],
+        );
+        let repo = t.path().to_str().expect("utf8");
+        assert_eq!(remove_stale_temps(repo).len(), 3);
+        let mut left: Vec<_> = std::fs::read_dir(t.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [".hidden.tmp.1", "2010-05-14-10-08-03.fsz", "tmp.tmp"]
         );
     }
 

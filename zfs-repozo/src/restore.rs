@@ -396,30 +396,38 @@ fn restore_to_file(
         }
     }
     hooks.log(&format!("Recovering file to {out_s}"));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&part)
-        .map_err(|e| Error::io(&part_s, e))?;
-    let (n, md5) = write_chain(opts, hooks, chain, expected, hash, Out::File(&file))?;
+    // `FILE.part` is Python's name (a failed `-w` leaves it for inspection, as Python does).
+    // It is truncated only once we hold an exclusive lock on it, so two restores to the
+    // same output cannot interleave their bytes.
+    let file = open_part(&part, &part_s, hooks)?;
+    file.set_len(0).map_err(|e| Error::io(&part_s, e))?;
+    let (n, md5) = crate::source::flushing_behind(&file, &part_s, || {
+        write_chain(opts, hooks, chain, expected, hash, Out::File(&file))
+    })?;
     file.sync_all().map_err(|e| Error::io(&part_s, e))?;
-    drop(file);
     report.bytes = n;
     report.md5 = md5;
     let last = chain.last().expect("the chain is not empty");
     let source = format!("{}.index", strip_ext(&last.path));
     let index_out = format!("{out_s}.index");
-    match std::fs::read(&source) {
+    let index = match std::fs::read(&source) {
         Ok(bytes) => {
             hooks.log(&format!("Restoring index file {source} to {index_out}"));
-            repo::write_atomically(&index_out, &bytes)?;
-            report.index = Some(index_out);
+            Some(bytes)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             hooks.log(&format!("No index file to restore: {source}"));
+            None
         }
         Err(e) => return Err(Error::io(&source, e)),
+    };
+    // An old FILE.index must never sit beside the new FILE (nor the new index beside the old
+    // file): remove it first, rename the data, then write the new index. A crash in between
+    // leaves FILE without an index, which ZODB rebuilds.
+    match std::fs::remove_file(&index_out) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&index_out, e)),
     }
     if let Err(e) = std::fs::rename(&part, out) {
         hooks.log(&format!(
@@ -427,10 +435,50 @@ fn restore_to_file(
         ));
         return Err(Error::io(&out_s, e));
     }
+    drop(file);
     let dir = out
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     repo::sync_dir(&dir.to_string_lossy());
+    if let Some(bytes) = index {
+        repo::write_atomically(&index_out, &bytes)?;
+        report.index = Some(index_out);
+    }
     Ok(())
+}
+
+/// Opens `FILE.part` (without truncating it) under an exclusive `flock`, waiting (with a
+/// notice) while another restore to the same output holds it. When that restore has renamed
+/// its `.part` meanwhile, the handle is on its finished output: open the path again. File
+/// systems without `flock` go on unlocked.
+fn open_part(part: &Path, part_s: &str, hooks: &Hooks<'_>) -> Result<File> {
+    use rustix::fs::{flock, FlockOperation};
+    use std::os::unix::fs::MetadataExt as _;
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(part)
+            .map_err(|e| Error::io(part_s, e))?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                (hooks.notice)(&format!(
+                    "another restore is writing {part_s}; waiting for it to finish"
+                ));
+                flock(&file, FlockOperation::LockExclusive)
+                    .map_err(|e| Error::io(part_s, e.into()))?;
+            }
+            Err(_) => return Ok(file),
+        }
+        let held = file.metadata().map_err(|e| Error::io(part_s, e))?;
+        match std::fs::metadata(part) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(file),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(part_s, e)),
+        }
+    }
 }

@@ -161,6 +161,40 @@ impl SourceView<'_> {
     }
 }
 
+/// Runs `work`, which writes `file`, while another thread keeps calling `fdatasync` on it,
+/// so the disk writes the first bytes while the last ones are still being produced and
+/// the final `fsync` has little left to wait for. (`sync_file_range` would do it with less
+/// waiting but needs `unsafe` here; `fdatasync` on a growing file is correct, only coarser.)
+/// A write-back error is reported to one `fsync` of a file handle only, so the flusher's
+/// errors are returned here (as errors of `path`), not left for the caller's last `fsync`.
+pub(crate) fn flushing_behind<T>(
+    file: &File,
+    path: &str,
+    work: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let flusher = s.spawn(|| -> std::io::Result<()> {
+            while !done.load(Ordering::Acquire) {
+                let t = std::time::Instant::now();
+                file.sync_data()?;
+                if t.elapsed() < std::time::Duration::from_millis(20) {
+                    std::thread::park_timeout(std::time::Duration::from_millis(20));
+                }
+            }
+            Ok(())
+        });
+        let r = work();
+        done.store(true, Ordering::Release);
+        flusher.thread().unpark();
+        let flushed = flusher.join().expect("the flushing thread does not panic");
+        let r = r?;
+        flushed.map_err(|e| Error::io(path, e))?;
+        Ok(r)
+    })
+}
+
 /// Copies `len` bytes from `src` at `src_off` to `dst` at `dst_off` with `copy_file_range`
 /// (the kernel copies, or shares blocks where the file system can), falling back to
 /// `pread`/`pwrite` where it is not supported. Returns the bytes copied (fewer at EOF).

@@ -77,7 +77,10 @@ pub fn verify(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<Vec<Verified>> 
                     Ok(())
                 })
                 .map_err(|e| match e {
-                    Error::Io { .. } | Error::NotGzipped(_) => Error::Missing(path.clone()),
+                    // Python's verify reports every OSError (BadGzipFile is one) this way.
+                    Error::Io { .. } | Error::NotGzipped(_) | Error::GzipFile(_) => {
+                        Error::Missing(path.clone())
+                    }
                     other => other,
                 })?;
                 (n, hash.then(|| h.hex()))

@@ -221,7 +221,9 @@ pub fn run_verify(a: VerifyArgs, c: &Ctx) -> anyhow::Result<u8> {
         Err(
             e @ (zfs_repozo::Error::Missing(_)
             | zfs_repozo::Error::WrongSize { .. }
-            | zfs_repozo::Error::WrongChecksum { .. }),
+            | zfs_repozo::Error::WrongChecksum { .. }
+            | zfs_repozo::Error::BadGzip { .. }
+            | zfs_repozo::Error::BadDatLine { .. }),
         ) => {
             if a.json {
                 print_json(&json!({"ok": false, "problem": e.to_string()}))?;

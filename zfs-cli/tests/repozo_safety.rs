@@ -1,0 +1,307 @@
+//! The `repozo` binary's safety guarantees, and test_repozo.py's `Test_do_recover` cases:
+//! the repository lock, stale temporaries of an interrupted run, an existing restore target
+//! and its index, restores without a `.dat`.
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt as _;
+use assert_cmd::Command;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        std::fs::create_dir(root.join("repo")).expect("mkdir");
+        Env { _dir: dir, root }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.root.join(p)
+    }
+    fn write(&self, p: &str, bytes: &[u8]) {
+        std::fs::write(self.path(p), bytes).expect("write");
+    }
+    fn read(&self, p: &str) -> Vec<u8> {
+        std::fs::read(self.path(p)).expect("read")
+    }
+    fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.path("repo"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+            .collect();
+        v.sort();
+        v
+    }
+    fn run(&self, now: &str, args: &[&str]) -> Output {
+        Command::cargo_bin("repozo")
+            .expect("binary")
+            .current_dir(&self.root)
+            .env("REPOZO_TEST_NOW", now)
+            .args(args)
+            .output()
+            .expect("run")
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A FileStorage with `n` small transactions.
+fn datafs(n: u64) -> Vec<u8> {
+    use zfs_format::writer::FileBuilder;
+    use zfs_format::{Oid, Status, Tid};
+    let mut f = FileBuilder::new(*b"FS30");
+    for t in 0..n {
+        let mut b = f
+            .txn(
+                Tid::from_u64(0x03e0_0000_0000_0000 + t * 100),
+                Status::Committed,
+                b"",
+                b"",
+                b"",
+            )
+            .expect("short strings");
+        b.data(Oid::from_u64(t % 7), 0, format!("state {t}").as_bytes());
+        f.push(b);
+    }
+    f.into_bytes()
+}
+
+const NOW: &str = "2010-05-15-13-30-57";
+
+#[test]
+fn restore_cases_of_test_do_recover() {
+    // Two full backups, no .dat, no .index: the newest is restored.
+    let e = Env::new();
+    e.write("repo/2010-05-14-02-03-04.fs", b"AAA");
+    e.write("repo/2010-05-14-04-05-06.fs", b"BBB");
+    let o = e.run(NOW, &["-R", "-r", "repo", "-o", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(e.read("Data.fs"), b"BBB");
+    assert!(!e.path("Data.fs.index").exists());
+    // With the newest backup's .index: copied beside the output.
+    e.write("repo/2010-05-14-04-05-06.index", b"CCC");
+    let o = e.run(NOW, &["-R", "-r", "repo", "-o", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(e.read("Data.fs.index"), b"CCC");
+
+    // A full and an incremental, no .dat: concatenated.
+    let e = Env::new();
+    e.write("repo/2010-05-14-02-03-04.fs", b"AAA");
+    e.write("repo/2010-05-14-04-05-06.deltafs", b"BBB");
+    e.write("repo/2010-05-14-04-05-06.index", b"CCC");
+    let o = e.run(NOW, &["-R", "-r", "repo", "-o", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(e.read("Data.fs"), b"AAABBB");
+    assert_eq!(e.read("Data.fs.index"), b"CCC");
+    // As of a date before every backup: Python's message.
+    let o = e.run(NOW, &["-R", "-r", "repo", "-D", "2010-05-13-13-30-57"]);
+    assert_eq!(
+        (o.status.code(), stderr(&o)),
+        (
+            Some(1),
+            "No files in repository before 2010-05-13-13-30-57\n".to_string()
+        )
+    );
+    // -w without a .dat: Python's OSError text.
+    let o = e.run(NOW, &["-R", "-w", "-r", "repo", "-o", "Out.fs"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "[Errno 2] No such file or directory: 'repo/2010-05-14-02-03-04.dat'\n"
+    );
+}
+
+#[test]
+fn an_existing_output_and_its_index_are_replaced_only_when_the_new_ones_are_complete() {
+    let e = Env::new();
+    e.write("repo/2010-05-14-02-03-04.fs", b"AAA");
+    e.write("Data.fs", b"old data");
+    e.write("Data.fs.index", b"old index");
+    // No index in the repository: the old index does not stay beside the new file.
+    let o = e.run(NOW, &["-R", "-v", "-r", "repo", "-o", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(e.read("Data.fs"), b"AAA");
+    assert!(!e.path("Data.fs.index").exists(), "a stale index was kept");
+    // Python logs "Deleting old Data.fs" because it deletes first; we do not.
+    assert!(!stderr(&o).contains("Deleting old"), "{}", stderr(&o));
+    // A restore that fails (-w, wrong checksum) leaves the old output and index alone.
+    e.write("Data.fs.index", b"old index");
+    e.write(
+        "repo/2010-05-14-02-03-04.dat",
+        b"/r/2010-05-14-02-03-04.fs 0 3 00000000000000000000000000000000\n",
+    );
+    let o = e.run(NOW, &["-R", "-w", "-r", "repo", "-o", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(e.read("Data.fs"), b"AAA");
+    assert_eq!(e.read("Data.fs.index"), b"old index");
+    assert_eq!(
+        e.read("Data.fs.part"),
+        b"AAA",
+        "the .part stays, as in Python"
+    );
+    // The next good restore reuses the .part name.
+    std::fs::remove_file(e.path("repo/2010-05-14-02-03-04.dat")).expect("rm");
+    e.write("repo/2010-05-14-03-00-00.deltafs", b"BB");
+    let o = e.run(NOW, &["-R", "-r", "repo", "-o", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(e.read("Data.fs"), b"AAABB");
+    assert!(!e.path("Data.fs.part").exists());
+}
+
+#[test]
+fn a_backup_waits_for_the_lock_of_another_run() {
+    let e = Env::new();
+    e.write("Data.fs", &datafs(5));
+    let repo = e.path("repo");
+    let repo = repo.to_str().expect("utf8");
+    let held =
+        zfs_repozo::repo::lock(repo, true, &|| panic!("nobody else holds it")).expect("lock");
+    let child = std::process::Command::cargo_bin("repozo")
+        .expect("binary")
+        .current_dir(&e.root)
+        .env("REPOZO_TEST_NOW", NOW)
+        .args(["-B", "-r", "repo", "-f", "Data.fs"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(e.names().is_empty(), "the backup ran under our lock");
+    drop(held);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("waiting for it to finish"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(e.names().len(), 3, "{:?}", e.names());
+}
+
+#[test]
+fn temporaries_of_an_interrupted_run_are_removed_and_python_s_are_not() {
+    let e = Env::new();
+    e.write("Data.fs", &datafs(5));
+    e.write("repo/.2010-05-14-02-03-04.fs.tmp.999999", b"half");
+    e.write("repo/.2010-05-14-02-03-04.index.tmp.999999.1", b"half");
+    e.write("repo/tmp.tmp", b"python's");
+    let o = e.run(NOW, &["-B", "-r", "repo", "-f", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        e.names(),
+        [
+            format!("{NOW}.dat"),
+            format!("{NOW}.fs"),
+            format!("{NOW}.index"),
+            "tmp.tmp".to_string()
+        ]
+    );
+}
+
+#[test]
+fn backups_in_one_second_get_strictly_later_stamps() {
+    let e = Env::new();
+    e.write("Data.fs", &datafs(5));
+    for _ in 0..3 {
+        let o = e.run(NOW, &["-B", "-F", "-r", "repo", "-f", "Data.fs"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let fulls: Vec<String> = e
+        .names()
+        .into_iter()
+        .filter(|n| n.ends_with(".fs"))
+        .collect();
+    assert_eq!(
+        fulls,
+        [
+            "2010-05-15-13-30-57.fs",
+            "2010-05-15-13-30-58.fs",
+            "2010-05-15-13-30-59.fs"
+        ]
+    );
+    // Every run of that second (and restores) sees the newest one.
+    let o = e.run(NOW, &["-V", "-v", "-r", "repo"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Verifying repo/2010-05-15-13-30-59.fs"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn corrupt_chain_files_give_one_line_and_status_1() {
+    let e = Env::new();
+    let v1 = datafs(30);
+    e.write("Data.fs", &v1);
+    assert_eq!(
+        e.run(
+            "2010-05-14-00-00-00",
+            &["-B", "-z", "-r", "repo", "-f", "Data.fs"]
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    let v2 = datafs(60);
+    e.write("Data.fs", &v2);
+    assert_eq!(
+        e.run(
+            "2010-05-14-00-00-10",
+            &["-B", "-z", "-r", "repo", "-f", "Data.fs"]
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    // Flip a byte in the middle of the incremental's compressed data.
+    let z = e.path("repo/2010-05-14-00-00-10.deltafsz");
+    let mut bytes = std::fs::read(&z).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&z, &bytes).expect("write");
+    e.write("out.fs", b"precious");
+    for args in [
+        &["-R", "-r", "repo", "-o", "out.fs"][..],
+        &["-R", "-w", "-r", "repo", "-o", "out.fs"],
+        &["-V", "-r", "repo"],
+        &["-B", "-r", "repo", "-f", "Data.fs"],
+    ] {
+        let o = e.run(NOW, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panick"), "{}", stderr(&o));
+        assert_eq!(e.read("out.fs"), b"precious");
+    }
+    // Truncated: the same.
+    bytes.truncate(mid);
+    std::fs::write(&z, &bytes).expect("write");
+    for args in [
+        &["-R", "-r", "repo", "-o", "out.fs"][..],
+        &["-V", "-r", "repo"],
+    ] {
+        let o = e.run(NOW, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
+        assert_eq!(e.read("out.fs"), b"precious");
+    }
+}
+
+#[test]
+fn a_backup_that_cannot_be_recorded_leaves_nothing_behind() {
+    let e = Env::new();
+    e.write("Data.fs", &datafs(5));
+    // The .dat cannot be written (a directory holds its name).
+    std::fs::create_dir(e.path(&format!("repo/{NOW}.dat"))).expect("mkdir");
+    let o = e.run(NOW, &["-B", "-r", "repo", "-f", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert_eq!(e.names(), [format!("{NOW}.dat")], "no data file, no .index");
+}
