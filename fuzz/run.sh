@@ -12,12 +12,14 @@ fi
 if ! cargo fuzz --help >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
 fi
-mkdir -p corpus/datafs corpus/index_file corpus/pickle
+mkdir -p corpus/datafs corpus/index_file corpus/pickle corpus/repozo
 cp ../testdata/fixtures/*.fs corpus/datafs/ 2>/dev/null || true
 for d in ../testdata/fixtures/*.expected; do
   [ -f "$d/index" ] && cp "$d/index" "corpus/index_file/$(basename "$d" .expected).index"
 done
-for t in datafs index_file pickle; do
+printf '/r/2026-01-01-00-00-00.fs 0 4 0123456789abcdef0123456789abcdef\n' > corpus/repozo/dat
+printf 'FS30' | gzip -9 > corpus/repozo/fsz
+for t in datafs index_file pickle repozo; do
   echo "fuzz: $t for ${secs}s"
   cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=4096 2>&1 | tail -n 3
 done
