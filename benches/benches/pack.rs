@@ -1,5 +1,6 @@
 //! Criterion benchmark of `zfs_pack::pack` with GC on a copy of the ZODB-made experiment
-//! database (set ZFS_PACK_BENCH_FILE and ZFS_PACK_BENCH_TID to bench a large file instead).
+//! database, GC on and off (set ZFS_PACK_BENCH_FILE and ZFS_PACK_BENCH_TID to bench a
+//! large file instead).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use zfs_format::{NoProgress, Tid};
@@ -24,6 +25,15 @@ fn bench(c: &mut Criterion) {
             std::fs::copy(&src, &f).expect("copy");
             let _ = std::fs::remove_file(dir.path().join("Data.fs.old"));
             zfs_pack::pack(&f, &zfs_pack::PackOptions::new(stop), &NoProgress).expect("pack")
+        })
+    });
+    g.bench_function("nogc", |b| {
+        b.iter(|| {
+            std::fs::copy(&src, &f).expect("copy");
+            let _ = std::fs::remove_file(dir.path().join("Data.fs.old"));
+            let mut o = zfs_pack::PackOptions::new(stop);
+            o.gc = false;
+            zfs_pack::pack(&f, &o, &NoProgress).expect("pack")
         })
     });
     g.finish();

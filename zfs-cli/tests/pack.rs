@@ -122,26 +122,126 @@ fn refuses_while_a_zodb_holds_the_database_open() {
 
 #[test]
 fn a_full_disk_leaves_the_original_and_no_pack_file() {
-    // RLIMIT_FSIZE stands for a full disk: writes past 1 KiB fail with EFBIG.
+    // RLIMIT_FSIZE stands for a full disk: writes past N KiB fail with EFBIG. At this stop
+    // the packed file has 8523 bytes, so every limit below fails, in phase C (before the
+    // pack time) for the small ones, in phase D (after it) for the larger ones.
+    let bin = assert_cmd::cargo::cargo_bin("zodbfs");
+    for kib in [1, 4, 8] {
+        let d = tempfile::tempdir().expect("tempdir");
+        let f = copy("experiment.fs", d.path());
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f {kib}; exec \"$0\" pack --tid 03f58e0077777777 \"$1\""
+            ))
+            .arg(&bin)
+            .arg(&f)
+            .output()
+            .expect("bash");
+        assert_eq!(out.status.code(), Some(1), "limit {kib} KiB");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Data.fs.pack")
+                && err.contains("unchanged")
+                && err.contains("File too large"),
+            "limit {kib} KiB: {err}"
+        );
+        assert_eq!(sha1(&f), sha1(&fixture("experiment.fs")));
+        let left: Vec<_> = std::fs::read_dir(d.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "Data.fs" && n != "Data.fs.lock")
+            .collect();
+        assert!(left.is_empty(), "limit {kib} KiB left {left:?}");
+    }
+}
+
+#[test]
+fn decision_11_pack_time_as_zodb_computes_it() {
+    // ZODB: TimeStamp(*gmtime(t)[:5] + (t % 60,)) for t = 1700000000.5 and 1700000000.0.
+    for (time, want) in [
+        ("2023-11-14 22:13:20.5", "03f47f9557777777"),
+        ("2023-11-14T22:13:20", "03f47f9555555555"),
+    ] {
+        let d = tempfile::tempdir().expect("tempdir");
+        let f = copy("experiment.fs", d.path());
+        let out = zodbfs()
+            .args(["pack", "--dry-run", "--json", "--time", time])
+            .arg(&f)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["stop_tid"], want, "--time {time}");
+    }
+    // --days N: N days before now, so more days give an earlier stop tid.
     let d = tempfile::tempdir().expect("tempdir");
     let f = copy("experiment.fs", d.path());
-    let bin = assert_cmd::cargo::cargo_bin("zodbfs");
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 1; exec \"$0\" pack --tid 03f58e00b7777778 \"$1\"")
-        .arg(&bin)
+    let stop = |days: &str| {
+        let out = zodbfs()
+            .args(["pack", "--dry-run", "--json", "--days", days])
+            .arg(&f)
+            .output()
+            .expect("runs");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        u64::from_str_radix(v["stop_tid"].as_str().expect("tid"), 16).expect("hex")
+    };
+    let (s0, s1, s2) = (stop("0"), stop("1"), stop("2.5"));
+    assert!(s0 > s1 && s1 > s2, "{s0:x} {s1:x} {s2:x}");
+    // A day is 1440 minutes in the high 4 bytes, unless a month boundary lies between
+    // (ZODB's months are 31 days long).
+    assert!((s0 >> 32) - (s1 >> 32) >= 1440 && (s0 >> 32) - (s1 >> 32) <= 1440 * 4);
+    zodbfs()
+        .args(["pack", "--days", "1", "--tid", "03f47f9557777777"])
+        .arg(&f)
+        .assert()
+        .code(2);
+    zodbfs()
+        .args(["pack", "--tid", "123"])
+        .arg(&f)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("16 hex digits"));
+}
+
+#[test]
+fn dry_run_reports_and_writes_nothing() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = copy("experiment.fs", d.path());
+    let out = zodbfs()
+        .args(["pack", "--dry-run", "--tid", "03f58e00b7777778"])
         .arg(&f)
         .output()
-        .expect("bash");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+        .expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        err.contains("Data.fs.pack") && err.contains("unchanged"),
-        "{err}"
+        text.contains("would pack") && text.contains("9805 -> 2491 bytes"),
+        "{text}"
     );
-    assert_eq!(sha1(&f), sha1(&fixture("experiment.fs")));
-    assert!(!d.path().join("Data.fs.pack").exists());
+    let names: Vec<_> = std::fs::read_dir(d.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("Data.fs")]);
+}
+
+#[test]
+fn no_keep_old_removes_the_old_file() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = copy("experiment.fs", d.path());
+    zodbfs()
+        .args(["pack", "--no-keep-old", "--tid", "03f58e00b7777778"])
+        .arg(&f)
+        .assert()
+        .success();
+    assert_eq!(sha1(&f), "afa9fc9d9fbbc91daf43532ac0020436eb0d4103");
     assert!(!d.path().join("Data.fs.old").exists());
+    assert!(!d.path().join("Data.fs.pack").exists());
 }
 
 #[test]
@@ -203,6 +303,34 @@ fn big_file(path: &Path, n: u64) {
 }
 
 #[test]
+fn sigterm_midway_changes_nothing_and_removes_the_pack_file() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = d.path().join("Data.fs");
+    big_file(&f, 60_000);
+    let before = sha1(&f);
+    let mut child = zodbfs()
+        .args(["--quiet", "pack", "--tid", "0400000000000000"])
+        .arg(&f)
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("wait");
+    if status.code() == Some(0) {
+        eprintln!("note: the pack finished before SIGTERM arrived");
+        return;
+    }
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(sha1(&f), before);
+    assert!(!d.path().join("Data.fs.pack").exists());
+    assert!(!d.path().join("Data.fs.old").exists());
+}
+
+#[test]
 fn a_pack_killed_midway_changes_nothing_and_the_next_pack_works() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = d.path().join("Data.fs");
@@ -235,4 +363,15 @@ fn a_pack_killed_midway_changes_nothing_and_the_next_pack_works() {
         assert_eq!(sha1(&old), before);
         assert_ne!(sha1(&f), before);
     }
+}
+
+#[test]
+fn help_names_the_deliberate_differences_from_zodb() {
+    zodbfs()
+        .args(["pack", "--help"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("--allow-dangling packs anyway"))
+        .stdout(predicates::str::contains("ZODB: PackError"))
+        .stdout(predicates::str::contains("130 interrupted"));
 }

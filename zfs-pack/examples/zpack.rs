@@ -1,7 +1,38 @@
 //! A minimal command line over the library, for tests and benchmarks without the CLI:
 //! `zpack FILE TID_HEX [--no-gc] [--blobs DIR] [--no-keep-old] [--allow-dangling] [--dry-run]`.
+//! With `ZPACK_MEMORY` set, prints the resident and peak memory (Linux `/proc`) at the
+//! start of each phase and at the end; with `ZPACK_TIMINGS`, the time of each phase.
 
 use std::path::PathBuf;
+
+/// Reports memory at phase starts.
+struct Memory;
+
+fn status_line(key: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .map(|l| l[key.len()..].trim().to_string())
+        .unwrap_or_default()
+}
+
+impl Memory {
+    fn print(what: &str) {
+        eprintln!(
+            "{what:32} rss {:>12}  peak {:>12}",
+            status_line("VmRSS:"),
+            status_line("VmHWM:")
+        );
+    }
+}
+
+impl zfs_format::Progress for Memory {
+    fn start(&self, phase: &str, _total: u64) {
+        Self::print(phase);
+    }
+    fn advance(&self, _n: u64) {}
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,7 +63,17 @@ fn main() {
         }
         i += 1;
     }
-    match zfs_pack::pack(file.as_ref(), &o, &zfs_format::NoProgress) {
+    let memory = std::env::var_os("ZPACK_MEMORY").is_some();
+    let progress: &dyn zfs_format::Progress = if memory {
+        &Memory
+    } else {
+        &zfs_format::NoProgress
+    };
+    let result = zfs_pack::pack(file.as_ref(), &o, progress);
+    if memory {
+        Memory::print("end");
+    }
+    match result {
         Ok(r) => {
             println!(
                 "{:?} {} -> {} kept={} extra={}",

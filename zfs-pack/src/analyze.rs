@@ -21,7 +21,7 @@ const BATCH_BYTES: u64 = 4 << 20;
 /// Records whose references are extracted between two releases of the mapping.
 const TRACE_CHUNK: usize = 4096;
 /// Bytes read at once for a record during tracing (most records fit).
-const READ_AHEAD: usize = 4096;
+const READ_AHEAD: usize = 1024;
 
 /// What the analysis decided.
 #[derive(Debug)]
@@ -62,6 +62,8 @@ pub struct AnalyzeOptions {
     pub gc: bool,
     /// Pack even if reachable objects refer to missing ones.
     pub allow_dangling: bool,
+    /// Stop when set.
+    pub interrupt: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 fn corrupt<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, offset: u64, what: String) -> PackError {
@@ -212,6 +214,7 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
     let mut records_before = 0;
     let mut txns_before = 0;
     loop {
+        crate::interrupt::check(opts.interrupt)?;
         let batch_start = walker.it.pos();
         let batch = walker.batch(Some(opts.stop))?;
         if batch.is_empty() {
@@ -272,6 +275,7 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
     let mut future: Vec<(u64, u64)> = Vec::new();
     let mut walker = Walker::new(fs, packpos, end, ltid);
     loop {
+        crate::interrupt::check(opts.interrupt)?;
         let batch_start = walker.it.pos();
         let batch = walker.batch(None)?;
         if batch.is_empty() {
@@ -436,19 +440,23 @@ fn refs_at<T: Deref<Target = [u8]>>(
         .collect())
 }
 
-/// [`refs_at`] with positioned reads on the file instead of the mapping, so the pages of
-/// randomly placed records never become resident in this process.
-fn refs_at_file<T: Deref<Target = [u8]>>(
+/// Follows the backpointer chain from `pos` with positioned reads on `file` (as
+/// [`resolve`] does on the mapping) and leaves the data of the record found in `buf`:
+/// `(its oid, its position)`, or `None` when the chain ends in "does not exist".
+///
+/// Records are read where they lie, at random: reading them with `pread` keeps their
+/// pages out of this process (a fault on a mapping maps a whole large folio of the page
+/// cache, up to megabytes, for one record).
+pub fn read_resolved<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
     file: &std::fs::File,
-    sc: &mut Scanner,
     buf: &mut Vec<u8>,
     pos: u64,
-) -> Result<Vec<Ref>> {
+) -> Result<Option<(Oid, u64)>> {
     use std::os::unix::fs::FileExt;
     let ioe = |e| PackError::io(fs.path(), e);
     let mut at = pos;
-    let (oid, data_pos) = loop {
+    loop {
         // One read for the header and, usually, the whole pickle.
         buf.resize(READ_AHEAD, 0);
         let n = file.read_at(buf, at).map_err(ioe)?;
@@ -471,8 +479,16 @@ fn refs_at_file<T: Deref<Target = [u8]>>(
         let plen = word(buf, 34);
         if plen > 0 {
             let oid = Oid(buf[..8].try_into().expect("8 bytes"));
-            let len =
-                usize::try_from(plen).map_err(|_| corrupt(fs, at, "record too large".into()))?;
+            let len = usize::try_from(plen)
+                .ok()
+                .filter(|&l| at + 42 + l as u64 <= fs.len())
+                .ok_or_else(|| {
+                    corrupt(
+                        fs,
+                        at,
+                        format!("data length {plen} runs past the end of the file"),
+                    )
+                })?;
             if 42 + len <= n {
                 buf.copy_within(42..42 + len, 0);
                 buf.truncate(len);
@@ -480,7 +496,7 @@ fn refs_at_file<T: Deref<Target = [u8]>>(
                 buf.resize(len, 0);
                 file.read_exact_at(buf, at + 42).map_err(ioe)?;
             }
-            break (oid, at);
+            return Ok(Some((oid, at)));
         }
         if n < 50 {
             return Err(corrupt(
@@ -491,7 +507,7 @@ fn refs_at_file<T: Deref<Target = [u8]>>(
         }
         let back = word(buf, 42);
         if back == 0 {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         if back >= at {
             return Err(corrupt(
@@ -501,6 +517,19 @@ fn refs_at_file<T: Deref<Target = [u8]>>(
             ));
         }
         at = back;
+    }
+}
+
+/// [`refs_at`] with positioned reads on the file instead of the mapping.
+fn refs_at_file<T: Deref<Target = [u8]>>(
+    fs: &FileStorage<T>,
+    file: &std::fs::File,
+    sc: &mut Scanner,
+    buf: &mut Vec<u8>,
+    pos: u64,
+) -> Result<Vec<Ref>> {
+    let Some((oid, data_pos)) = read_resolved(fs, file, buf, pos)? else {
+        return Ok(Vec::new());
     };
     let perr = |source| PackError::Pickle {
         oid,
@@ -518,6 +547,13 @@ fn refs_at_file<T: Deref<Target = [u8]>>(
             Err(_) => Ref::Raw(o.into_owned()),
         })
         .collect())
+}
+
+/// The data file opened for positioned reads, if it is the file `fs` maps (same length).
+pub fn open_for_reads<T: Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Option<std::fs::File> {
+    std::fs::File::open(fs.path())
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.len() == fs.len()))
 }
 
 /// A revision whose references are to be followed.
@@ -542,9 +578,7 @@ fn gc<T: Deref<Target = [u8]> + Sync>(
     // resident.
     // Records are read where they lie, at random: read them with positioned reads when
     // the file is at hand, so their pages are not mapped into this process.
-    let file = std::fs::File::open(fs.path())
-        .ok()
-        .filter(|f| f.metadata().is_ok_and(|m| m.len() == fs.len()));
+    let file = open_for_reads(fs);
     gc_inner(fs, file.as_ref(), reach, future, opts, plan, progress)
 }
 
@@ -587,6 +621,7 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
         &mut plan.dangling_ignored,
         &mut 0,
         progress,
+        opts.interrupt,
     )?;
 
     // From the future: backpointers after the pack time into the packed region.
@@ -623,6 +658,7 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
         &mut plan.dangling_ignored,
         &mut extra_kept,
         progress,
+        opts.interrupt,
     )?;
     plan.extra_kept = extra_kept;
     if !dangling.is_empty() {
@@ -649,11 +685,13 @@ fn trace<T: Deref<Target = [u8]> + Sync>(
     lenient_dangling: &mut Vec<Dangling>,
     lenient_marked: &mut usize,
     progress: &dyn Progress,
+    interrupt: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<()> {
     // A stack worked a chunk at a time: it stays about as deep as the object graph times
     // its fan-out, where a breadth-first frontier would hold whole levels. The order does
     // not matter: the result is a set.
     while !todo.is_empty() {
+        crate::interrupt::check(interrupt)?;
         let chunk_owned = todo.split_off(todo.len().saturating_sub(TRACE_CHUNK));
         let next = &mut todo;
         {

@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use zfs_format::record::DATA_HEADER_LEN;
 use zfs_format::txn::TXN_HEADER_LEN;
-use zfs_format::{FileStorage, Payload, Progress, Tid, Transaction};
+use zfs_format::{FileStorage, Oid, Payload, Progress, Tid, Transaction};
 
-use crate::analyze::resolve;
+use crate::analyze::{open_for_reads, read_resolved, resolve};
 use crate::blob;
 use crate::error::{PackError, Result};
-use crate::oidmap::OidMap;
+use crate::oidmap::{OidMap, ABSENT};
 use crate::reach::Reach;
 
 /// Transactions per parallel work unit.
@@ -105,11 +105,12 @@ impl Out {
     }
 }
 
-/// The index of the packed file as it is built: a compact map plus recent updates.
+/// The index of the packed file as it is built: a compact map (after phase C, the scan
+/// map's slots with the packed positions; [`ABSENT`] for objects not kept) plus recent
+/// updates.
 pub struct OutIndex {
     base: OidMap,
     recent: HashMap<u64, u64>,
-    log: Vec<(u64, u64)>,
     /// tid → position of every transaction written (tids increase through the file, so
     /// this is sorted); replaces ZODB's backwards walk over the output.
     tids: Vec<(Tid, u64)>,
@@ -120,24 +121,21 @@ impl OutIndex {
         OutIndex {
             base: OidMap::new(),
             recent: HashMap::new(),
-            log: Vec::new(),
             tids: Vec::new(),
         }
     }
     fn fold_if_large(&mut self) {
-        let n = self.recent.len() + self.log.len();
+        let n = self.recent.len();
         if n > (64 * 1024).max(self.base.slots() / 4) {
             self.fold();
         }
     }
     fn fold(&mut self) {
-        let mut upd = std::mem::take(&mut self.log);
-        upd.extend(self.recent.drain());
+        if self.recent.is_empty() {
+            return;
+        }
+        let upd: Vec<(u64, u64)> = self.recent.drain().collect();
         self.base = self.base.merged(upd);
-    }
-    /// Appends an update known to come after all earlier ones (phase C: no lookups needed).
-    fn push(&mut self, oid: u64, pos: u64) {
-        self.log.push((oid, pos));
     }
     fn get(&self, oid: u64) -> Option<u64> {
         self.recent
@@ -148,7 +146,7 @@ impl OutIndex {
     /// The finished index as ZODB's `.index` holds it.
     pub fn finish(mut self) -> zfs_format::Index {
         self.fold();
-        zfs_format::Index::from_sorted(self.base.iter())
+        zfs_format::Index::from_sorted(self.base.iter().filter(|&(_, p)| p != ABSENT))
     }
 }
 
@@ -170,7 +168,7 @@ pub struct CopyStats {
 struct Encoded {
     bytes: Vec<u8>,
     /// Relative offsets of the records (and their oids).
-    recs: Vec<(u64, u32)>,
+    recs: Vec<(u64, u32, u64)>,
     dropped: u64,
     blob: Vec<u8>,
 }
@@ -198,8 +196,11 @@ fn record_header(out: &mut Vec<u8>, oid: [u8; 8], tid: [u8; 8], prev: u64, tloc:
 }
 
 /// Encodes the kept records of one transaction before the pack time (tloc left 0).
+/// Backpointers are resolved with positioned reads on `file` when it is given.
 fn encode_packed<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
+    file: Option<&File>,
+    buf: &mut Vec<u8>,
     t: &Transaction<'_>,
     reach: &Reach,
     blobs: bool,
@@ -208,12 +209,21 @@ fn encode_packed<T: Deref<Target = [u8]>>(
     for r in t.records() {
         let r = r?;
         let oid = r.oid.as_u64();
+        let kept = reach.is_reachable(oid, r.pos);
+        if !kept && !blobs {
+            e.dropped += 1;
+            continue;
+        }
+        // The data, backpointers resolved: to copy, or to look for a blob in garbage.
         let data = match r.payload {
             Payload::Data(d) => Some(d),
             Payload::Backpointer(0) => None,
-            Payload::Backpointer(b) => resolve(fs, b)?.and_then(|d| d.data()),
+            Payload::Backpointer(b) => match file {
+                Some(f) => read_resolved(fs, f, buf, b)?.map(|_| &buf[..]),
+                None => resolve(fs, b)?.and_then(|d| d.data()),
+            },
         };
-        if !reach.is_reachable(oid, r.pos) {
+        if !kept {
             e.dropped += 1;
             if blobs {
                 if let Some(d) = data.filter(|d| !d.is_empty()) {
@@ -238,7 +248,7 @@ fn encode_packed<T: Deref<Target = [u8]>>(
         if e.bytes.is_empty() {
             header_bytes(t, b'p', t.tlen(), &mut e.bytes);
         }
-        e.recs.push((oid, e.bytes.len() as u32));
+        e.recs.push((oid, e.bytes.len() as u32, r.pos));
         let d = data.unwrap_or_default();
         record_header(&mut e.bytes, r.oid.0, r.tid.0, 0, 0, d.len() as u64);
         if d.is_empty() {
@@ -251,21 +261,24 @@ fn encode_packed<T: Deref<Target = [u8]>>(
 }
 
 /// Phase C: copies the kept revisions of `[4, packpos)` into `out` (which holds the magic).
+/// `reach` becomes the packed file's index (see [`Reach::record_written`]).
 pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     packpos: u64,
-    reach: &Reach,
+    mut reach: Reach,
     blobs: bool,
     out: &mut Out,
     progress: &dyn Progress,
+    interrupt: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<(CopyStats, OutIndex)> {
     progress.start("copying before the pack time", packpos.saturating_sub(4));
     let mut stats = CopyStats::default();
     let mut index = OutIndex::new();
     let mut it = fs.transactions();
     let mut done = false;
+    let file = open_for_reads(fs);
     while !done {
-        let batch_start = it.pos();
+        crate::interrupt::check(interrupt)?;
         let mut batch = Vec::new();
         let mut bytes = 0;
         while bytes < BATCH_BYTES {
@@ -285,12 +298,13 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                 }
             }
         }
+        let shared = &reach;
         let parts: Vec<Result<Vec<Encoded>>> = batch
             .par_chunks(CHUNK)
-            .map(|c| {
+            .map_init(Vec::new, |buf, c| {
                 let r = c
                     .iter()
-                    .map(|t| encode_packed(fs, t, reach, blobs))
+                    .map(|t| encode_packed(fs, file.as_ref(), buf, t, shared, blobs))
                     .collect();
                 progress.advance(c.iter().map(|t| t.tlen() + 8).sum());
                 r
@@ -307,10 +321,10 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                 let tpos = out.pos();
                 let tlen = e.bytes.len() as u64;
                 e.bytes[8..16].copy_from_slice(&tlen.to_be_bytes());
-                for &(oid, rel) in &e.recs {
+                for &(oid, rel, old) in &e.recs {
                     let at = rel as usize + 24;
                     e.bytes[at..at + 8].copy_from_slice(&tpos.to_be_bytes());
-                    index.push(oid, tpos + u64::from(rel));
+                    reach.record_written(oid, old, tpos + u64::from(rel));
                 }
                 stats.records_kept += e.recs.len() as u64;
                 index
@@ -320,11 +334,10 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                 out.write(&e.bytes)?;
             }
         }
-        index.fold_if_large();
         // Backpointers and blob checks may have touched earlier pages too.
-        let _ = batch_start;
         fs.release(0, it.pos());
     }
+    index.base = reach.into_written();
     Ok((stats, index))
 }
 
@@ -336,6 +349,7 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
     out: &mut Out,
     index: &mut OutIndex,
     progress: &dyn Progress,
+    interrupt: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<()> {
     progress.start("copying after the pack time", end.saturating_sub(packpos));
     index.fold();
@@ -343,6 +357,8 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
     let mut last_release = packpos;
     let mut buf = Vec::new();
     let mut txn_index: Vec<(u64, u64)> = Vec::new();
+    let file = open_for_reads(fs);
+    let mut data_buf = Vec::new();
     while it.pos() < end {
         let Some(t) = it.next() else { break };
         let t = t?;
@@ -358,8 +374,21 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
                 Payload::Data(d) => (Some(d), None),
                 Payload::Backpointer(0) => (None, None),
                 Payload::Backpointer(b) => {
-                    let data = resolve(fs, b)?.and_then(|d| d.data());
-                    let target = fs.record_at(b)?;
+                    let data = match &file {
+                        Some(f) => read_resolved(fs, f, &mut data_buf, b)?.map(|_| &data_buf[..]),
+                        None => resolve(fs, b)?.and_then(|d| d.data()),
+                    };
+                    let target = match &file {
+                        Some(f) => read_oid_tid(fs, f, b)?,
+                        None => {
+                            let t = fs.record_at(b)?;
+                            (t.oid, t.tid)
+                        }
+                    };
+                    let target = Target {
+                        oid: target.0,
+                        tid: target.1,
+                    };
                     if target.oid != r.oid {
                         return Err(PackError::Corrupt {
                             path: fs.path().to_path_buf(),
@@ -435,12 +464,35 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
         index.fold_if_large();
         progress.advance(t.tlen() + 8);
         if it.pos() - last_release > BATCH_BYTES {
+            crate::interrupt::check(interrupt)?;
             // Backpointers read pages anywhere before this point: hand them all back.
             fs.release(0, it.pos());
             last_release = it.pos();
         }
     }
     Ok(())
+}
+
+/// The oid and tid of the record at `pos`.
+struct Target {
+    oid: Oid,
+    tid: Tid,
+}
+
+/// Reads the oid and tid of the data record at `pos` with a positioned read.
+fn read_oid_tid<T: Deref<Target = [u8]>>(
+    fs: &FileStorage<T>,
+    f: &File,
+    pos: u64,
+) -> Result<(Oid, Tid)> {
+    use std::os::unix::fs::FileExt;
+    let mut h = [0u8; 16];
+    f.read_exact_at(&mut h, pos)
+        .map_err(|e| PackError::io(fs.path(), e))?;
+    Ok((
+        Oid(h[..8].try_into().expect("8 bytes")),
+        Tid(h[8..].try_into().expect("8 bytes")),
+    ))
 }
 
 /// ZODB's `PackCopier._data_find`: the first record of `oid` in the output transaction at

@@ -38,7 +38,8 @@ impl fmt::Display for Dangling {
 }
 
 /// Everything that stops a pack. Whatever the error, the original file is unchanged and no
-/// `.pack` file is left behind.
+/// `.pack` file is left behind, except for [`PackError::AfterSwap`], which comes after the
+/// packed file took the original's place.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PackError {
@@ -96,6 +97,14 @@ pub enum PackError {
         /// What failed.
         why: &'static str,
     },
+    /// Stopped by [`PackOptions::interrupt`](crate::PackOptions::interrupt) (SIGINT or
+    /// SIGTERM in the binary): the original is unchanged and `.pack` removed.
+    #[error("interrupted; nothing was changed")]
+    Interrupted,
+    /// The packed file is in place (the original is `.old` unless `keep_old` is off), but
+    /// a later step failed: removing blob files or `.old`.
+    #[error("the file was packed, but finishing failed: {0}")]
+    AfterSwap(Box<PackError>),
     /// A line of the blob directory's `.removed` file is neither 16 nor 32 hex digits.
     #[error("'{path}': bad record {line:?}")]
     BadRemovedLine {
@@ -116,6 +125,11 @@ fn list(d: &[Dangling]) -> String {
 }
 
 impl PackError {
+    /// Whether the data file was left as it was (every error but [`PackError::AfterSwap`]).
+    pub fn original_unchanged(&self) -> bool {
+        !matches!(self, PackError::AfterSwap(_))
+    }
+
     /// Wraps an I/O error with its path.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         PackError::Io {

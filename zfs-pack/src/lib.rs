@@ -20,20 +20,24 @@
 //!
 //! Scanning and reference extraction run on all cores; positions and output order are
 //! those of the sequential algorithm. The state is compact: 8 bytes per object for the
-//! scan map, one bit per object for reachability, 8 bytes per kept object for the new
-//! index.
+//! scan map, one bit per object for reachability; the packed file's index reuses the scan
+//! map's slots. Records read at random (tracing, backpointers) are read with `pread`, so
+//! their pages never become resident in this process.
 
 mod analyze;
 pub mod blob;
 mod copy;
 mod error;
+pub mod interrupt;
 pub mod lock;
 mod oidmap;
 mod reach;
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use zfs_format::{FileStorage, Progress, Tid};
@@ -57,6 +61,9 @@ pub struct PackOptions {
     pub allow_dangling: bool,
     /// Compute what would happen; write nothing and take no lock.
     pub dry_run: bool,
+    /// Checked between batches of work: once set, the pack stops, removes `.pack` and
+    /// returns [`PackError::Interrupted`] (see [`interrupt::on_signals`]).
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 impl PackOptions {
@@ -69,6 +76,7 @@ impl PackOptions {
             blob_dir: None,
             allow_dangling: false,
             dry_run: false,
+            interrupt: None,
         }
     }
 }
@@ -128,6 +136,9 @@ pub struct Report {
     pub state_bytes: u64,
     /// Time per phase: analysis, copy before, copy after, files.
     pub timings: Vec<(&'static str, Duration)>,
+    /// Where the bytes after the last committed transaction were saved, when `.old` was
+    /// not kept and the file had such a tail.
+    pub tail_saved: Option<PathBuf>,
 }
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
@@ -169,6 +180,34 @@ fn committed_end<T: std::ops::Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Resu
     }
     fs.release(0, fs.len());
     Ok(it.finish().pos)
+}
+
+/// Writes `tail` to the first free `<path>.trN` (ZODB's `_truncate`); returns its path.
+fn save_tail(path: &Path, tail: &[u8]) -> Result<PathBuf> {
+    for n in 0.. {
+        let p = with_suffix(path, &format!(".tr{n}"));
+        match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+            Ok(mut f) => {
+                f.write_all(tail).map_err(|e| PackError::io(&p, e))?;
+                f.sync_all().map_err(|e| PackError::io(&p, e))?;
+                return Ok(p);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(PackError::io(&p, e)),
+        }
+    }
+    unreachable!("some .trN is free")
+}
+
+/// Writes an index file as `fsIndex.save` does, fsynced.
+fn write_index_file(p: &Path, index: &zfs_format::Index, pos: u64) -> Result<()> {
+    let io = |e| PackError::io(p, e);
+    let f = fs::File::create(p).map_err(io)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    zfs_format::index_file::write_index(&mut w, index, pos).map_err(io)?;
+    w.flush().map_err(io)?;
+    let f = w.into_inner().map_err(|e| io(e.into_error()))?;
+    f.sync_all().map_err(io)
 }
 
 /// Packs the FileStorage at `path`.
@@ -220,11 +259,13 @@ where
         index_entries: 0,
         state_bytes: 0,
         timings: Vec::new(),
+        tail_saved: None,
     };
     let aopts = AnalyzeOptions {
         stop: opts.stop,
         gc: opts.gc,
         allow_dangling: opts.allow_dangling,
+        interrupt: opts.interrupt,
     };
     let analysis = if end <= 4 {
         analyze::Analysis::Empty
@@ -233,7 +274,7 @@ where
     };
     report.timings.push(("analysis", t0.elapsed()));
     let old = with_suffix(path, ".old");
-    let plan = match analysis {
+    let mut plan = match analysis {
         analyze::Analysis::Empty => return Ok(report),
         analyze::Analysis::Redundant => {
             report.outcome = Outcome::Redundant;
@@ -270,15 +311,17 @@ where
         e
     };
     let magic = fs.bytes().get(..4).unwrap_or(b"FS30");
+    let reach = std::mem::take(&mut plan.reach);
     let phase_c = (|| {
         out.write_magic(magic)?;
         copy::copy_to_packtime(
             fs,
             plan.packpos,
-            &plan.reach,
+            reach,
             opts.blob_dir.is_some(),
             &mut out,
             progress,
+            opts.interrupt,
         )
     })();
     let (stats, mut index) = match phase_c {
@@ -292,7 +335,6 @@ where
     report.records_removed = stats.records_dropped;
     report.blob_lines = stats.blob_removed.iter().filter(|&&c| c == b'\n').count() as u64;
     let opos = out.pos();
-    drop(plan.reach);
 
     if opos == plan.packpos {
         // ZODB's "nothing to do" rule: same byte count before the pack time.
@@ -320,7 +362,15 @@ where
     // Phase D.
     let t2 = Instant::now();
     let phase_d = (|| {
-        copy::copy_rest(fs, plan.packpos, end, &mut out, &mut index, progress)?;
+        copy::copy_rest(
+            fs,
+            plan.packpos,
+            end,
+            &mut out,
+            &mut index,
+            progress,
+            opts.interrupt,
+        )?;
         out.finish()
     })();
     if let Err(e) = phase_d {
@@ -330,33 +380,64 @@ where
         .timings
         .push(("copy after the pack time", t2.elapsed()));
 
-    // Swap: the original stays reachable under one of the two names at every moment.
+    // The new index, written before the swap (ZODB writes it after) so that a full disk
+    // fails here, with the original untouched.
     let t3 = Instant::now();
+    let index = index.finish();
+    report.index_entries = index.len() as u64;
+    let index_path = with_suffix(path, ".index");
+    let index_tmp = with_suffix(path, ".index.index_tmp");
+    let written = write_index_file(&index_tmp, &index, report.size_after);
+    drop(index);
+    if let Err(e) = written {
+        let _ = fs::remove_file(&index_tmp);
+        return Err(cleanup(e));
+    }
+    interrupt::check(opts.interrupt).map_err(|e| {
+        let _ = fs::remove_file(&index_tmp);
+        cleanup(e)
+    })?;
+
+    // The swap. The original stays reachable under one of its two names at every moment,
+    // and the old `.index` goes first, so no crash can pair the packed file with it.
     let swap = (|| {
         remove_if_exists(&old)?;
         if fs::hard_link(path, &old).is_err() {
             fs::copy(path, &old).map_err(|e| PackError::io(&old, e))?;
         }
+        remove_if_exists(&index_path)?;
         sync_dir(path);
         Ok(())
     })();
     if let Err(e) = swap {
+        let _ = fs::remove_file(&index_tmp);
         return Err(cleanup(e));
     }
-    fs::rename(&pack_path, path).map_err(|e| cleanup(PackError::io(path, e)))?;
-    sync_dir(path);
+    fs::rename(&pack_path, path).map_err(|e| {
+        let _ = fs::remove_file(&index_tmp);
+        cleanup(PackError::io(path, e))
+    })?;
     report.outcome = Outcome::Packed;
-    if let Some(b) = &opts.blob_dir {
-        progress.start("removing blob files", report.blob_lines);
-        blob::remove_old(b)?;
-        report.blobs = blob::apply(b, &stats.blob_removed, opts.keep_old)?;
-    }
-    if !opts.keep_old {
-        remove_if_exists(&old)?;
-    }
-    let index = index.finish();
-    report.index_entries = index.len() as u64;
-    zfs_format::index_file::save_index(&with_suffix(path, ".index"), &index, report.size_after)?;
+    let finish = (|| {
+        fs::rename(&index_tmp, &index_path).map_err(|e| PackError::io(&index_path, e))?;
+        sync_dir(path);
+        if let Some(b) = &opts.blob_dir {
+            progress.start("removing blob files", report.blob_lines);
+            blob::remove_old(b)?;
+            report.blobs = blob::apply(b, &stats.blob_removed, opts.keep_old)?;
+        }
+        if !opts.keep_old {
+            // Bytes after the last committed transaction (a torn or unfinished commit)
+            // were not packed; before `.old` goes, they are saved where ZODB saves them
+            // when it truncates a file on open: the first free `<file>.trN`.
+            if fs.len() > end {
+                report.tail_saved = Some(save_tail(path, &fs.bytes()[end as usize..])?);
+            }
+            remove_if_exists(&old)?;
+        }
+        Ok(())
+    })();
+    finish.map_err(|e| PackError::AfterSwap(Box::new(e)))?;
     report.timings.push(("files", t3.elapsed()));
     Ok(report)
 }

@@ -76,6 +76,35 @@ impl OidMap {
         pos_from6(self.positions[slot])
     }
 
+    /// Replaces the position in `slot` (not [`ABSENT`]: the live count stays).
+    pub fn set_pos(&mut self, slot: usize, pos: u64) {
+        debug_assert!(pos != ABSENT, "a written position");
+        if self.pos_at(slot) == ABSENT && pos != ABSENT {
+            self.live += 1;
+        }
+        self.positions[slot] = pos6(pos);
+    }
+
+    /// Sets the slots for which `keep(slot, oid)` is false to [`ABSENT`].
+    pub fn retain(&mut self, mut keep: impl FnMut(usize, u64) -> bool) {
+        let mut live = 0;
+        for (i, &p) in self.prefixes.iter().enumerate() {
+            let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
+            for k in s..e {
+                let oid = (p << 16) | u64::from(self.suffixes[k]);
+                if pos_from6(self.positions[k]) == ABSENT {
+                    continue;
+                }
+                if keep(k, oid) {
+                    live += 1;
+                } else {
+                    self.positions[k] = pos6(ABSENT);
+                }
+            }
+        }
+        self.live = live;
+    }
+
     /// The current position of `oid`, `None` when it has no slot or is absent.
     pub fn get(&self, oid: u64) -> Option<u64> {
         let p = self.pos_at(self.slot(oid)?);
@@ -114,13 +143,15 @@ impl OidMap {
     pub fn merged(&self, mut updates: Vec<(u64, u64)>) -> OidMap {
         // Stable sort keeps file order among equal oids; the last one wins.
         updates.sort_by_key(|&(o, _)| o);
-        let mut dedup: Vec<(u64, u64)> = Vec::with_capacity(updates.len());
-        for (o, p) in updates {
-            match dedup.last_mut() {
-                Some(last) if last.0 == o => last.1 = p,
-                _ => dedup.push((o, p)),
+        // In place: of equal oids the first is retained and takes the last one's position.
+        updates.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = later.1;
             }
-        }
+            same
+        });
+        let dedup = updates;
         let mut out = OidMap::new();
         out.suffixes.reserve_exact(self.slots() + dedup.len());
         out.positions.reserve_exact(self.slots() + dedup.len());
@@ -208,6 +239,11 @@ mod tests {
         assert_eq!(m.get(0x10000), Some(200));
         assert_eq!(m.oid_at(2), 0x10000);
         assert_eq!(m.oid_at(0), 5);
+        let mut m3 = m.clone();
+        m3.set_pos(1, 9);
+        assert_eq!((m3.get(7), m3.live()), (Some(9), 3));
+        m3.retain(|_, oid| oid != 5);
+        assert_eq!((m3.get(5), m3.live()), (None, 2));
         let m2 = m.merged(vec![(7, 400), (6, 1)]);
         assert_eq!(
             m2.iter().collect::<Vec<_>>(),

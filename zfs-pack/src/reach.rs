@@ -60,6 +60,33 @@ impl Reach {
         base + self.moved.len()
     }
 
+    /// Notes that the kept revision of `oid` at `old` was written at `new` in the packed
+    /// file. The scan map's slots then hold the packed file's positions (so the packed
+    /// file's index needs no memory of its own), which is safe because the copy runs in
+    /// file order: the main revision of an oid is its last record before the pack time,
+    /// so no lookup of it comes after its write; revisions kept besides it are older and
+    /// do not overwrite it; a moved oid's main position lives in `moved`, not the slot,
+    /// and each of its writes overwrites the slot (the last one written wins, as in
+    /// ZODB's index).
+    pub fn record_written(&mut self, oid: u64, old: u64, new: u64) {
+        let Some(slot) = self.map.slot(oid) else {
+            return;
+        };
+        if self.moved.contains_key(&oid) || self.map.pos_at(slot) == old {
+            self.map.set_pos(slot, new);
+        }
+    }
+
+    /// After the copy before the pack time ([`Reach::record_written`] for every revision
+    /// written): oid → position in the packed file of every object kept, the others
+    /// [`ABSENT`].
+    pub fn into_written(mut self) -> OidMap {
+        let (marked, all_live, moved) = (&self.marked, self.all_live, &self.moved);
+        self.map
+            .retain(|slot, oid| all_live || marked.get(slot) || moved.contains_key(&oid));
+        self.map
+    }
+
     /// Heap bytes held by the structures, for memory reports.
     pub fn heap_bytes(&self) -> usize {
         self.map.heap_bytes()

@@ -23,8 +23,15 @@ use crate::common::Ctx;
 /// (ZODB: KeyError; --allow-dangling packs anyway), objects referenced by old revisions
 /// that undo records after the pack time keep are kept too (ZODB drops them), a pack
 /// without GC keeps the revisions such records need (ZODB: PackError), Python 2 (FS21)
-/// files and zlib-compressed records are read.
+/// files and zlib-compressed records are read. A torn or unfinished last commit is not
+/// packed and never lost: the untouched original keeps it in FILE.old, or, with
+/// --no-keep-old, it is saved to FILE.trN (ZODB truncates it into FILE.trN on open).
+///
+/// Exit codes: 0 packed (or nothing to do); 1 error (nothing changed, unless the message
+/// says the file was packed and a later step failed); 3 dangling references, nothing
+/// changed; 130 interrupted, nothing changed.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = AFTER_HELP)]
 pub struct Args {
     /// The Data.fs file.
     pub file: PathBuf,
@@ -56,6 +63,26 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 }
+
+/// Where `zodbfs pack` differs from ZODB on purpose (spec section 6), for `--help`.
+const AFTER_HELP: &str = "\
+The result (Data.fs, .index, .old, blob files removed or moved to DIR.old) is byte for byte \
+what ZODB's FileStorage.pack gives, wherever ZODB succeeds without losing data. Where it \
+does not, we differ on purpose:
+  - dangling references from reachable objects: all are listed and nothing is changed, \
+exit 3 (ZODB: KeyError on the first); --allow-dangling packs anyway;
+  - objects referenced by old revisions that undo records after the pack time keep are \
+kept too (ZODB collects them and leaves dangling references);
+  - without GC, revisions such undo records need are kept (ZODB: PackError, .pack left);
+  - Python 2 (FS21) oids with bytes >= 0x80 and zlib-compressed records are read \
+(ZODB on Python 3 fails on both); unreadable references are refused, naming oid and offset;
+  - offline only: FILE.lock is taken and the pack refuses while a ZODB has it open;
+  - a torn or unfinished last commit is not packed and never lost: it stays in FILE.old, \
+or with --no-keep-old goes to FILE.trN (ZODB's open truncates it into FILE.trN).
+
+Exit codes: 0 packed or nothing to do; 1 error (nothing changed, unless the message says \
+the file was packed and a later step failed); 3 dangling references, nothing changed; \
+130 interrupted (SIGINT/SIGTERM), nothing changed and no .pack left.";
 
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -165,6 +192,7 @@ fn print_json(a: &Args, r: &Report, secs: f64) {
         "blob_removed_lines": r.blob_lines,
         "blob_files_removed": r.blobs.files_removed,
         "blob_bytes_removed": r.blobs.bytes_removed,
+        "tail_saved_to": r.tail_saved.as_ref().map(|p| p.display().to_string()),
         "seconds": secs,
     });
     println!("{v}");
@@ -216,6 +244,12 @@ fn print_summary(a: &Args, r: &Report, secs: f64) {
                     }
                 );
             }
+            if let Some(p) = &r.tail_saved {
+                println!(
+                    "  the bytes after the last committed transaction were saved to '{}'",
+                    p.display()
+                );
+            }
             println!("  time: {secs:.2} s");
         }
     }
@@ -234,8 +268,10 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         blob_dir: a.blobs.clone(),
         allow_dangling: a.allow_dangling,
         dry_run: a.dry_run,
+        interrupt: Some(zfs_pack::interrupt::on_signals()),
     };
-    let bar = ctx.bar();
+    // No bar with --json: the output is for programs.
+    let bar = zfs_cli::ui::Bar::new(ctx.quiet || a.json);
     let t0 = Instant::now();
     let result = zfs_pack::pack(&a.file, &opts, &bar);
     bar.finish();
@@ -261,12 +297,20 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
             }
             Ok(exit::FOUND_PROBLEMS)
         }
-        Err(e) => Err(e).with_context(|| {
+        Err(PackError::Interrupted) => {
+            eprintln!(
+                "zodbfs: interrupted; '{}' is unchanged and no .pack file is left",
+                a.file.display()
+            );
+            Ok(exit::INTERRUPTED)
+        }
+        Err(e) if e.original_unchanged() => Err(e).with_context(|| {
             format!(
                 "pack of '{}' failed; the original file is unchanged",
                 a.file.display()
             )
         }),
+        Err(e) => Err(e).with_context(|| format!("pack of '{}'", a.file.display())),
     }
 }
 

@@ -1,14 +1,14 @@
-//! Packs of a database made by real ZODB (the spec experiments' `build_db.py`: undo,
+//! Packs of the database the spec's experiments made with real ZODB (`build_db.py`: undo,
 //! undone creation, blobs, weak and cross-database references, an empty transaction),
-//! compared with the bytes ZODB 6.4's packer produced for the same stop tids.
+//! compared with the bytes ZODB 6.4's packer produced for the same stop tids; and the
+//! bad inputs derived from it.
 
 use std::path::Path;
 
-use sha1::{Digest, Sha1};
 use zfs_format::{NoProgress, Tid};
 use zfs_pack::{pack, Outcome, PackError, PackOptions};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/experiment.fs");
+use crate::{sha1, tree, FIXTURE};
 
 /// (stop tid, gc, sha1 of Data.fs after ZODB's pack, sha1 of its .index).
 const ZODB: &[(&str, bool, &str, &str)] = &[
@@ -44,14 +44,6 @@ const ZODB: &[(&str, bool, &str, &str)] = &[
     ),
 ];
 
-fn sha1(p: &Path) -> String {
-    let b = std::fs::read(p).expect("readable");
-    Sha1::digest(&b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
-
 fn copy(dir: &Path) -> std::path::PathBuf {
     let f = dir.join("Data.fs");
     std::fs::copy(FIXTURE, &f).expect("copy fixture");
@@ -83,7 +75,7 @@ fn byte_identical_to_zodb() {
 }
 
 #[test]
-fn before_first_transaction_is_a_no_op_that_removes_old() {
+fn decision_6_before_first_transaction_is_a_no_op_that_removes_old() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = copy(d.path());
     std::fs::write(d.path().join("Data.fs.old"), b"stale").expect("write");
@@ -128,7 +120,7 @@ fn second_pack_to_same_time_and_earlier_time() {
 }
 
 #[test]
-fn zero_stop_and_locked_database_are_refused() {
+fn zero_stop_and_decision_7_locked_database_are_refused() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = copy(d.path());
     assert!(matches!(
@@ -169,7 +161,7 @@ const DANGLING: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dangling
 const DANGLING_STOP: &str = "040d3310866488ef";
 
 #[test]
-fn dangling_references_are_listed_and_refused() {
+fn decision_1_dangling_references_are_listed_and_refused() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = d.path().join("Data.fs");
     std::fs::copy(DANGLING, &f).expect("copy");
@@ -222,7 +214,7 @@ fn root_record(f: &Path) -> u64 {
 }
 
 #[test]
-fn unreadable_pickle_in_a_reachable_record_is_refused() {
+fn decision_3_unreadable_pickle_in_a_reachable_record_is_refused() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = copy(d.path());
     let root = root_record(&f);
@@ -282,30 +274,6 @@ fn blob_tree(dir: &Path) -> std::path::PathBuf {
     std::fs::write(o.join("0x03f58e007bbbbbbb.blob"), b"blob data v1").expect("blob");
     std::fs::write(o.join("0x03f58e0080000000.blob"), b"blob data v2").expect("blob");
     b
-}
-
-fn tree(dir: &Path) -> Vec<String> {
-    fn walk(root: &Path, p: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(p).expect("dir") {
-            let e = e.expect("entry");
-            out.push(
-                e.path()
-                    .strip_prefix(root)
-                    .expect("under")
-                    .display()
-                    .to_string(),
-            );
-            if e.file_type().expect("type").is_dir() {
-                walk(root, &e.path(), out);
-            }
-        }
-    }
-    let mut v = Vec::new();
-    if dir.exists() {
-        walk(dir, dir, &mut v);
-    }
-    v.sort();
-    v
 }
 
 #[test]

@@ -2,24 +2,12 @@
 //! fake clock: where ZODB packs without losing data, our bytes must be its bytes; where it
 //! fails or loses data, the decisions of the spec's section 6 apply.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use sha1::{Digest, Sha1};
-use zfs_format::{NoProgress, Oid, Payload, Tid};
+use zfs_format::{NoProgress, Tid};
 use zfs_pack::{pack, Outcome, PackOptions};
 
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
-
-fn sha1(p: &Path) -> String {
-    Sha1::digest(std::fs::read(p).expect("readable"))
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
+use crate::{data, no_dangling, sha1};
 
 /// Packs a copy of fixture `name`; returns the temp dir, the packed file and the report.
 fn packed(name: &str, stop: &str, gc: bool) -> (tempfile::TempDir, PathBuf, zfs_pack::Report) {
@@ -30,30 +18,6 @@ fn packed(name: &str, stop: &str, gc: bool) -> (tempfile::TempDir, PathBuf, zfs_
     o.gc = gc;
     let r = pack(&f, &o, &NoProgress).expect("packs");
     (d, f, r)
-}
-
-/// Every strong reference of every kept revision points to an object of the file.
-fn no_dangling(f: &Path) {
-    let fs = zfs_format::FileStorage::open(f).expect("open");
-    let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("scan");
-    for t in fs.transactions() {
-        for r in t.expect("txn").records() {
-            let r = r.expect("record");
-            if let Payload::Data(d) = r.payload {
-                for o in zfs_format::pickle::references(d, zfs_format::pickle::StringMode::Ascii)
-                    .expect("refs")
-                {
-                    let oid = Oid(o.as_ref().try_into().expect("8 bytes"));
-                    assert!(
-                        scan.index.contains(oid),
-                        "{} refers to missing {}",
-                        r.oid,
-                        oid
-                    );
-                }
-            }
-        }
-    }
 }
 
 #[test]

@@ -1,0 +1,205 @@
+//! Bad input and interrupted packs: the error names what and where, the original is never
+//! changed, and no `.pack` file is left after a clean error. (More in `experiments`:
+//! a time-stamp reduction, an unreadable pickle, dangling references; and in the CLI
+//! tests: a full disk, a live ZODB's lock, a pack killed midway.)
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use zfs_format::{NoProgress, Tid};
+use zfs_pack::{pack, PackError, PackOptions};
+
+use crate::{sha1, FIXTURE};
+
+const STOP: &str = "03f58e00b7777778";
+
+/// A copy of the experiment database with `damage` applied to its bytes.
+fn damaged(dir: &Path, damage: impl FnOnce(&mut Vec<u8>)) -> (PathBuf, Vec<u8>) {
+    let mut b = std::fs::read(FIXTURE).expect("fixture");
+    damage(&mut b);
+    let f = dir.join("Data.fs");
+    std::fs::write(&f, &b).expect("write");
+    (f, b)
+}
+
+/// Positions of the transactions of the experiment database.
+fn txn_positions(b: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut pos = 4;
+    while pos + 23 <= b.len() {
+        out.push(pos);
+        let tlen = u64::from_be_bytes(b[pos + 8..pos + 16].try_into().expect("8")) as usize;
+        pos += tlen + 8;
+    }
+    out
+}
+
+fn assert_untouched(dir: &Path, f: &Path, bytes: &[u8]) {
+    assert_eq!(
+        std::fs::read(f).expect("read"),
+        bytes,
+        "the original is unchanged"
+    );
+    assert!(!dir.join("Data.fs.pack").exists(), "no .pack left");
+    assert!(!dir.join("Data.fs.old").exists());
+    assert!(!dir.join("Data.fs.index").exists());
+}
+
+#[test]
+fn redundant_length_mismatch_is_refused_like_zodb() {
+    // ZODB's testCorruptionInPack: the last transaction's trailing length is wrong.
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut last = 0;
+    let (f, b) = damaged(d.path(), |b| {
+        last = *txn_positions(b).last().expect("txns");
+        let n = b.len();
+        b[n - 1] ^= 1;
+    });
+    let stop = Tid::from_u64(u64::MAX >> 1);
+    let e = pack(&f, &PackOptions::new(stop), &NoProgress).expect_err("damaged");
+    assert!(
+        matches!(
+            e,
+            PackError::Format(zfs_format::Error::RedundantLength { .. })
+        ),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&last.to_string()),
+        "{msg} names transaction {last}"
+    );
+    assert_untouched(d.path(), &f, &b);
+}
+
+#[test]
+fn a_backpointer_forward_is_refused_with_its_offset() {
+    // The first record of the second transaction becomes a backpointer to itself.
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut rec = 0;
+    let (f, b) = damaged(d.path(), |b| {
+        let t = txn_positions(b)[1];
+        let hlen = 23
+            + usize::from(u16::from_be_bytes([b[t + 17], b[t + 18]]))
+            + usize::from(u16::from_be_bytes([b[t + 19], b[t + 20]]))
+            + usize::from(u16::from_be_bytes([b[t + 21], b[t + 22]]));
+        rec = t + hlen;
+        let plen = u64::from_be_bytes(b[rec + 34..rec + 42].try_into().expect("8")) as usize;
+        // plen 0, back = its own position; the rest of the old pickle stays as junk the
+        // transaction length still covers, so only the record is wrong.
+        b[rec + 34..rec + 42].copy_from_slice(&0u64.to_be_bytes());
+        b[rec + 42..rec + 50].copy_from_slice(&(rec as u64).to_be_bytes());
+        assert!(plen >= 8);
+    });
+    let r = pack(
+        &f,
+        &PackOptions::new(Tid::from_hex(STOP).expect("hex")),
+        &NoProgress,
+    );
+    match r {
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&rec.to_string()), "{msg} names offset {rec}");
+        }
+        Ok(r) => panic!("packed a damaged file: {r:?}"),
+    }
+    assert_untouched(d.path(), &f, &b);
+}
+
+#[test]
+fn a_truncated_record_inside_a_transaction_is_refused() {
+    // A data record's length runs past its transaction.
+    let d = tempfile::tempdir().expect("tempdir");
+    let (f, b) = damaged(d.path(), |b| {
+        let t = txn_positions(b)[2];
+        let hlen = 23
+            + usize::from(u16::from_be_bytes([b[t + 17], b[t + 18]]))
+            + usize::from(u16::from_be_bytes([b[t + 19], b[t + 20]]))
+            + usize::from(u16::from_be_bytes([b[t + 21], b[t + 22]]));
+        let rec = t + hlen;
+        b[rec + 34..rec + 42].copy_from_slice(&100_000u64.to_be_bytes());
+    });
+    let r = pack(
+        &f,
+        &PackOptions::new(Tid::from_hex(STOP).expect("hex")),
+        &NoProgress,
+    );
+    let msg = r.expect_err("damaged").to_string();
+    assert!(msg.contains("offset"), "{msg}");
+    assert_untouched(d.path(), &f, &b);
+}
+
+static STOP_NOW: AtomicBool = AtomicBool::new(true);
+
+#[test]
+fn an_interrupted_pack_changes_nothing_and_removes_its_pack_file() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (f, b) = damaged(d.path(), |_| {});
+    let mut o = PackOptions::new(Tid::from_hex(STOP).expect("hex"));
+    o.interrupt = Some(&STOP_NOW);
+    assert!(matches!(
+        pack(&f, &o, &NoProgress),
+        Err(PackError::Interrupted)
+    ));
+    assert_untouched(d.path(), &f, &b);
+}
+
+#[test]
+fn a_stale_pack_file_from_a_killed_run_is_overwritten() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (f, _) = damaged(d.path(), |_| {});
+    std::fs::write(d.path().join("Data.fs.pack"), vec![b'x'; 50_000]).expect("write");
+    pack(
+        &f,
+        &PackOptions::new(Tid::from_hex(STOP).expect("hex")),
+        &NoProgress,
+    )
+    .expect("packs");
+    // ZODB 6.4's bytes for this stop (see `experiments`).
+    assert_eq!(sha1(&f), "afa9fc9d9fbbc91daf43532ac0020436eb0d4103");
+    assert!(!d.path().join("Data.fs.pack").exists());
+    assert!(!d.path().join("Data.fs.index.index_tmp").exists());
+}
+
+#[test]
+fn a_stale_index_is_replaced_and_never_paired_with_the_packed_file() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (f, _) = damaged(d.path(), |_| {});
+    std::fs::write(d.path().join("Data.fs.index"), b"stale").expect("write");
+    pack(
+        &f,
+        &PackOptions::new(Tid::from_hex(STOP).expect("hex")),
+        &NoProgress,
+    )
+    .expect("packs");
+    assert_eq!(
+        sha1(&d.path().join("Data.fs.index")),
+        "70161b0624156002f7f076322ad996a1aeff0fa4"
+    );
+}
+
+#[test]
+fn a_torn_tail_is_never_lost() {
+    // The bytes of an unfinished commit after the last transaction are not packed. With
+    // `.old` kept they stay there (the original is untouched); without it they are saved
+    // to `Data.fs.tr0`, as ZODB saves them when its open truncates the file.
+    let tail = b"\x03\xf5\x8e\x01\x00\x00\x00\x00\x00\x00\x00\x10 torn".to_vec();
+    for keep_old in [true, false] {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (f, b) = damaged(d.path(), |b| b.extend_from_slice(&tail));
+        let mut o = PackOptions::new(Tid::from_hex(STOP).expect("hex"));
+        o.keep_old = keep_old;
+        let r = pack(&f, &o, &NoProgress).expect("packs");
+        // The packed bytes are those of the file without its tail.
+        assert_eq!(sha1(&f), "afa9fc9d9fbbc91daf43532ac0020436eb0d4103");
+        let tr0 = d.path().join("Data.fs.tr0");
+        if keep_old {
+            assert_eq!(std::fs::read(d.path().join("Data.fs.old")).expect("old"), b);
+            assert!(!tr0.exists());
+            assert_eq!(r.tail_saved, None);
+        } else {
+            assert_eq!(std::fs::read(&tr0).expect(".tr0"), tail);
+            assert_eq!(r.tail_saved.as_deref(), Some(tr0.as_path()));
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Integration tests of `zfs_pack` (one test binary, one module per concern):
+//!
+//! - `experiments`: the spec's experiment database (made by real ZODB), ZODB's bytes for
+//!   it, the lock, dry runs, blobs, and bad inputs derived from it;
+//! - `edge`: the spec's edge cases (`edge_cases.py`) with ZODB's bytes;
+//! - `decisions`: one test per decision of the spec's section 6 that has behaviour,
+//!   on small synthetic files (compared with ZODB's packer too when its Python is there);
+//! - `bad_input`: damaged files, interruption, and what is left behind on errors.
+
+mod bad_input;
+mod decisions;
+mod edge;
+mod experiments;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha1::{Digest, Sha1};
+use zfs_format::{NoProgress, Oid, Payload};
+
+/// The spec experiments' database (`build_db.py`, 20 transactions, 9805 bytes).
+pub const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/experiment.fs");
+
+/// A committed test file.
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// Hex sha1 of a file.
+pub fn sha1(p: &Path) -> String {
+    Sha1::digest(std::fs::read(p).expect("readable"))
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// Every path under `dir`, relative and sorted.
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, p: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(p).expect("dir") {
+            let e = e.expect("entry");
+            out.push(
+                e.path()
+                    .strip_prefix(root)
+                    .expect("under")
+                    .display()
+                    .to_string(),
+            );
+            if e.file_type().expect("type").is_dir() {
+                walk(root, &e.path(), out);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    if dir.exists() {
+        walk(dir, dir, &mut v);
+    }
+    v.sort();
+    v
+}
+
+/// Every strong reference of every data record points to an object of the file.
+pub fn no_dangling(f: &Path) {
+    let fs = zfs_format::FileStorage::open(f).expect("open");
+    let mode = fs.magic().string_mode();
+    let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("scan");
+    for t in fs.transactions() {
+        for r in t.expect("txn").records() {
+            let r = r.expect("record");
+            if let Payload::Data(d) = r.payload {
+                let plain = zfs_format::pickle::untransform(d).expect("untransform");
+                for o in zfs_format::pickle::references(&plain, mode).expect("refs") {
+                    let oid = Oid(o.as_ref().try_into().expect("8 bytes"));
+                    assert!(
+                        scan.index.contains(oid),
+                        "{} refers to missing {}",
+                        r.oid,
+                        oid
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A python with ZODB 6.4 (ZFS_ORACLE_PYTHON, else the oracle venv), if there is one.
+pub fn zodb_python() -> Option<PathBuf> {
+    let mut c: Vec<PathBuf> = std::env::var_os("ZFS_ORACLE_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/oracle/.venv/bin/python"));
+    c.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import ZODB.FileStorage"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// Packs `file` in place with ZODB's packer (testdata/oracle/pack_oracle.py): `None`
+/// without the oracle's Python, else ZODB's error (`None` when it packed).
+pub fn zodb_pack(file: &Path, stop: &str, gc: bool) -> Option<Option<String>> {
+    let py = zodb_python()?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/oracle/pack_oracle.py");
+    let mut cmd = Command::new(py);
+    cmd.arg(script).arg(file).args(["--tid", stop]);
+    if !gc {
+        cmd.arg("--no-gc");
+    }
+    let out = cmd.output().expect("python runs");
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        line.starts_with('{'),
+        "oracle: {line} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = line
+        .split("\"error\": ")
+        .nth(1)
+        .expect("error field")
+        .to_string();
+    Some((!err.starts_with("null")).then_some(err))
+}
