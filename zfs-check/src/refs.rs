@@ -139,7 +139,7 @@ pub fn dangling_refs<T: Deref<Target = [u8]> + Sync>(
 ) -> RefsReport {
     let mode = StringMode::for_magic(&fs.magic().bytes());
     let entries: Vec<(Oid, u64)> = index.iter().collect();
-    progress.start("loading objects", entries.len() as u64);
+    progress.start_counting("loading objects", entries.len() as u64, "objects");
     let states: Vec<State> = entries
         .par_chunks(CHUNK)
         .flat_map_iter(|chunk| {
@@ -193,7 +193,7 @@ pub fn dangling_refs<T: Deref<Target = [u8]> + Sync>(
                 .map_or(ABSENT, State::code),
         }
     };
-    progress.start("scanning references", entries.len() as u64);
+    progress.start_counting("scanning references", entries.len() as u64, "objects");
     type Part = (Vec<(u64, usize, Dangling)>, Vec<Unscannable>);
     let parts: Vec<Part> = entries
         .par_chunks(CHUNK)

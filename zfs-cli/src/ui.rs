@@ -4,6 +4,14 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+const BYTES: &str = "{msg:28} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}";
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
 /// A [`zfs_format::Progress`] drawn with indicatif, hidden when stderr is not a terminal or
 /// when asked to be quiet.
 pub struct Bar {
@@ -19,13 +27,7 @@ impl Bar {
         } else {
             ProgressBar::hidden()
         };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:24} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("the template is valid")
-            .progress_chars("=> "),
-        );
+        bar.set_style(style(BYTES));
         Bar { bar }
     }
 
@@ -37,12 +39,21 @@ impl Bar {
 
 impl zfs_format::Progress for Bar {
     fn start(&self, phase: &str, total: u64) {
+        self.bar.set_style(style(BYTES));
         self.bar.set_message(phase.to_string());
         self.bar.set_length(total);
         self.bar.set_position(0);
     }
     fn advance(&self, n: u64) {
         self.bar.inc(n);
+    }
+    fn start_counting(&self, phase: &str, total: u64, unit: &'static str) {
+        let template =
+            format!("{{msg:28}} [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} eta {{eta}}");
+        self.bar.set_style(style(&template));
+        self.bar.set_message(phase.to_string());
+        self.bar.set_length(total);
+        self.bar.set_position(0);
     }
 }
 

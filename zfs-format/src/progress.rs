@@ -8,6 +8,12 @@ pub trait Progress: Sync {
     fn start(&self, phase: &str, total: u64);
     /// Adds `n` units of completed work to the current phase.
     fn advance(&self, n: u64);
+    /// Announces a new phase whose work is counted in `unit`s (objects, files) rather than
+    /// bytes. By default the same as [`Progress::start`].
+    fn start_counting(&self, phase: &str, total: u64, unit: &'static str) {
+        let _ = unit;
+        self.start(phase, total);
+    }
 }
 
 /// Discards all progress.

@@ -573,7 +573,7 @@ fn gc<T: Deref<Target = [u8]> + Sync>(
     plan: &mut Plan,
     progress: &dyn Progress,
 ) -> Result<()> {
-    progress.start("tracing references", reach.map.live() as u64);
+    progress.start_counting("tracing references", reach.map.live() as u64, "objects");
     // Random reads: without read-ahead and fault-around, only the pages read become
     // resident.
     // Records are read where they lie, at random: read them with positioned reads when

@@ -422,7 +422,7 @@ where
         fs::rename(&index_tmp, &index_path).map_err(|e| PackError::io(&index_path, e))?;
         sync_dir(path);
         if let Some(b) = &opts.blob_dir {
-            progress.start("removing blob files", report.blob_lines);
+            progress.start_counting("removing blob files", report.blob_lines, "files");
             blob::remove_old(b)?;
             report.blobs = blob::apply(b, &stats.blob_removed, opts.keep_old)?;
         }
