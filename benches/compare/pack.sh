@@ -27,7 +27,9 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/pack-compare.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 nogc=()
 [[ "${GC:-1}" == 0 ]] && nogc=(--no-gc)
-stop="$("$py" - "$src" <<'PY'
+# STOP=<tid hex> packs to that tid instead (e.g. the middle of the file's history).
+stop="${STOP:-}"
+[[ -n "$stop" ]] || stop="$("$py" - "$src" <<'PY'
 import os, struct, sys
 p = sys.argv[1]
 with open(p, "rb") as f:

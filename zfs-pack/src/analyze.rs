@@ -449,14 +449,27 @@ fn refs_at<T: Deref<Target = [u8]>>(
 /// cache, up to megabytes, for one record).
 pub fn read_resolved<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
-    file: &std::fs::File,
+    file: &RecordFile,
     buf: &mut Vec<u8>,
     pos: u64,
 ) -> Result<Option<(Oid, u64)>> {
     use std::os::unix::fs::FileExt;
     let ioe = |e| PackError::io(fs.path(), e);
     let mut at = pos;
+    // The backpointer records passed on the way, remembered once the chain's end is known.
+    let mut hops: Vec<u64> = Vec::new();
+    let mut remembered = false;
     loop {
+        if !remembered {
+            if let Some(end) = file.chains.get(at) {
+                file.chains.put(&hops, end);
+                remembered = true;
+                if end == 0 {
+                    return Ok(None);
+                }
+                at = end;
+            }
+        }
         // One read for the header and, usually, the whole pickle.
         buf.resize(READ_AHEAD, 0);
         let n = file.read_at(buf, at).map_err(ioe)?;
@@ -496,6 +509,9 @@ pub fn read_resolved<T: Deref<Target = [u8]>>(
                 buf.resize(len, 0);
                 file.read_exact_at(buf, at + 42).map_err(ioe)?;
             }
+            if !remembered {
+                file.chains.put(&hops, at);
+            }
             return Ok(Some((oid, at)));
         }
         if n < 50 {
@@ -507,6 +523,10 @@ pub fn read_resolved<T: Deref<Target = [u8]>>(
         }
         let back = word(buf, 42);
         if back == 0 {
+            if !remembered {
+                hops.push(at);
+                file.chains.put(&hops, 0);
+            }
             return Ok(None);
         }
         if back >= at {
@@ -516,6 +536,9 @@ pub fn read_resolved<T: Deref<Target = [u8]>>(
                 format!("backpointer chain does not go backwards: {back}"),
             ));
         }
+        if !remembered {
+            hops.push(at);
+        }
         at = back;
     }
 }
@@ -523,7 +546,7 @@ pub fn read_resolved<T: Deref<Target = [u8]>>(
 /// [`refs_at`] with positioned reads on the file instead of the mapping.
 fn refs_at_file<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
-    file: &std::fs::File,
+    file: &RecordFile,
     sc: &mut Scanner,
     buf: &mut Vec<u8>,
     pos: u64,
@@ -550,10 +573,60 @@ fn refs_at_file<T: Deref<Target = [u8]>>(
 }
 
 /// The data file opened for positioned reads, if it is the file `fs` maps (same length).
-pub fn open_for_reads<T: Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Option<std::fs::File> {
+pub fn open_for_reads<T: Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Option<RecordFile> {
     std::fs::File::open(fs.path())
         .ok()
         .filter(|f| f.metadata().is_ok_and(|m| m.len() == fs.len()))
+        .map(|file| RecordFile {
+            file,
+            chains: Chains::default(),
+        })
+}
+
+/// The data file opened for positioned reads, with the backpointer chains resolved so far.
+pub struct RecordFile {
+    file: std::fs::File,
+    chains: Chains,
+}
+
+impl Deref for RecordFile {
+    type Target = std::fs::File;
+    fn deref(&self) -> &std::fs::File {
+        &self.file
+    }
+}
+
+/// Shards of the chain memo.
+const CHAIN_SHARDS: usize = 16;
+/// Entries a shard holds before it is emptied (bounds the memo to about 6 MB).
+const CHAIN_SHARD_LIMIT: usize = 16 * 1024;
+
+/// A memo of resolved backpointer chains: the position of a backpointer record → the
+/// position of the data record its chain ends at (0: "does not exist"). Undo-heavy files
+/// have chains of hundreds of hops that many records share; without the memo each hop of
+/// each resolution is one `pread`. Sharded so the tracing threads rarely wait on each other.
+#[derive(Default)]
+struct Chains {
+    shards: [std::sync::Mutex<std::collections::HashMap<u64, u64>>; CHAIN_SHARDS],
+}
+
+impl Chains {
+    fn shard(&self, pos: u64) -> &std::sync::Mutex<std::collections::HashMap<u64, u64>> {
+        &self.shards[(pos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % CHAIN_SHARDS]
+    }
+    fn get(&self, pos: u64) -> Option<u64> {
+        self.shard(pos).lock().ok()?.get(&pos).copied()
+    }
+    fn put(&self, hops: &[u64], end: u64) {
+        for &pos in hops {
+            if let Ok(mut m) = self.shard(pos).lock() {
+                if m.len() >= CHAIN_SHARD_LIMIT {
+                    m.clear();
+                }
+                m.insert(pos, end);
+            }
+        }
+    }
 }
 
 /// A revision whose references are to be followed.
@@ -584,7 +657,7 @@ fn gc<T: Deref<Target = [u8]> + Sync>(
 
 fn gc_inner<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
-    file: Option<&std::fs::File>,
+    file: Option<&RecordFile>,
     reach: &mut Reach,
     future: &[(u64, u64)],
     opts: AnalyzeOptions,
@@ -678,7 +751,7 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
 #[allow(clippy::too_many_arguments)]
 fn trace<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
-    file: Option<&std::fs::File>,
+    file: Option<&RecordFile>,
     reach: &mut Reach,
     mut todo: Vec<Todo>,
     dangling: &mut Vec<Dangling>,

@@ -17,7 +17,7 @@ use zfs_format::record::DATA_HEADER_LEN;
 use zfs_format::txn::TXN_HEADER_LEN;
 use zfs_format::{FileStorage, Oid, Payload, Progress, Tid, Transaction};
 
-use crate::analyze::{open_for_reads, read_resolved, resolve};
+use crate::analyze::{open_for_reads, read_resolved, resolve, RecordFile};
 use crate::blob;
 use crate::error::{PackError, Result};
 use crate::oidmap::{OidMap, ABSENT};
@@ -199,7 +199,7 @@ fn record_header(out: &mut Vec<u8>, oid: [u8; 8], tid: [u8; 8], prev: u64, tloc:
 /// Backpointers are resolved with positioned reads on `file` when it is given.
 fn encode_packed<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
-    file: Option<&File>,
+    file: Option<&RecordFile>,
     buf: &mut Vec<u8>,
     t: &Transaction<'_>,
     reach: &Reach,
