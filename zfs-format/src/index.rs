@@ -68,8 +68,35 @@ impl Index {
         self.positions.push(pos6(pos));
     }
 
+    /// The slot of `oid`: its rank in oid order, the same until the index next gains an
+    /// oid. Lets a caller keep per-oid data (a bitset, say) beside the index.
+    pub fn slot(&self, oid: Oid) -> Option<usize> {
+        self.find(oid.as_u64())
+    }
+
+    /// The position in `slot` (see [`Index::slot`]).
+    pub fn pos_at(&self, slot: usize) -> u64 {
+        pos_from6(self.positions[slot])
+    }
+
+    /// Replaces the position in `slot` (see [`Index::slot`]).
+    pub fn set_pos_at(&mut self, slot: usize, pos: u64) {
+        self.positions[slot] = pos6(pos);
+    }
+
+    /// Rewrites every position: `f(slot, oid, position)` returns the new one.
+    pub fn rewrite_positions(&mut self, mut f: impl FnMut(usize, Oid, u64) -> u64) {
+        for (i, &prefix) in self.prefixes.iter().enumerate() {
+            let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
+            for k in s..e {
+                let oid = Oid::from_u64((prefix << 16) | u64::from(self.suffixes[k]));
+                self.positions[k] = pos6(f(k, oid, pos_from6(self.positions[k])));
+            }
+        }
+    }
+
     /// Index of `oid`'s entry in `suffixes`/`positions`.
-    fn slot(&self, v: u64) -> Option<usize> {
+    fn find(&self, v: u64) -> Option<usize> {
         let i = self.prefixes.binary_search(&(v >> 16)).ok()?;
         let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
         let j = self.suffixes[s..e].binary_search(&(v as u16)).ok()?;
@@ -101,8 +128,7 @@ impl Index {
 
     /// Position of the current record of `oid`.
     pub fn get(&self, oid: Oid) -> Option<u64> {
-        self.slot(oid.as_u64())
-            .map(|i| pos_from6(self.positions[i]))
+        self.find(oid.as_u64()).map(|i| self.pos_at(i))
     }
 
     /// True if `oid` is indexed.
@@ -160,7 +186,7 @@ impl Index {
         let pairs = updates.sorted_pairs();
         let mut between = Vec::new();
         for (oid, pos) in pairs {
-            if let Some(i) = self.slot(oid) {
+            if let Some(i) = self.find(oid) {
                 self.positions[i] = pos6(pos);
             } else if self.max_oid().is_none_or(|m| oid > m.as_u64()) {
                 self.push_sorted(oid, pos);
@@ -226,6 +252,11 @@ impl IndexBuilder {
         self.pairs.append(&mut later.pairs);
     }
 
+    /// A builder holding `(oid, position)` pairs already collected in file order.
+    pub fn from_pairs(pairs: Vec<(u64, u64)>) -> Self {
+        IndexBuilder { pairs }
+    }
+
     /// Number of pairs collected so far (records, not oids).
     pub fn pending(&self) -> usize {
         self.pairs.len()
@@ -233,19 +264,13 @@ impl IndexBuilder {
 
     fn sorted_pairs(&mut self) -> Vec<(u64, u64)> {
         let mut pairs = std::mem::take(&mut self.pairs);
-        // Among the records of one oid the current one is the last inserted. Sorting by
-        // (oid, insertion order) in place needs no buffer; the order is kept in a sequence
-        // number only when positions do not already give it.
+        // Among the records of one oid the current one is the last inserted. When positions
+        // grow with insertion (a scan in file order) sorting by (oid, position) keeps that
+        // order and needs no buffer; otherwise a stable sort by oid keeps it.
         if pairs.windows(2).all(|w| w[0].1 < w[1].1) {
             pairs.sort_unstable();
         } else {
-            let mut seq: Vec<(u64, u64, u64)> = pairs
-                .iter()
-                .enumerate()
-                .map(|(i, &(o, p))| (o, i as u64, p))
-                .collect();
-            seq.sort_unstable();
-            pairs = seq.into_iter().map(|(o, _, p)| (o, p)).collect();
+            pairs.sort_by_key(|&(oid, _)| oid);
         }
         // Keep the last pair of each oid, in place.
         let mut w = 0;
@@ -285,6 +310,21 @@ mod tests {
         assert_eq!(ix.get(Oid::from_u64(6)), None);
         assert_eq!(ix.max_oid(), Some(Oid::from_u64(0x10000)));
         assert_eq!(ix.buckets().count(), 2);
+        let mut ix = ix;
+        assert_eq!(ix.slot(Oid::from_u64(0x10000)), Some(1));
+        assert_eq!(ix.slot(Oid::from_u64(6)), None);
+        ix.set_pos_at(1, 250);
+        assert_eq!(
+            (ix.pos_at(1), ix.get(Oid::from_u64(0x10000))),
+            (250, Some(250))
+        );
+        let mut seen = Vec::new();
+        ix.rewrite_positions(|slot, oid, pos| {
+            seen.push((slot, oid.as_u64(), pos));
+            pos + 1
+        });
+        assert_eq!(seen, vec![(0, 5, 300), (1, 0x10000, 250)]);
+        assert_eq!(ix.get(Oid::from_u64(5)), Some(301));
     }
 
     proptest! {

@@ -258,11 +258,11 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
         }
         fs.release(batch_start, walker.it.pos());
         if pending.len() > (64 * 1024).max(map.slots() / 4) {
-            map = map.merged(std::mem::take(&mut pending));
+            map.apply(std::mem::take(&mut pending));
         }
     }
     if !pending.is_empty() {
-        map = map.merged(pending);
+        map.apply(pending);
     }
     let packpos = walker.pending.map_or(walker.it.pos().min(end), |t| t.pos());
     let ltid = walker.ltid;
@@ -419,10 +419,14 @@ fn refs_at<T: Deref<Target = [u8]>>(
             None => return Ok(Vec::new()),
         },
     };
-    let bytes = data.data().unwrap_or_default();
+    scan_refs(sc, data.data().unwrap_or_default(), r.oid, data.pos)
+}
+
+/// The strong references in `bytes`, the pickles of `oid`'s record at `data_pos`.
+fn scan_refs(sc: &mut Scanner, bytes: &[u8], oid: Oid, data_pos: u64) -> Result<Vec<Ref>> {
     let perr = |source| PackError::Pickle {
-        oid: r.oid,
-        offset: data.pos,
+        oid,
+        offset: data_pos,
         source,
     };
     let plain: Cow<'_, [u8]> = untransform(bytes).map_err(perr)?;
@@ -554,22 +558,7 @@ fn refs_at_file<T: Deref<Target = [u8]>>(
     let Some((oid, data_pos)) = read_resolved(fs, file, buf, pos)? else {
         return Ok(Vec::new());
     };
-    let perr = |source| PackError::Pickle {
-        oid,
-        offset: data_pos,
-        source,
-    };
-    let plain: Cow<'_, [u8]> = untransform(buf).map_err(perr)?;
-    let mut out = Vec::new();
-    sc.references_into(&plain, StringMode::Bytes, &mut out)
-        .map_err(perr)?;
-    Ok(out
-        .into_iter()
-        .map(|o| match <[u8; 8]>::try_from(&*o) {
-            Ok(b) => Ref::Oid(u64::from_be_bytes(b)),
-            Err(_) => Ref::Raw(o.into_owned()),
-        })
-        .collect())
+    scan_refs(sc, buf, oid, data_pos)
 }
 
 /// The data file opened for positioned reads, if it is the file `fs` maps (same length).

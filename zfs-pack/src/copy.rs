@@ -135,7 +135,7 @@ impl OutIndex {
             return;
         }
         let upd: Vec<(u64, u64)> = self.recent.drain().collect();
-        self.base = self.base.merged(upd);
+        self.base.apply(upd);
     }
     fn get(&self, oid: u64) -> Option<u64> {
         self.recent
