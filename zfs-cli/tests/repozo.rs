@@ -2,10 +2,9 @@
 //! observable behaviour (files, bytes, messages, exit statuses), plus our safety guarantees.
 //! The clock is frozen with `REPOZO_TEST_NOW`, as ZODB's tests inject `test_now`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
 use zfs_format::writer::FileBuilder;
 use zfs_format::{Oid, Status, Tid};
 use zfs_repozo::md5::md5_hex;
@@ -46,52 +45,8 @@ impl Db {
     }
 }
 
-struct Env {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().to_path_buf();
-        std::fs::create_dir(root.join("repo")).expect("mkdir");
-        Env { _dir: dir, root }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.root.join(p)
-    }
-    fn repo(&self) -> String {
-        self.path("repo").to_str().expect("utf8").to_string()
-    }
-    fn write(&self, p: &str, bytes: &[u8]) {
-        std::fs::write(self.path(p), bytes).expect("write");
-    }
-    fn read(&self, p: &str) -> Vec<u8> {
-        std::fs::read(self.path(p)).expect("read")
-    }
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.path("repo"))
-            .expect("ls")
-            .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
-            .collect();
-        v.sort();
-        v
-    }
-    fn run(&self, now: &str, args: &[&str]) -> Output {
-        Command::cargo_bin("repozo")
-            .expect("binary")
-            .current_dir(&self.root)
-            .env("REPOZO_TEST_NOW", now)
-            .args(args)
-            .output()
-            .expect("run")
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod repozo_env;
+use repozo_env::{stderr, Env};
 
 fn last_line(o: &Output) -> String {
     stderr(o).lines().last().unwrap_or("").to_string()

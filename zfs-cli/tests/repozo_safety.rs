@@ -2,56 +2,13 @@
 //! the repository lock, stale temporaries of an interrupted run, an existing restore target
 //! and its index, restores without a `.dat`.
 
-use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt as _;
-use assert_cmd::Command;
 
-struct Env {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().to_path_buf();
-        std::fs::create_dir(root.join("repo")).expect("mkdir");
-        Env { _dir: dir, root }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.root.join(p)
-    }
-    fn write(&self, p: &str, bytes: &[u8]) {
-        std::fs::write(self.path(p), bytes).expect("write");
-    }
-    fn read(&self, p: &str) -> Vec<u8> {
-        std::fs::read(self.path(p)).expect("read")
-    }
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.path("repo"))
-            .expect("ls")
-            .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
-            .collect();
-        v.sort();
-        v
-    }
-    fn run(&self, now: &str, args: &[&str]) -> Output {
-        Command::cargo_bin("repozo")
-            .expect("binary")
-            .current_dir(&self.root)
-            .env("REPOZO_TEST_NOW", now)
-            .args(args)
-            .output()
-            .expect("run")
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod repozo_env;
+use repozo_env::{stderr, Env};
 
 /// A FileStorage with `n` small transactions.
 fn datafs(n: u64) -> Vec<u8> {

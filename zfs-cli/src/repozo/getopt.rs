@@ -117,23 +117,8 @@ fn short_has_arg(c: char, short: &str) -> Result<bool, String> {
 mod tests {
     use super::*;
 
-    const SHORT: &str = "BRVvhr:f:FQzkD:o:w";
-    const LONG: &[&str] = &[
-        "backup",
-        "recover",
-        "verify",
-        "verbose",
-        "help",
-        "repository=",
-        "file=",
-        "full",
-        "quick",
-        "gzip",
-        "kill-old-on-full",
-        "date=",
-        "output=",
-        "with-verify",
-    ];
+    // The tables the binary itself parses with.
+    use crate::{LONG, SHORT};
 
     type Parsed = (Vec<(String, String)>, Vec<String>);
 
