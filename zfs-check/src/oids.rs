@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Deref;
 
 use rayon::prelude::*;
-use zfs_format::pickle::{class_name, untransform, RefKind, Scanner, StringMode};
+use zfs_format::pickle::{class_name, untransform, RefKind, Scanner};
 use zfs_format::{Error, FileStorage, Index, Oid, Payload, Progress, Tid, Transaction};
 
 /// What happened to an object in one record.
@@ -89,7 +89,7 @@ pub fn histories<T: Deref<Target = [u8]> + Sync>(
     oids: &[Oid],
     progress: &dyn Progress,
 ) -> Result<Vec<History>, Error> {
-    let mode = StringMode::for_magic(&fs.magic().bytes());
+    let mode = fs.magic().string_mode();
     let wanted: HashSet<Oid> = oids.iter().copied().collect();
     let mut txns: Vec<Transaction<'_>> = Vec::new();
     for t in fs.transactions() {

@@ -16,7 +16,7 @@
 use std::ops::Deref;
 
 use rayon::prelude::*;
-use zfs_format::pickle::{class_name, untransform, RefKind, Scanner, StringMode};
+use zfs_format::pickle::{class_name, untransform, RefKind, Scanner};
 use zfs_format::{FileStorage, Index, Oid, Progress, Tid};
 
 /// Why a reference is dangling.
@@ -137,7 +137,7 @@ pub fn dangling_refs<T: Deref<Target = [u8]> + Sync>(
     index: &Index,
     progress: &dyn Progress,
 ) -> RefsReport {
-    let mode = StringMode::for_magic(&fs.magic().bytes());
+    let mode = fs.magic().string_mode();
     let entries: Vec<(Oid, u64)> = index.iter().collect();
     progress.start_counting("loading objects", entries.len() as u64, "objects");
     let states: Vec<State> = entries

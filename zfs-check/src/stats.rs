@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 
 use rayon::prelude::*;
-use zfs_format::pickle::{class_name, untransform, StringMode};
+use zfs_format::pickle::{class_name, untransform};
 use zfs_format::{Error, FileStorage, Index, Payload, Progress, Transaction};
 
 /// Counts and sizes for one class (or for the whole file).
@@ -73,7 +73,7 @@ pub fn stats<T: Deref<Target = [u8]> + Sync>(
     index: &Index,
     progress: &dyn Progress,
 ) -> Result<Stats, Error> {
-    let mode = StringMode::for_magic(&fs.magic().bytes());
+    let mode = fs.magic().string_mode();
     let mut txns: Vec<Transaction<'_>> = Vec::new();
     for t in fs.transactions() {
         let t = t?;

@@ -42,10 +42,7 @@ impl Magic {
     }
     /// How this file's pickles store Python 2 strings.
     pub fn string_mode(self) -> crate::pickle::StringMode {
-        match self {
-            Magic::Fs30 => crate::pickle::StringMode::Ascii,
-            Magic::Fs21 => crate::pickle::StringMode::Bytes,
-        }
+        crate::pickle::StringMode::for_magic(&self.bytes())
     }
     /// The magic as text.
     pub fn as_str(self) -> &'static str {

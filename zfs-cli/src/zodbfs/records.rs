@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use zfs_cli::exit;
-use zfs_format::pickle::{class_name, references, StringMode};
-use zfs_format::Magic;
+use zfs_format::pickle::{class_name, references};
 
 use crate::common::{open, Ctx};
 
@@ -26,10 +25,7 @@ pub struct Args {
 /// Runs `records`.
 pub fn run(a: Args, _ctx: &Ctx) -> anyhow::Result<u8> {
     let fs = open(&a.file)?;
-    let mode = match fs.magic() {
-        Magic::Fs21 => StringMode::Bytes,
-        Magic::Fs30 => StringMode::Ascii,
-    };
+    let mode = fs.magic().string_mode();
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut failed = false;
     let ctx = || format!("'{}'", a.file.display());

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use zfs_format::pickle::{class_name, references, StringMode};
-use zfs_format::{index_file, scan, FileStorage, Magic, NoProgress};
+use zfs_format::pickle::{class_name, references};
+use zfs_format::{index_file, scan, FileStorage, NoProgress};
 
 #[test]
 fn index_bytes_equal_zodbs() {
@@ -52,10 +52,7 @@ fn references_and_classes_equal_zodbs() {
         let want =
             std::fs::read_to_string(expected.join("records.txt")).expect("records.txt exists");
         let fs = FileStorage::open(&path).expect("fixture opens");
-        let mode = match fs.magic() {
-            Magic::Fs21 => StringMode::Bytes,
-            Magic::Fs30 => StringMode::Ascii,
-        };
+        let mode = fs.magic().string_mode();
         let mut got = String::new();
         for t in fs.transactions() {
             for r in t.expect("fixture walks").records() {
