@@ -647,7 +647,7 @@ impl Machine {
         if x == len {
             return Ok(());
         }
-        if (len - x) % 2 != 0 {
+        if !(len - x).is_multiple_of(2) {
             return Err(K::OddSetItems);
         }
         let result = match target {

@@ -78,7 +78,7 @@ fn inflate(stream: &[u8], limit: usize) -> Result<Vec<u8>, PickleError> {
 
 /// `binascii.unhexlify`: an even number of hex digits, either case.
 fn unhex(hex: &[u8], limit: usize) -> Result<Vec<u8>, PickleError> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(PickleError::new(2, K::BadHex));
     }
     if hex.len() / 2 > limit {
