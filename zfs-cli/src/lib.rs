@@ -1,7 +1,8 @@
-//! Shared pieces of the `zodbfs` and `repozo` binaries: progress bars and exit codes.
+//! Shared pieces of the `zodbfs` and `repozo` binaries: progress bars, exit codes and signal handling.
 //!
 //! The binaries are thin: they parse arguments, call the library crates, draw progress and
 //! map errors to exit codes. Everything they print about errors goes to stderr.
 
 pub mod exit;
+pub mod signals;
 pub mod ui;

@@ -262,3 +262,37 @@ fn a_backup_that_cannot_be_recorded_leaves_nothing_behind() {
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert_eq!(e.names(), [format!("{NOW}.dat")], "no data file, no .index");
 }
+
+#[test]
+fn sigint_stops_a_restore_between_chain_files_with_status_130() {
+    use std::io::Read as _;
+    let e = Env::new();
+    e.write("repo/2010-05-14-02-03-04.fs", &vec![b'A'; 2 << 20]);
+    e.write("repo/2010-05-14-04-05-06.deltafs", &vec![b'B'; 2 << 20]);
+    let mut child = std::process::Command::cargo_bin("repozo")
+        .expect("binary")
+        .current_dir(&e.root)
+        .env("REPOZO_TEST_NOW", NOW)
+        .args(["-R", "-r", "repo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    // Once 64 KB have arrived, the restore is inside the first file, blocked on the pipe
+    // (it holds 64 KB more at most): the signal is handled before it writes on.
+    let mut got = vec![0u8; 64 << 10];
+    out.read_exact(&mut got).expect("read");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    out.read_to_end(&mut got).expect("read");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    // The first file was finished, the second never started.
+    assert_eq!(got.len(), 2 << 20);
+    assert!(got.iter().all(|&b| b == b'A'));
+}

@@ -62,7 +62,7 @@ pub struct PackOptions {
     /// Compute what would happen; write nothing and take no lock.
     pub dry_run: bool,
     /// Checked between batches of work: once set, the pack stops, removes `.pack` and
-    /// returns [`PackError::Interrupted`] (see [`interrupt::on_signals`]).
+    /// returns [`PackError::Interrupted`] (a binary sets it from its signal handlers).
     pub interrupt: Option<&'static AtomicBool>,
 }
 

@@ -78,6 +78,10 @@ pub enum Error {
         /// The line.
         text: String,
     },
+    /// Stopped by [`Hooks::interrupt`](crate::Hooks::interrupt): temporary files were
+    /// removed, nothing was renamed into place.
+    #[error("interrupted; nothing was changed")]
+    Interrupted,
     /// The chain on disk does not agree with its `.dat` (a hole, a truncated file, a splice).
     #[error("{0}")]
     BrokenChain(String),

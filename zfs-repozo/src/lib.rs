@@ -19,6 +19,7 @@
 pub mod backup;
 pub mod error;
 pub mod gz;
+mod interrupted;
 pub mod md5;
 pub mod names;
 pub mod repo;
@@ -28,6 +29,8 @@ pub mod verify;
 
 pub use error::{Error, Result};
 pub use names::Stamp;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use zfs_format::Progress;
 
@@ -43,6 +46,9 @@ pub struct Hooks<'a> {
     /// True when [`Hooks::log`] is shown: MD5s that only appear in log lines are computed
     /// only then.
     pub verbose: bool,
+    /// Once set (by a binary's SIGINT/SIGTERM handler), long work stops at the next chunk
+    /// with [`Error::Interrupted`]; temporary files are removed and nothing is renamed.
+    pub interrupt: Option<&'a AtomicBool>,
 }
 
 impl Hooks<'static> {
@@ -53,6 +59,7 @@ impl Hooks<'static> {
             notice: &|_| {},
             progress: &zfs_format::NoProgress,
             verbose: false,
+            interrupt: None,
         }
     }
 }
@@ -61,6 +68,55 @@ impl Hooks<'_> {
     /// Sends one `-v` line.
     pub(crate) fn log(&self, msg: &str) {
         (self.log)(msg)
+    }
+
+    /// The progress and interrupt parts, which threads can share.
+    pub(crate) fn ticker(&self) -> Ticker<'_> {
+        Ticker {
+            progress: self.progress,
+            interrupt: self.interrupt,
+        }
+    }
+
+    /// The interrupt part alone, for work running beside a phase that reports progress.
+    pub(crate) fn quiet(&self) -> Ticker<'_> {
+        Ticker {
+            progress: &zfs_format::NoProgress,
+            interrupt: self.interrupt,
+        }
+    }
+
+    /// Reports `n` more bytes done; `Err(Interrupted)` once the interrupt flag is set.
+    pub(crate) fn advance(&self, n: u64) -> Result<()> {
+        self.ticker().advance(n)
+    }
+}
+
+/// Progress reporting and the interrupt check of a run, for long loops on any thread.
+#[derive(Clone, Copy)]
+pub(crate) struct Ticker<'a> {
+    progress: &'a dyn Progress,
+    interrupt: Option<&'a AtomicBool>,
+}
+
+impl Ticker<'_> {
+    /// `Err(Interrupted)` once the interrupt flag is set.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.interrupt {
+            Some(f) if f.load(Ordering::Relaxed) => Err(Error::Interrupted),
+            _ => Ok(()),
+        }
+    }
+
+    /// True once the interrupt flag is set.
+    pub(crate) fn interrupted(&self) -> bool {
+        self.check().is_err()
+    }
+
+    /// Reports `n` more bytes done, then [`Ticker::check`]s.
+    pub(crate) fn advance(&self, n: u64) -> Result<()> {
+        self.progress.advance(n);
+        self.check()
     }
 }
 

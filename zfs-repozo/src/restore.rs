@@ -153,12 +153,26 @@ fn check_chain(
     let mut expected = Expected::new();
     let by_name: HashMap<&str, &DatLine> = lines.iter().map(|l| (l.basename(), l)).collect();
     let mut next_start = 0u64;
-    for c in chain {
+    for (i, c) in chain.iter().enumerate() {
         let Some(line) = by_name.get(c.name.as_str()) else {
-            return Err(Error::BrokenChain(format!(
-                "{} is not listed in {dat_name}: the repository mixes files of different full backups (was a newer full backup deleted?)",
-                c.path
-            )));
+            let trailing = chain[i..]
+                .iter()
+                .all(|c| !by_name.contains_key(c.name.as_str()));
+            return Err(Error::BrokenChain(match chain[..i].last() {
+                // Unlisted files after every listed one: a backup run stopped between
+                // renaming its data file into place and writing its line.
+                Some(before) if trailing && i == lines.len() => format!(
+                    "{} is not listed in {dat_name}: a backup run was interrupted before writing its line. \
+                     The next backup of the source adds the line if the file matches it; \
+                     -D {} restores the state before it",
+                    c.path,
+                    before.root()
+                ),
+                _ => format!(
+                    "{} is not listed in {dat_name}: the repository mixes files of different full backups (was a newer full backup deleted?)",
+                    c.path
+                ),
+            }));
         };
         if line.start != next_start {
             return Err(Error::BrokenChain(format!(
@@ -238,7 +252,7 @@ fn write_chain(
                 Out::File(file) => std::io::copy(&mut f, &mut &**file),
             }
             .map_err(|e| Error::io(&out_name, e))?;
-            hooks.progress.advance(n);
+            hooks.advance(n)?;
         } else {
             read_uncompressed(&c.path, c.kind.is_gzip(), &mut |b| {
                 if hash {
@@ -246,7 +260,7 @@ fn write_chain(
                     total.update(b);
                 }
                 n += b.len() as u64;
-                hooks.progress.advance(b.len() as u64);
+                hooks.advance(b.len() as u64)?;
                 match &mut out {
                     Out::Writer(w) => w.write_all(b),
                     Out::File(file) => (&**file).write_all(b),
@@ -329,10 +343,11 @@ fn copy_plain_parallel(
         files.push(f);
         offset += len;
     }
+    let ticker = hooks.ticker();
     jobs.par_iter().try_for_each(|&(i, src_off, dst_off, n)| {
         let got = crate::source::copy_range(&files[i], src_off, out, dst_off, n)
             .map_err(|e| Error::io(out_name, e))?;
-        hooks.progress.advance(got);
+        ticker.advance(got)?;
         if got != n {
             return Err(Error::ShortCopy {
                 path: chain[i].path.clone(),
@@ -401,9 +416,17 @@ fn restore_to_file(
     // same output cannot interleave their bytes.
     let file = open_part(&part, &part_s, hooks)?;
     file.set_len(0).map_err(|e| Error::io(&part_s, e))?;
-    let (n, md5) = crate::source::flushing_behind(&file, &part_s, || {
+    let written = crate::source::flushing_behind(&file, &part_s, || {
         write_chain(opts, hooks, chain, expected, hash, Out::File(&file))
-    })?;
+    });
+    let (n, md5) = match written {
+        // Interrupted: the partial file is of no use to anyone (a failed -w keeps it).
+        Err(Error::Interrupted) => {
+            let _ = std::fs::remove_file(&part);
+            return Err(Error::Interrupted);
+        }
+        other => other?,
+    };
     file.sync_all().map_err(|e| Error::io(&part_s, e))?;
     report.bytes = n;
     report.md5 = md5;

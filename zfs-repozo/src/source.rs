@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::gz::gunzip;
 use crate::md5::Md5;
 use crate::repo::ChainFile;
+use crate::Ticker;
 
 /// Bytes per read.
 pub(crate) const CHUNK: usize = 1 << 20;
@@ -72,18 +73,14 @@ fn gunzip_pipelined(f: File, path: &str, sink: &mut dyn FnMut(&[u8]) -> Result<(
 }
 
 /// Size and MD5 of the concatenated uncompressed chain.
-pub(crate) fn chain_md5(
-    chain: &[ChainFile],
-    progress: &dyn zfs_format::Progress,
-) -> Result<(u64, String)> {
+pub(crate) fn chain_md5(chain: &[ChainFile], ticker: &Ticker<'_>) -> Result<(u64, String)> {
     let mut h = Md5::new();
     let mut n = 0u64;
     for c in chain {
         read_uncompressed(&c.path, c.kind.is_gzip(), &mut |b| {
             h.update(b);
             n += b.len() as u64;
-            progress.advance(b.len() as u64);
-            Ok(())
+            ticker.advance(b.len() as u64)
         })?;
     }
     Ok((n, h.hex()))
@@ -134,14 +131,14 @@ impl SourceView<'_> {
         h: &mut Md5,
         start: u64,
         end: u64,
-        progress: &dyn zfs_format::Progress,
+        ticker: &Ticker<'_>,
     ) -> Result<u64> {
         let mut pos = start;
         let mapped_end = end.min(self.safe_end).min(self.map.len() as u64);
         while pos < mapped_end {
             let stop = (pos + CHUNK as u64).min(mapped_end);
             h.update(&self.map[pos as usize..stop as usize]);
-            progress.advance(stop - pos);
+            ticker.advance(stop - pos)?;
             pos = stop;
         }
         let mut buf = vec![0u8; CHUNK];
@@ -154,7 +151,7 @@ impl SourceView<'_> {
                 Err(e) => return Err(Error::io(self.path, e)),
             };
             h.update(&buf[..n]);
-            progress.advance(n as u64);
+            ticker.advance(n as u64)?;
             pos += n as u64;
         }
         Ok(pos - start)

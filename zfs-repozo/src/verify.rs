@@ -54,6 +54,7 @@ pub fn verify(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<Vec<Verified>> 
     };
     let total: u64 = lines.iter().map(|l| l.end - l.start).sum();
     hooks.progress.start("verifying", total);
+    let ticker = hooks.ticker();
     let results: Vec<Result<Verified>> = lines
         .par_iter()
         .map(|l| {
@@ -73,8 +74,7 @@ pub fn verify(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<Vec<Verified>> 
                         h.update(b);
                     }
                     n += b.len() as u64;
-                    hooks.progress.advance(b.len() as u64);
-                    Ok(())
+                    ticker.advance(b.len() as u64)
                 })
                 .map_err(|e| match e {
                     // Python's verify reports every OSError (BadGzipFile is one) this way.

@@ -251,6 +251,7 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
         notice: &notice,
         progress: &zfs_format::NoProgress,
         verbose,
+        interrupt: Some(zfs_cli::signals::on_signals()),
     };
     let repository = o.repository.unwrap_or_default();
     match o.mode {
@@ -300,6 +301,10 @@ fn main() -> ExitCode {
     };
     match run(opts) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(zfs_repozo::Error::Interrupted) => {
+            eprintln!("repozo: interrupted; temporary files removed, nothing was changed");
+            ExitCode::from(zfs_cli::exit::INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(1)

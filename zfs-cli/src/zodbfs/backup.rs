@@ -105,15 +105,20 @@ fn with_hooks<T>(ctx: &Ctx, verbose: bool, f: impl FnOnce(&Hooks<'_>) -> T) -> T
         notice: &notice,
         progress: &bar,
         verbose,
+        interrupt: Some(zfs_cli::signals::on_signals()),
     };
     let r = f(&hooks);
     bar.finish();
     r
 }
 
-/// The error's own message (it already names the file and the OS error).
+/// The error's own message (it already names the file and the OS error); an interruption
+/// keeps its type, for the exit status.
 fn plain(e: zfs_repozo::Error) -> anyhow::Error {
-    anyhow::Error::msg(e.to_string())
+    match e {
+        zfs_repozo::Error::Interrupted => anyhow::Error::new(e),
+        e => anyhow::Error::msg(e.to_string()),
+    }
 }
 
 fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {

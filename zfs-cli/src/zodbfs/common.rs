@@ -31,6 +31,10 @@ pub fn open(path: &Path) -> anyhow::Result<FileStorage> {
 /// (`zodbfs dump | head`) is not an error.
 pub fn report(e: &anyhow::Error) -> ExitCode {
     for cause in e.chain() {
+        if let Some(zfs_repozo::Error::Interrupted) = cause.downcast_ref::<zfs_repozo::Error>() {
+            eprintln!("zodbfs: interrupted; temporary files removed, nothing was changed");
+            return ExitCode::from(exit::INTERRUPTED);
+        }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::BrokenPipe {
                 return ExitCode::from(exit::OK);

@@ -1,0 +1,97 @@
+//! Finishing a backup that an interrupted run left without its `.dat` line.
+//!
+//! A backup renames its data file into place, then writes its `.dat` line. A run stopped
+//! between the two (power cut, kill) leaves a complete data file that the `.dat` does not
+//! list. Python repozo has the same window. Its restore then concatenates the file anyway;
+//! ours refuses a chain file the `.dat` does not list, and a default-mode backup of an
+//! unchanged source would answer "nothing to do" forever. So every backup run first checks
+//! the newest chain: a data file after the last listed one gets its line when its bytes
+//! are exactly the source's bytes at the place the chain has reached. A file that does not
+//! match is left as it is and the run makes a full backup, which starts a clean chain.
+
+use crate::error::Result;
+use crate::md5::Md5;
+use crate::repo::{self, ChainFile, DatLine};
+use crate::source::{read_uncompressed, SourceView};
+use crate::Hooks;
+
+/// What [`complete_dat`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every chain file is listed (or the `.dat` is not ours to judge).
+    Clean,
+    /// Lines were added for these data files; the chain is now fully listed.
+    Completed(Vec<String>),
+    /// This data file is unlisted and does not match the source: the chain stays broken.
+    Unmatched(String),
+}
+
+/// Adds the missing `.dat` lines of trailing chain files whose bytes match the source
+/// (`view`, of `srcsz` bytes). Run it under the repository lock.
+pub(crate) fn complete_dat(
+    hooks: &Hooks<'_>,
+    chain: &[ChainFile],
+    view: &SourceView<'_>,
+    srcsz: u64,
+) -> Result<Outcome> {
+    let Some(first) = chain.first() else {
+        return Ok(Outcome::Clean);
+    };
+    let dat = repo::dat_path_of(first);
+    // A .dat we cannot read, or one that does not describe the first files of this chain
+    // in order and without gaps (Python rebuilds a lost one from a later file on), is left
+    // to the backup's decision and to restore's checks.
+    // A missing or empty .dat is left alone too: Python's next run starts a new one (a full
+    // backup in quick mode, a .dat from the new incremental on otherwise), and both tools
+    // restore that chain.
+    let Ok(Some(lines)) = repo::read_dat(&dat) else {
+        return Ok(Outcome::Clean);
+    };
+    if lines.is_empty() || lines.len() >= chain.len() {
+        return Ok(Outcome::Clean);
+    }
+    let mut end = 0u64;
+    for (line, file) in lines.iter().zip(chain) {
+        if line.basename() != file.name || line.start != end {
+            return Ok(Outcome::Clean);
+        }
+        end = line.end;
+    }
+    let mut completed = Vec::new();
+    for file in &chain[lines.len()..] {
+        let mut h = Md5::new();
+        let mut n = 0u64;
+        let read = read_uncompressed(&file.path, file.kind.is_gzip(), &mut |b| {
+            h.update(b);
+            n += b.len() as u64;
+            Ok(())
+        });
+        let matches = read.is_ok() && end + n <= srcsz && {
+            let mut s = Md5::new();
+            view.hash(&mut s, end, end + n, &hooks.quiet())? == n && s.hex() == h.clone().hex()
+        };
+        if !matches {
+            (hooks.notice)(&format!(
+                "{} is not listed in {dat} and does not hold the source's bytes from {end} on; \
+                 it is left as it is and a full backup starts a new chain",
+                file.path
+            ));
+            return Ok(Outcome::Unmatched(file.path.clone()));
+        }
+        let line = DatLine {
+            path: file.path.clone(),
+            start: end,
+            end: end + n,
+            md5: h.hex(),
+        };
+        repo::append_dat(&dat, &line)?;
+        (hooks.notice)(&format!(
+            "added the line of {} to {dat}: an interrupted run had renamed it into place \
+             without writing its line (its bytes match the source)",
+            file.path
+        ));
+        end += n;
+        completed.push(file.path.clone());
+    }
+    Ok(Outcome::Completed(completed))
+}
