@@ -155,7 +155,13 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
     let src = Source::open(&opts.file)?;
     let srcsz = src.len();
     // The end of the committed data: mapped bytes below it are never truncated under us.
-    let committed = src.fs.end().map(|e| e.pos).unwrap_or(0);
+    // Only a decision reads the source before the copy (which finds its own end from the
+    // index), so a full backup skips this walk over every transaction header.
+    let committed = if opts.full || chain.is_empty() {
+        0
+    } else {
+        src.fs.end().map(|e| e.pos).unwrap_or(0)
+    };
 
     let mut reason = None;
     let unmatched = if opts.full {
