@@ -12,8 +12,10 @@
 //! every file under a unique temporary name before renaming it, locks the repository (and
 //! removes the temporaries of an interrupted run of ours under that lock), takes back the
 //! data file and `.index` of a backup whose `.dat` line cannot be written, never stamps a
-//! backup at or before an existing one, and never deletes a restore target (or leaves an
-//! old `.index` beside a new one) before its replacement is complete. Nothing here prints: messages that Python repozo logs with
+//! backup at or before an existing one, never deletes a restore target (or leaves an
+//! old `.index` beside a new one) before its replacement is complete, stops cleanly when
+//! [`Hooks::interrupt`] is set, and adds the `.dat` line that a killed run did not write
+//! (when the data file matches the source). Nothing here prints: messages that Python repozo logs with
 //! `-v` go to [`Hooks::log`] with the same texts.
 
 pub mod backup;

@@ -76,6 +76,10 @@ Restore options:
 
 Verify options:
   -Q, --quick       Check sizes only, not checksums.
+
+Exit status: 0 done; 1 an error (the message says which file and why) or a failed
+verification; 130 interrupted (Ctrl-C or SIGTERM): temporary files are removed and the
+repository and any restore target are left as they were.
 ";
 
 fn usage_text(program: &str) -> String {
