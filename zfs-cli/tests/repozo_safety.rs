@@ -8,6 +8,7 @@ use std::time::Duration;
 use assert_cmd::cargo::CommandCargoExt as _;
 
 mod repozo_env;
+mod signals;
 use repozo_env::{stderr, Env};
 
 /// A FileStorage with `n` small transactions.
@@ -295,4 +296,55 @@ fn sigint_stops_a_restore_between_chain_files_with_status_130() {
     // The first file was finished, the second never started.
     assert_eq!(got.len(), 2 << 20);
     assert!(got.iter().all(|&b| b == b'A'));
+}
+
+#[test]
+fn sigterm_stops_a_backup_and_leaves_the_repository_empty() {
+    let e = Env::new();
+    // Incompressible-looking states: the gzip of the debug binary takes a while.
+    let mut f = zfs_format::writer::FileBuilder::new(*b"FS30");
+    let mut x = 0x9e37_79b9_u32;
+    for t in 0..200u64 {
+        let mut b = f
+            .txn(
+                zfs_format::Tid::from_u64(0x03e0_0000_0000_0000 + t * 100),
+                zfs_format::Status::Committed,
+                b"",
+                b"",
+                b"",
+            )
+            .expect("short strings");
+        let state: Vec<u8> = (0..20_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        b.data(zfs_format::Oid::from_u64(t % 13), 0, &state);
+        f.push(b);
+    }
+    e.write("Data.fs", &f.into_bytes());
+    let child = std::process::Command::cargo_bin("repozo")
+        .expect("binary")
+        .current_dir(&e.root)
+        .env("REPOZO_TEST_NOW", NOW)
+        .args(["-B", "-z", "-r", "repo", "-f", "Data.fs"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    signals::sigterm_once_handled(child.id());
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    let left: Vec<String> = std::fs::read_dir(e.path("repo"))
+        .expect("ls")
+        .map(|d| d.expect("entry").file_name().into_string().expect("utf8"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // The next run makes the backup.
+    let o = e.run(NOW, &["-B", "-z", "-r", "repo", "-f", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(e.names().len(), 3);
 }
