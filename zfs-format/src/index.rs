@@ -99,8 +99,19 @@ impl Index {
     fn find(&self, v: u64) -> Option<usize> {
         let i = self.prefixes.binary_search(&(v >> 16)).ok()?;
         let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
-        let j = self.suffixes[s..e].binary_search(&(v as u16)).ok()?;
-        Some(s + j)
+        let bucket = self.suffixes.get(s..e)?;
+        let (&first, &last) = (bucket.first()?, bucket.last()?);
+        let x = v as u16;
+        if x < first || x > last {
+            return None;
+        }
+        // The suffixes are distinct and sorted, so `x` can only sit between these two
+        // places: a bucket of consecutive oids (the usual case: ZODB hands them out in
+        // order) narrows the search to a single slot.
+        let hi = usize::from(x - first).min(bucket.len() - 1);
+        let lo = (bucket.len() - 1).saturating_sub(usize::from(last - x));
+        let j = bucket.get(lo..=hi)?.binary_search(&x).ok()?;
+        Some(s + lo + j)
     }
 
     /// Appends one prefix's bucket as the `.index` file stores it (used by the loader).
@@ -267,10 +278,14 @@ impl IndexBuilder {
         // Among the records of one oid the current one is the last inserted. When positions
         // grow with insertion (a scan in file order) sorting by (oid, position) keeps that
         // order and needs no buffer; otherwise a stable sort by oid keeps it.
-        if pairs.windows(2).all(|w| w[0].1 < w[1].1) {
-            pairs.sort_unstable();
-        } else {
-            pairs.sort_by_key(|&(oid, _)| oid);
+        // Large batches (the pack's and reindex's scans) sort on every core.
+        use rayon::slice::ParallelSliceMut as _;
+        let parallel = pairs.len() >= 1 << 16;
+        match (pairs.windows(2).all(|w| w[0].1 < w[1].1), parallel) {
+            (true, true) => pairs.par_sort_unstable(),
+            (true, false) => pairs.sort_unstable(),
+            (false, true) => pairs.par_sort_by_key(|&(oid, _)| oid),
+            (false, false) => pairs.sort_by_key(|&(oid, _)| oid),
         }
         // Keep the last pair of each oid, in place.
         let mut w = 0;
@@ -342,6 +357,28 @@ mod tests {
             let want: Vec<(u64, u64)> = model.into_iter().collect();
             prop_assert_eq!(&got, &want);
             for (o, p) in want { prop_assert_eq!(ix.get(Oid::from_u64(o)), Some(p)); }
+        }
+
+        #[test]
+        fn lookups_in_dense_runs_with_gaps(
+            runs in proptest::collection::vec((60_000u64..140_000, 1u64..3_000), 1..4),
+            holes in proptest::collection::vec(60_000u64..143_000, 0..60),
+        ) {
+            // ZODB's oids come in dense runs (with holes where objects were packed away):
+            // every oid around the runs, present or not, must be answered as a map would.
+            let mut model = std::collections::BTreeMap::new();
+            for &(start, len) in &runs {
+                for o in start..start + len { model.insert(o, o * 3 + 4); }
+            }
+            for h in &holes { model.remove(h); }
+            let ix = Index::from_sorted(model.iter().map(|(&o, &p)| (o, p)));
+            let probes = runs
+                .iter()
+                .flat_map(|&(start, len)| start.saturating_sub(3)..start + len + 3)
+                .chain(holes.iter().copied());
+            for o in probes {
+                prop_assert_eq!(ix.get(Oid::from_u64(o)), model.get(&o).copied(), "oid {}", o);
+            }
         }
     }
 }

@@ -277,66 +277,96 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
     let mut it = fs.transactions();
     let mut done = false;
     let file = open_for_reads(fs);
-    while !done {
-        crate::interrupt::check(interrupt)?;
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        while bytes < BATCH_BYTES {
-            if it.pos() >= packpos {
-                done = true;
-                break;
-            }
-            match it.next() {
-                Some(t) => {
-                    let t = t?;
-                    bytes += t.tlen() + 8;
-                    batch.push(t);
-                }
-                None => {
-                    done = true;
-                    break;
+    // A writer thread takes the encoded batches, so that the kernel's copy into the page
+    // cache overlaps the encoding of the next batch; positions are counted here.
+    let mut pos = out.pos();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(1);
+    let sink = &mut *out;
+    let (encoded, written) = std::thread::scope(|s| {
+        let writer = s.spawn(move || -> Result<()> {
+            for batch in rx {
+                for bytes in batch {
+                    sink.write(&bytes)?;
                 }
             }
-        }
-        let shared = &reach;
-        let parts: Vec<Result<Vec<Encoded>>> = batch
-            .par_chunks(CHUNK)
-            .map_init(Vec::new, |buf, c| {
-                let r = c
-                    .iter()
-                    .map(|t| encode_packed(fs, file.as_ref(), buf, t, shared, blobs))
+            Ok(())
+        });
+        let encoded = (|| -> Result<()> {
+            while !done {
+                crate::interrupt::check(interrupt)?;
+                let mut batch = Vec::new();
+                let mut bytes = 0;
+                while bytes < BATCH_BYTES {
+                    if it.pos() >= packpos {
+                        done = true;
+                        break;
+                    }
+                    match it.next() {
+                        Some(t) => {
+                            let t = t?;
+                            bytes += t.tlen() + 8;
+                            batch.push(t);
+                        }
+                        None => {
+                            done = true;
+                            break;
+                        }
+                    }
+                }
+                let shared = &reach;
+                let parts: Vec<Result<Vec<Encoded>>> = batch
+                    .par_chunks(CHUNK)
+                    .map_init(Vec::new, |buf, c| {
+                        let r = c
+                            .iter()
+                            .map(|t| encode_packed(fs, file.as_ref(), buf, t, shared, blobs))
+                            .collect();
+                        progress.advance(c.iter().map(|t| t.tlen() + 8).sum());
+                        r
+                    })
                     .collect();
-                progress.advance(c.iter().map(|t| t.tlen() + 8).sum());
-                r
-            })
-            .collect();
-        for part in parts {
-            for mut e in part? {
-                stats.records_dropped += e.dropped;
-                stats.blob_removed.append(&mut e.blob);
-                if e.bytes.is_empty() {
-                    stats.txns_dropped += 1;
-                    continue;
+                let mut ready = Vec::new();
+                for part in parts {
+                    for mut e in part? {
+                        stats.records_dropped += e.dropped;
+                        stats.blob_removed.append(&mut e.blob);
+                        if e.bytes.is_empty() {
+                            stats.txns_dropped += 1;
+                            continue;
+                        }
+                        let tpos = pos;
+                        let tlen = e.bytes.len() as u64;
+                        e.bytes[8..16].copy_from_slice(&tlen.to_be_bytes());
+                        for &(oid, rel, old) in &e.recs {
+                            let at = rel as usize + 24;
+                            e.bytes[at..at + 8].copy_from_slice(&tpos.to_be_bytes());
+                            reach.record_written(oid, old, tpos + u64::from(rel));
+                        }
+                        stats.records_kept += e.recs.len() as u64;
+                        index
+                            .tids
+                            .push((Tid(e.bytes[..8].try_into().expect("8 bytes")), tpos));
+                        e.bytes.extend_from_slice(&tlen.to_be_bytes());
+                        pos += e.bytes.len() as u64;
+                        ready.push(e.bytes);
+                    }
                 }
-                let tpos = out.pos();
-                let tlen = e.bytes.len() as u64;
-                e.bytes[8..16].copy_from_slice(&tlen.to_be_bytes());
-                for &(oid, rel, old) in &e.recs {
-                    let at = rel as usize + 24;
-                    e.bytes[at..at + 8].copy_from_slice(&tpos.to_be_bytes());
-                    reach.record_written(oid, old, tpos + u64::from(rel));
+                // A closed channel means the writer failed: its error is returned below.
+                if tx.send(ready).is_err() {
+                    return Ok(());
                 }
-                stats.records_kept += e.recs.len() as u64;
-                index
-                    .tids
-                    .push((Tid(e.bytes[..8].try_into().expect("8 bytes")), tpos));
-                e.bytes.extend_from_slice(&tlen.to_be_bytes());
-                out.write(&e.bytes)?;
+                // Backpointers and blob checks may have touched earlier pages too.
+                fs.release(0, it.pos());
             }
-        }
-        // Backpointers and blob checks may have touched earlier pages too.
-        fs.release(0, it.pos());
-    }
+            Ok(())
+        })();
+        drop(tx);
+        let written = writer.join().expect("the writing thread does not panic");
+        (encoded, written)
+    });
+    written?;
+    encoded?;
+    debug_assert_eq!(out.pos(), pos);
     index.base = reach.into_written();
     Ok((stats, index))
 }
