@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use zfs_format::writer::FileBuilder;
-use zfs_format::{Oid, Status, Tid};
+mod common;
+use common::transactions;
 use zfs_repozo::backup::{backup, BackupOptions};
 use zfs_repozo::restore::{restore, RestoreOptions};
 use zfs_repozo::verify::{verify, VerifyOptions};
@@ -16,24 +16,7 @@ use zfs_repozo::{Error, Hooks, Stamp};
 
 /// A Data.fs of `n` transactions of about 20 KB each (several MB for a few hundred).
 fn datafs(n: u64) -> Vec<u8> {
-    let mut f = FileBuilder::new(*b"FS30");
-    for t in 0..n {
-        let mut b = f
-            .txn(
-                Tid::from_u64(0x03e0_0000_0000_0000 + t * 100),
-                Status::Committed,
-                b"",
-                b"interrupt",
-                b"",
-            )
-            .expect("short strings");
-        for i in 0..4 {
-            let state = format!("{t}/{i}:{}", "q".repeat(5000 + (t as usize * 41) % 700));
-            b.data(Oid::from_u64((t * 4 + i) % 89), 0, state.as_bytes());
-        }
-        f.push(b);
-    }
-    f.into_bytes()
+    transactions(n).0
 }
 
 /// Every file in `dir` (hidden temporaries included), with its bytes.
