@@ -7,8 +7,10 @@
 # several records of one object per transaction, empty transactions, weak, bare-oid and
 # cross-database references, blobs (bushy, and the same tree migrated to the lawn
 # layout), a torn tail and a 'c' tail; the second database of a multi-database pair;
-# files with dangling references (dangling.py, before and after a pack without GC); and
-# every file of the real corpus in ../shared/corpus/real (FS21 and FS30).
+# files with dangling references (dangling.py, before and after a pack without GC); a file
+# written through zc.zlibstorage (compressed records; ZODB's oracle packs it through
+# zc.zlibstorage too, since its bare pack fails on them: decision 10); and every file of
+# the real corpus in ../shared/corpus/real (FS21 and FS30).
 #
 # Stop tids: one before the first transaction, exactly the first, exactly the last, one
 # after the last, one below, at and above tids in the middle; GC on and off. Also: packs
@@ -131,8 +133,9 @@ def stops_for(path, many):
 class Side:
     """One packer's copy of the inputs: DIR/Data.fs (+ DIR/blobs)."""
 
-    def __init__(self, d, src, blobs):
+    def __init__(self, d, src, blobs, zlib=False):
         self.dir = d
+        self.zlib = zlib
         if os.path.exists(d):
             shutil.rmtree(d)
         os.makedirs(d)
@@ -157,7 +160,8 @@ class Side:
 
 def zodb_pack(side, when, gc, keep_old):
     r = subprocess.run([py, os.path.join(here, "pack_oracle.py"), side.fs] + when
-                       + side.args(gc, keep_old), capture_output=True, text=True)
+                       + side.args(gc, keep_old) + (["--zlib"] if side.zlib else []),
+                       capture_output=True, text=True)
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except Exception:
@@ -267,9 +271,9 @@ def step(name, a, b, when, gc, keep_old=True):
     return not why, name, "; ".join(why)
 
 
-def case(name, src, blobs, when, gc, keep_old=True):
+def case(name, src, blobs, when, gc, keep_old=True, zlib=False):
     d = os.path.join(work, "case", name.split(" [")[0].replace("/", "_").replace(" ", "_"))
-    a = Side(os.path.join(d, "zodb"), src, blobs)
+    a = Side(os.path.join(d, "zodb"), src, blobs, zlib)
     b = Side(os.path.join(d, "ours"), src, blobs)
     r = step(name, a, b, when, gc, keep_old)
     if r[0]:
@@ -423,7 +427,20 @@ for src, seed in ((f1, s1), (f2, s2)):
                     ["--tid", "%016x" % stop], gc)))
 
 
-# 5. The real corpus.
+# 5. Records compressed by zc.zlibstorage (`.z` + zlib). Decision 10: ours decompresses
+# them before scanning references, by itself; ZODB's bare pack fails on them ("bad pickle
+# data"), so the oracle packs through zc.zlibstorage, which decompresses for ZODB.
+fz = os.path.join(gen, "zlib-%d.fs" % s1)
+if generate(fz, "--seed", str(s1), "--txns", "150", "--zlib", "--undo-every", "4",
+            "--large-kb", "40"):
+    t = [x[1] for x in tids(fz)]
+    for stop in (t[len(t) // 3], t[(2 * len(t)) // 3], t[-1] + 1):
+        for gc in (True, False):
+            tasks.append((case, ("zlib-%d stop=%016x %s [decision 10: oracle packs through "
+                                 "zc.zlibstorage]" % (s1, stop, "gc" if gc else "nogc"),
+                                 fz, None, ["--tid", "%016x" % stop], gc, True, True)))
+
+# 6. The real corpus.
 if os.path.isdir(corpus):
     for fn in sorted(os.listdir(corpus)):
         if fn.endswith(".fs"):

@@ -137,6 +137,10 @@ class Generator:
         self.clock = FakeClock(a.seed)
         install_clock(self.clock)
         self.storage = ZODB.FileStorage.FileStorage(a.out, blob_dir=a.blobs)
+        if a.zlib:
+            # zc.zlibstorage: every record that compresses smaller is stored as `.z` + zlib.
+            import zc.zlibstorage
+            self.storage = zc.zlibstorage.ZlibStorage(self.storage)
         databases = {}
         self.db = ZODB.DB(self.storage, databases=databases, database_name="main")
         self.other_db = None
@@ -539,6 +543,8 @@ def main():
                     "creation and undo two changes at once every 2N (default 20)")
     ap.add_argument("--tail", choices=["torn", "c"])
     ap.add_argument("--keep-aux", action="store_true")
+    ap.add_argument("--zlib", action="store_true",
+                    help="write through zc.zlibstorage (compressed records)")
     a = ap.parse_args()
     if a.multidb and not a.other:
         stem = a.out[:-3] if a.out.endswith(".fs") else a.out

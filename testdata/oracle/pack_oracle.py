@@ -2,7 +2,10 @@
 """Pack a FileStorage in place with ZODB's own packer, for differential tests.
 
 usage: pack_oracle.py FILE (--tid HEX16 | --time UNIX_SECONDS) [--no-gc]
-                      [--blobs DIR] [--no-keep-old]
+                      [--blobs DIR] [--no-keep-old] [--zlib]
+
+--zlib packs through zc.zlibstorage, which decompresses `.z` records before ZODB's
+reference scan (a bare FileStorage pack fails on them).
 
 The stop tid is given exactly with --tid (ZODB's pack() only takes a float time, so
 the TimeStamp class that FileStorage.pack uses is replaced for the duration of the
@@ -54,6 +57,9 @@ def run(args, refs):
     if args.blobs:
         options["blob_dir"] = args.blobs
     storage = ZODB.FileStorage.FileStorage(args.file, **options)
+    if args.zlib:
+        import zc.zlibstorage
+        storage = zc.zlibstorage.ZlibStorage(storage)
     try:
         if args.tid:
             module = sys.modules["ZODB.FileStorage.FileStorage"]
@@ -86,6 +92,7 @@ def main():
     ap.add_argument("--no-gc", action="store_true")
     ap.add_argument("--no-keep-old", action="store_true")
     ap.add_argument("--blobs")
+    ap.add_argument("--zlib", action="store_true")
     args = ap.parse_args()
     with open(args.file, "rb") as f:
         magic = f.read(4)
