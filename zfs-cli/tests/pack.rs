@@ -233,6 +233,45 @@ fn dry_run_reports_and_writes_nothing() {
 }
 
 #[test]
+fn dry_run_says_when_the_database_is_open() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = copy("experiment.fs", d.path());
+    let dry = || {
+        zodbfs()
+            .args(["pack", "--dry-run", "--json", "--tid", "03f58e00b7777778"])
+            .arg(&f)
+            .output()
+            .expect("runs")
+    };
+    let open = |o: &std::process::Output| -> bool {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["database_open"].as_bool().expect("a boolean")
+    };
+    let o = dry();
+    assert!(o.status.success());
+    assert!(!open(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).is_empty());
+    // As a running ZODB does: the lock held by another process (here, this test).
+    let lock = zfs_pack::lock::acquire(&f).expect("lock");
+    let o = dry();
+    assert!(o.status.success(), "a dry run still reports");
+    assert!(open(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Data.fs.lock") && err.contains("would refuse"),
+        "{err}"
+    );
+    // The real pack refuses, as the note said.
+    zodbfs()
+        .args(["pack", "--tid", "03f58e00b7777778"])
+        .arg(&f)
+        .assert()
+        .failure();
+    drop(lock);
+    assert!(!open(&dry()));
+}
+
+#[test]
 fn no_keep_old_removes_the_old_file() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = copy("experiment.fs", d.path());

@@ -62,9 +62,49 @@ pub fn acquire(data: &Path) -> Result<DbLock> {
     Ok(lock)
 }
 
+/// Whether a process holds the lock of `data` (a running ZODB, or a pack), found without
+/// changing anything: the lock file is opened read-only (a missing one means no) and a
+/// shared lock is tried and released at once.
+pub fn is_held(data: &Path) -> Result<bool> {
+    let path = lock_path(data);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(PackError::io(&path, e)),
+    };
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if rc == 0 {
+        // Closing the file releases the shared lock.
+        return Ok(false);
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Ok(true),
+        _ => Err(PackError::io(&path, err)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_is_seen_without_changing_the_lock_file() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let f = d.path().join("Data.fs");
+        assert!(!is_held(&f).expect("no lock file"));
+        assert!(!lock_path(&f).exists(), "is_held creates nothing");
+        let l = acquire(&f).expect("lock");
+        let content = std::fs::read(lock_path(&f)).expect("read");
+        assert!(is_held(&f).expect("held"));
+        assert_eq!(std::fs::read(lock_path(&f)).expect("read"), content);
+        drop(l);
+        assert!(!is_held(&f).expect("released"));
+        // The probe itself holds nothing afterwards.
+        acquire(&f).expect("free");
+    }
 
     #[test]
     fn second_lock_is_refused() {

@@ -56,7 +56,8 @@ pub struct Args {
     /// Pack even when reachable objects refer to missing objects (treated as absent).
     #[arg(long)]
     pub allow_dangling: bool,
-    /// Report what would be kept and removed; write nothing.
+    /// Report what would be kept and removed; write nothing. Takes no lock, but notes when
+    /// the database is open (its .lock is held), since the real pack would refuse then.
     #[arg(long)]
     pub dry_run: bool,
     /// Print the report as JSON on stdout.
@@ -169,11 +170,12 @@ fn outcome_name(o: Outcome) -> &'static str {
     }
 }
 
-fn print_json(a: &Args, r: &Report, secs: f64) {
+fn print_json(a: &Args, r: &Report, secs: f64, database_open: bool) {
     let v = serde_json::json!({
         "file": a.file.display().to_string(),
         "outcome": outcome_name(r.outcome),
         "dry_run": a.dry_run,
+        "database_open": database_open,
         "gc": !a.no_gc,
         "stop_tid": r.stop.to_string(),
         "size_before": r.size_before,
@@ -278,10 +280,18 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
     let secs = t0.elapsed().as_secs_f64();
     match result {
         Ok(r) => {
+            // A dry run takes no lock; it says when the real pack would be refused.
+            let open = a.dry_run && zfs_pack::lock::is_held(&a.file).unwrap_or(false);
             if a.json {
-                print_json(&a, &r, secs);
+                print_json(&a, &r, secs, open);
             } else if !ctx.quiet {
                 print_summary(&a, &r, secs);
+            }
+            if open {
+                eprintln!(
+                    "zodbfs: note: '{}' is locked: the database is open (or being packed), so a pack without --dry-run would refuse now",
+                    zfs_pack::lock::lock_path(&a.file).display()
+                );
             }
             Ok(exit::OK)
         }
