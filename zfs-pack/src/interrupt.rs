@@ -3,7 +3,7 @@
 //! The library never installs signal handlers; a binary sets the flag (zodbfs does on
 //! SIGINT and SIGTERM) and passes it in [`PackOptions::interrupt`](crate::PackOptions::interrupt). When the
 //! flag is seen, the pack removes its `.pack` file and returns
-//! [`PackError::Interrupted`](crate::PackError::Interrupted); the original is unchanged.
+//! [`PackError::Interrupted`]; the original is unchanged.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

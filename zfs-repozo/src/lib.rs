@@ -16,7 +16,7 @@
 //! old `.index` beside a new one) before its replacement is complete, stops cleanly when
 //! [`Hooks::interrupt`] is set, and adds the `.dat` line that a killed run did not write
 //! (when the data file matches the source). Nothing here prints: messages that Python repozo logs with
-//! `-v` go to [`Hooks::log`] with the same texts.
+//! `-v` go to `Hooks::log` with the same texts.
 
 pub mod backup;
 pub mod error;
@@ -45,7 +45,7 @@ pub struct Hooks<'a> {
     pub notice: &'a dyn Fn(&str),
     /// Progress of long phases, in bytes.
     pub progress: &'a dyn Progress,
-    /// True when [`Hooks::log`] is shown: MD5s that only appear in log lines are computed
+    /// True when `Hooks::log` is shown: MD5s that only appear in log lines are computed
     /// only then.
     pub verbose: bool,
     /// Once set (by a binary's SIGINT/SIGTERM handler), long work stops at the next chunk

@@ -1,4 +1,4 @@
-//! MD5 of byte streams. On x86-64 CPUs with AVX-512 our own [`avx512`] code runs (about
+//! MD5 of byte streams. On x86-64 CPUs with AVX-512 our own code (`md5/avx512.rs`) runs (about
 //! 18% faster than OpenSSL here); elsewhere OpenSSL's when the `openssl` feature is on, else
 //! RustCrypto's `md-5`. Every state can be cloned, which gives the digest of a prefix for
 //! free.
