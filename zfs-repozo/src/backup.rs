@@ -9,7 +9,7 @@ use zfs_format::index_file::{open_index, write_index, IndexSource};
 use zfs_format::FileStorage;
 
 use crate::error::{Error, Result};
-use crate::interrupted::{self, Outcome};
+use crate::interrupted;
 use crate::md5::Md5;
 use crate::names::{join, Kind, Stamp};
 use crate::repo::{self, ChainFile, DatLine};
@@ -154,25 +154,23 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
     log_chain(hooks, &when, &chain);
     let src = Source::open(&opts.file)?;
     let srcsz = src.len();
-    // The end of the committed data: mapped bytes below it are never truncated under us.
     // Only a decision reads the source before the copy (which finds its own end from the
-    // index), so a full backup skips this walk over every transaction header.
-    let committed = if opts.full || chain.is_empty() {
-        0
-    } else {
+    // index), so a full backup skips the walk over every transaction header that finds the
+    // end of the committed data (mapped bytes below it are never truncated under us).
+    let decide = !opts.full && !chain.is_empty();
+    let committed = if decide {
         src.fs.end().map(|e| e.pos).unwrap_or(0)
+    } else {
+        0
     };
 
     let mut reason = None;
-    let unmatched = if opts.full {
-        None
+    let unmatched = if decide {
+        interrupted::complete_dat(hooks, &chain, &src.view(committed), srcsz)?
     } else {
-        match interrupted::complete_dat(hooks, &chain, &src.view(committed), srcsz)? {
-            Outcome::Unmatched(path) => Some(path),
-            Outcome::Clean | Outcome::Completed(_) => None,
-        }
+        None
     };
-    let decision = if opts.full || chain.is_empty() {
+    let decision = if !decide {
         hooks.log("doing a full backup");
         None
     } else if let Some(path) = unmatched {
@@ -627,13 +625,12 @@ fn copy_out(
                 let (ticker, out) = (hooks.ticker(), &out);
                 let copier = s.spawn(move || -> std::io::Result<u64> {
                     // The kernel copies, in pieces so that an interruption is seen soon.
-                    const PIECE: u64 = 64 << 20;
                     let mut done = 0u64;
                     while done < end - start {
                         if ticker.interrupted() {
                             return Ok(done);
                         }
-                        let want = PIECE.min(end - start - done);
+                        let want = crate::source::COPY_PIECE.min(end - start - done);
                         let n =
                             crate::source::copy_range(&src.file, start + done, out, done, want)?;
                         done += n;

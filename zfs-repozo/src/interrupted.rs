@@ -15,27 +15,18 @@ use crate::repo::{self, ChainFile, DatLine};
 use crate::source::{read_uncompressed, SourceView};
 use crate::Hooks;
 
-/// What [`complete_dat`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// Every chain file is listed (or the `.dat` is not ours to judge).
-    Clean,
-    /// Lines were added for these data files; the chain is now fully listed.
-    Completed(Vec<String>),
-    /// This data file is unlisted and does not match the source: the chain stays broken.
-    Unmatched(String),
-}
-
 /// Adds the missing `.dat` lines of trailing chain files whose bytes match the source
-/// (`view`, of `srcsz` bytes). Run it under the repository lock.
+/// (`view`, of `srcsz` bytes). Returns the path of an unlisted file that does not match
+/// (the chain stays broken), `None` when every file is listed now (or the `.dat` is not
+/// ours to judge). Run it under the repository lock.
 pub(crate) fn complete_dat(
     hooks: &Hooks<'_>,
     chain: &[ChainFile],
     view: &SourceView<'_>,
     srcsz: u64,
-) -> Result<Outcome> {
+) -> Result<Option<String>> {
     let Some(first) = chain.first() else {
-        return Ok(Outcome::Clean);
+        return Ok(None);
     };
     let dat = repo::dat_path_of(first);
     // A .dat we cannot read, or one that does not describe the first files of this chain
@@ -45,19 +36,18 @@ pub(crate) fn complete_dat(
     // backup in quick mode, a .dat from the new incremental on otherwise), and both tools
     // restore that chain.
     let Ok(Some(lines)) = repo::read_dat(&dat) else {
-        return Ok(Outcome::Clean);
+        return Ok(None);
     };
     if lines.is_empty() || lines.len() >= chain.len() {
-        return Ok(Outcome::Clean);
+        return Ok(None);
     }
     let mut end = 0u64;
     for (line, file) in lines.iter().zip(chain) {
         if line.basename() != file.name || line.start != end {
-            return Ok(Outcome::Clean);
+            return Ok(None);
         }
         end = line.end;
     }
-    let mut completed = Vec::new();
     for file in &chain[lines.len()..] {
         let mut h = Md5::new();
         let mut n = 0u64;
@@ -66,9 +56,10 @@ pub(crate) fn complete_dat(
             n += b.len() as u64;
             Ok(())
         });
+        let md5 = h.hex();
         let matches = read.is_ok() && end + n <= srcsz && {
             let mut s = Md5::new();
-            view.hash(&mut s, end, end + n, &hooks.quiet())? == n && s.hex() == h.clone().hex()
+            view.hash(&mut s, end, end + n, &hooks.quiet())? == n && s.hex() == md5
         };
         if !matches {
             (hooks.notice)(&format!(
@@ -76,13 +67,13 @@ pub(crate) fn complete_dat(
                  it is left as it is and a full backup starts a new chain",
                 file.path
             ));
-            return Ok(Outcome::Unmatched(file.path.clone()));
+            return Ok(Some(file.path.clone()));
         }
         let line = DatLine {
             path: file.path.clone(),
             start: end,
             end: end + n,
-            md5: h.hex(),
+            md5,
         };
         repo::append_dat(&dat, &line)?;
         (hooks.notice)(&format!(
@@ -91,7 +82,6 @@ pub(crate) fn complete_dat(
             file.path
         ));
         end += n;
-        completed.push(file.path.clone());
     }
-    Ok(Outcome::Completed(completed))
+    Ok(None)
 }

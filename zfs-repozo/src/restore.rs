@@ -155,13 +155,11 @@ fn check_chain(
     let mut next_start = 0u64;
     for (i, c) in chain.iter().enumerate() {
         let Some(line) = by_name.get(c.name.as_str()) else {
-            let trailing = chain[i..]
-                .iter()
-                .all(|c| !by_name.contains_key(c.name.as_str()));
             return Err(Error::BrokenChain(match chain[..i].last() {
-                // Unlisted files after every listed one: a backup run stopped between
-                // renaming its data file into place and writing its line.
-                Some(before) if trailing && i == lines.len() => format!(
+                // Every line is taken by the files before this one (so the rest are
+                // unlisted too): a backup run stopped between renaming its data file into
+                // place and writing its line.
+                Some(before) if i == lines.len() => format!(
                     "{} is not listed in {dat_name}: a backup run was interrupted before writing its line. \
                      The next backup of the source adds the line if the file matches it; \
                      -D {} restores the state before it",
@@ -317,7 +315,6 @@ fn copy_plain_parallel(
     hooks: &Hooks<'_>,
 ) -> Result<u64> {
     use rayon::prelude::*;
-    const PIECE: u64 = 64 << 20;
     let mut files = Vec::with_capacity(chain.len());
     let mut jobs = Vec::new();
     let mut offset = 0u64;
@@ -336,7 +333,7 @@ fn copy_plain_parallel(
         }
         let mut at = 0;
         while at < len {
-            let n = PIECE.min(len - at);
+            let n = crate::source::COPY_PIECE.min(len - at);
             jobs.push((i, at, offset + at, n));
             at += n;
         }

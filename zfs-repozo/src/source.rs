@@ -14,6 +14,10 @@ use crate::Ticker;
 /// Bytes per read.
 pub(crate) const CHUNK: usize = 1 << 20;
 
+/// Bytes per kernel copy (`copy_range`) between checks of the interrupt flag, and per
+/// parallel copy job.
+pub(crate) const COPY_PIECE: u64 = 64 << 20;
+
 /// Calls `sink` with the uncompressed bytes of a chain file, in order.
 pub(crate) fn read_uncompressed(
     path: &str,
