@@ -41,15 +41,8 @@ pub fn acquire(data: &Path) -> Result<DbLock> {
         .truncate(false)
         .open(&path)
         .map_err(|e| PackError::io(&path, e))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let err = std::io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => Err(PackError::Locked(path)),
-            _ => Err(PackError::io(&path, err)),
-        };
+    if !try_flock(&file, &path, libc::LOCK_EX)? {
+        return Err(PackError::Locked(path));
     }
     let mut lock = DbLock { file, path };
     let pid = format!(" {}\n", std::process::id());
@@ -72,17 +65,23 @@ pub fn is_held(data: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(PackError::io(&path, e)),
     };
+    // Closing the file releases the shared lock if it was taken.
+    Ok(!try_flock(&file, &path, libc::LOCK_SH)?)
+}
+
+/// `flock(op | LOCK_NB)` on `file` (at `path`, for messages): `Ok(false)` when another
+/// process holds a lock that excludes it.
+fn try_flock(file: &File, path: &Path, op: libc::c_int) -> Result<bool> {
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     #[allow(unsafe_code)]
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    let rc = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
     if rc == 0 {
-        // Closing the file releases the shared lock.
-        return Ok(false);
+        return Ok(true);
     }
     let err = std::io::Error::last_os_error();
     match err.raw_os_error() {
-        Some(libc::EWOULDBLOCK) => Ok(true),
-        _ => Err(PackError::io(&path, err)),
+        Some(libc::EWOULDBLOCK) => Ok(false),
+        _ => Err(PackError::io(path, err)),
     }
 }
 
