@@ -64,21 +64,23 @@ enum Syntax {
     DigitLimit,
 }
 
-/// The parser behind [`python_int`].
-fn parse_int(s: &[u8], base: u32) -> Result<PyInt, Syntax> {
+/// Skips leading white space and one sign: the index after them, and whether the sign
+/// was `-` (as both Python's `int()` and C's `strtol` start).
+fn space_and_sign(s: &[u8]) -> (usize, bool) {
     let mut i = 0;
     while s.get(i).is_some_and(|&b| is_space(b)) {
         i += 1;
     }
-    let mut negative = false;
     match s.get(i) {
-        Some(b'+') => i += 1,
-        Some(b'-') => {
-            negative = true;
-            i += 1;
-        }
-        _ => {}
+        Some(b'+') => (i + 1, false),
+        Some(b'-') => (i + 1, true),
+        _ => (i, false),
     }
+}
+
+/// The parser behind [`python_int`].
+fn parse_int(s: &[u8], base: u32) -> Result<PyInt, Syntax> {
+    let (mut i, negative) = space_and_sign(s);
     let mut radix = base;
     let mut only_zero = false;
     if base == 0 {
@@ -149,19 +151,7 @@ fn parse_int(s: &[u8], base: u32) -> Result<PyInt, Syntax> {
 /// glibc's `strtol(s, &end, 0)` on a NUL-truncated C string: the value (`None` on overflow,
 /// which sets `errno`) and the index where parsing stopped (0 when no digits were found).
 fn c_strtol0(s: &[u8]) -> (Option<i64>, usize) {
-    let mut i = 0;
-    while s.get(i).is_some_and(|&b| is_space(b)) {
-        i += 1;
-    }
-    let mut negative = false;
-    match s.get(i) {
-        Some(b'+') => i += 1,
-        Some(b'-') => {
-            negative = true;
-            i += 1;
-        }
-        _ => {}
-    }
+    let (mut i, negative) = space_and_sign(s);
     let mut radix = 10;
     if s.get(i) == Some(&b'0') {
         let x = s.get(i + 1).is_some_and(|&b| b | 0x20 == b'x');
