@@ -1,0 +1,3 @@
+//! Test support shared by the workspace's tests, benchmarks and scripts.
+//!
+//! Nothing here ships in the binaries: it is a dev-dependency of the other crates.
