@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::bytes::{be_u64, to_usize};
+use crate::chain::{self, ChainError, ChainRules};
 use crate::error::{Error, Result};
 use crate::ids::Tid;
-use crate::record::{DataRecord, Payload};
+use crate::record::DataRecord;
 use crate::txn::{RawTxnHeader, Status, Transaction, TXN_HEADER_LEN};
 
 /// The magic of files written by Python 3 ZODB.
@@ -175,33 +176,27 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// Resolves a record's state: its own data, or the data at the end of its backpointer
     /// chain. `Ok(None)` when the object does not exist as of that record.
     ///
-    /// Every link must point strictly backwards to a record of the same oid.
+    /// Every link must point strictly backwards to a record of the same oid
+    /// ([`ChainRules::SAME_OID`]).
     pub fn resolve<'a>(&'a self, rec: &DataRecord<'a>) -> Result<Option<DataRecord<'a>>> {
-        let mut cur = *rec;
-        loop {
-            match cur.payload {
-                Payload::Data(_) => return Ok(Some(cur)),
-                Payload::Backpointer(0) => return Ok(None),
-                Payload::Backpointer(back) => {
-                    let bad = |why| Error::BadBackpointer {
-                        offset: cur.pos,
-                        oid: cur.oid,
-                        back,
-                        why,
-                    };
-                    if back >= cur.pos || back < FIRST_TXN {
-                        return Err(bad("does not point backwards"));
-                    }
-                    let next = self
-                        .record_at(back)
-                        .map_err(|_| bad("target is not a readable record"))?;
-                    if next.oid != cur.oid {
-                        return Err(bad("target has another oid"));
-                    }
-                    cur = next;
-                }
+        let bad = |offset, back, why| Error::BadBackpointer {
+            offset,
+            oid: rec.oid,
+            back,
+            why,
+        };
+        chain::resolve_from(&mut self.bytes(), rec.pos, *rec, ChainRules::SAME_OID).map_err(|e| {
+            match e {
+                ChainError::NotBackwards { at, back } => bad(at, back, "does not point backwards"),
+                ChainError::OtherOid { at, back, .. } => bad(at, back, "target has another oid"),
+                ChainError::Unreadable {
+                    from: Some(at),
+                    pos,
+                    ..
+                } => bad(at, pos, "target is not a readable record"),
+                ChainError::Unreadable { source, .. } => source,
             }
-        }
+        })
     }
 }
 
