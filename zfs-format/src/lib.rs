@@ -15,7 +15,7 @@
 //! - [`pickle`]: persistent references and class names read from pickles without Python.
 //! - [`timestamp`]: ZODB's TimeStamp arithmetic and printed form.
 //! - [`writer`]: transaction and data record encoding (the packer, `recover` and tests write
-//!   through it), and ZODB's `_data_find` over a file being written.
+//!   through it), and ZODB's two `_data_find`s over a file being written.
 //!
 //! Nothing here prints or exits; long operations report through [`Progress`].
 //!

@@ -116,6 +116,20 @@ impl RawTxnHeader {
         TXN_HEADER_LEN + u64::from(self.ulen) + u64::from(self.dlen) + u64::from(self.elen)
     }
 
+    /// The user, description and extension bytes that follow this header in `file`, or
+    /// `None` when they are not all there.
+    pub fn strings<'a>(&self, file: &'a [u8]) -> Option<[&'a [u8]; 3]> {
+        let start = to_usize(self.pos.checked_add(TXN_HEADER_LEN)?)?;
+        let u_end = start.checked_add(usize::from(self.ulen))?;
+        let d_end = u_end.checked_add(usize::from(self.dlen))?;
+        let e_end = d_end.checked_add(usize::from(self.elen))?;
+        Some([
+            file.get(start..u_end)?,
+            file.get(u_end..d_end)?,
+            file.get(d_end..e_end)?,
+        ])
+    }
+
     /// Position just after the whole transaction (redundant length included), if it fits in u64.
     pub fn next_pos(&self) -> Option<u64> {
         self.pos.checked_add(self.tlen)?.checked_add(8)
@@ -140,19 +154,16 @@ impl<'a> Transaction<'a> {
     /// Builds the view of a transaction whose bounds were checked by the caller:
     /// `pos + tlen + 8 <= file.len()` and `tlen >= header_len`.
     pub(crate) fn checked(file: &'a [u8], header: RawTxnHeader) -> Result<Self> {
-        let bad = || Error::Corrupt {
-            offset: header.pos,
-            what: "transaction header outside the file".into(),
-        };
-        let start = to_usize(header.pos + TXN_HEADER_LEN).ok_or_else(bad)?;
-        let u_end = start + usize::from(header.ulen);
-        let d_end = u_end + usize::from(header.dlen);
-        let e_end = d_end + usize::from(header.elen);
+        let [user, description, extension] =
+            header.strings(file).ok_or_else(|| Error::Corrupt {
+                offset: header.pos,
+                what: "transaction header outside the file".into(),
+            })?;
         Ok(Transaction {
             header,
-            user: file.get(start..u_end).ok_or_else(bad)?,
-            description: file.get(u_end..d_end).ok_or_else(bad)?,
-            extension: file.get(d_end..e_end).ok_or_else(bad)?,
+            user,
+            description,
+            extension,
             file,
         })
     }
@@ -253,6 +264,10 @@ mod tests {
         assert_eq!(RawTxnHeader::decode(&file[..26], 4), None);
         assert_eq!(RawTxnHeader::decode(&file, u64::MAX), None);
         assert_eq!(h.header_len(), 29);
+        file.extend_from_slice(b"uddeee");
+        let [u, d, e] = h.strings(&file).expect("all there");
+        assert_eq!((u, d, e), (&b"u"[..], &b"dd"[..], &b"eee"[..]));
+        assert_eq!(h.strings(&file[..32]), None);
         assert_eq!(h.next_pos(), Some(111));
         let far = RawTxnHeader {
             tlen: u64::MAX,

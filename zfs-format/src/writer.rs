@@ -6,7 +6,7 @@
 //! redundant length. The packer, `recover` and the tests write every transaction through
 //! it; the header bytes themselves come from [`RawTxnHeader`] and [`RawDataHeader`].
 //! [`data_find`] is ZODB's `_data_find`, which re-points a copied backpointer into the
-//! output.
+//! output, with the packer's rule or `FileStorage`'s ([`FindRule`]).
 
 use crate::bytes::to_usize;
 use crate::ids::{Oid, Tid};
@@ -143,14 +143,26 @@ pub fn set_tloc(txn: &mut [u8], record: u64, pos: u64) -> Option<()> {
     Some(())
 }
 
-/// ZODB's `_data_find` (in `FileStorage` and in the packer's `PackCopier`): the position a
-/// copied backpointer of `oid` may use in the transaction at `tpos` of a file being
-/// written, or 0 when there is none.
+/// Which record of an oid [`data_find`] uses when a transaction holds several (an undo of
+/// several transactions at once writes one record per undone transaction, all of one oid).
 ///
-/// The **first** record of `oid` in that transaction decides, as in ZODB's loop: a
-/// backpointer record is trusted (its position is returned); a record with a pickle is
-/// used only when the pickle is exactly `data`. `data == None` (the chain ends in "does
-/// not exist") never matches a pickle (ZODB fails there with a `TypeError`).
+/// ZODB has two `_data_find`s that differ here, and byte-identical output needs both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FindRule {
+    /// The first record of the oid decides: the packer's `PackCopier._data_find`.
+    First,
+    /// The last record of the oid decides, as a load would: `FileStorage._data_find`, used
+    /// by `FileStorage.restore` and so by `fsrecover`.
+    Last,
+}
+
+/// ZODB's `_data_find`: the position a copied backpointer of `oid` may use in the
+/// transaction at `tpos` of a file being written, or 0 when there is none.
+///
+/// One record of `oid` in that transaction decides (which one: `rule`): a backpointer
+/// record is trusted (its position is returned); a record with a pickle is used only when
+/// the pickle is exactly `data`. `data == None` (the chain ends in "does not exist") never
+/// matches a pickle (ZODB fails there with a `TypeError`).
 ///
 /// `read_at(buf, pos)` fills `buf` with the file's bytes at `pos` (the transaction must
 /// be complete in the file). Positions that overflow end the search with 0.
@@ -159,6 +171,7 @@ pub fn data_find<E>(
     tpos: u64,
     oid: Oid,
     data: Option<&[u8]>,
+    rule: FindRule,
 ) -> Result<u64, E> {
     let mut th = [0u8; TXN_HEADER_LEN as usize];
     read_at(&mut th, tpos)?;
@@ -168,30 +181,37 @@ pub fn data_find<E>(
     else {
         return Ok(0);
     };
+    let mut found: Option<RawDataHeader> = None;
     let mut rh = [0u8; DATA_HEADER_LEN as usize];
     while pos < tend {
         read_at(&mut rh, pos)?;
         let h = RawDataHeader::from_bytes(&rh, pos);
         if h.oid == oid {
-            if h.is_backpointer() {
-                return Ok(pos);
+            found = Some(h);
+            if rule == FindRule::First {
+                break;
             }
-            let (Some(data), Some(body)) = (data, h.body_pos()) else {
-                return Ok(0);
-            };
-            if h.plen != data.len() as u64 {
-                return Ok(0);
-            }
-            let mut found = vec![0u8; data.len()];
-            read_at(&mut found, body)?;
-            return Ok(if found == data { pos } else { 0 });
         }
         match h.end() {
             Some(end) => pos = end,
             None => return Ok(0),
         }
     }
-    Ok(0)
+    let Some(h) = found else {
+        return Ok(0);
+    };
+    if h.is_backpointer() {
+        return Ok(h.pos);
+    }
+    let (Some(data), Some(body)) = (data, h.body_pos()) else {
+        return Ok(0);
+    };
+    if h.plen != data.len() as u64 {
+        return Ok(0);
+    }
+    let mut stored = vec![0u8; data.len()];
+    read_at(&mut stored, body)?;
+    Ok(if stored == data { h.pos } else { 0 })
 }
 
 /// Builds whole files in memory: magic, then transactions appended one after another.
@@ -326,23 +346,29 @@ mod tests {
     }
 
     #[test]
-    fn data_find_uses_the_first_record_of_the_oid() {
+    fn data_find_rules() {
         let (file, tpos, r) = twice();
-        let find = |oid, data| data_find(reader(&file), tpos, Oid::from_u64(oid), data);
-        // ZODB's loop stops at the first record of the oid: its pickle decides.
-        assert_eq!(find(1, Some(&b"aaa"[..])), Ok(r[0]));
-        assert_eq!(find(1, Some(&b"bbb"[..])), Ok(0));
-        // A backpointer record is trusted whatever the data.
-        assert_eq!(find(2, Some(&b"anything"[..])), Ok(r[2]));
-        assert_eq!(find(2, None), Ok(r[2]));
-        // Other lengths, other bytes, absence, other oids.
-        assert_eq!(find(3, Some(&b"cccc"[..])), Ok(0));
-        assert_eq!(find(3, Some(&b"ccd"[..])), Ok(0));
-        assert_eq!(find(3, None), Ok(0));
-        assert_eq!(find(3, Some(&b"ccc"[..])), Ok(r[3]));
-        assert_eq!(find(4, Some(&b"ccc"[..])), Ok(0));
-        // Reader errors come back unchanged.
-        assert!(data_find(reader(&file[..30]), tpos, Oid::from_u64(1), None).is_err());
+        let find = |oid, data, rule| data_find(reader(&file), tpos, Oid::from_u64(oid), data, rule);
+        // The packer's loop stops at the first record of the oid: its pickle decides.
+        assert_eq!(find(1, Some(&b"aaa"[..]), FindRule::First), Ok(r[0]));
+        assert_eq!(find(1, Some(&b"bbb"[..]), FindRule::First), Ok(0));
+        // FileStorage's loop goes on to the last.
+        assert_eq!(find(1, Some(&b"aaa"[..]), FindRule::Last), Ok(0));
+        assert_eq!(find(1, Some(&b"bbb"[..]), FindRule::Last), Ok(r[1]));
+        for rule in [FindRule::First, FindRule::Last] {
+            // A backpointer record is trusted whatever the data.
+            assert_eq!(find(2, Some(&b"anything"[..]), rule), Ok(r[2]));
+            assert_eq!(find(2, None, rule), Ok(r[2]));
+            // Other lengths, other bytes, absence, other oids.
+            assert_eq!(find(3, Some(&b"cccc"[..]), rule), Ok(0));
+            assert_eq!(find(3, Some(&b"ccd"[..]), rule), Ok(0));
+            assert_eq!(find(3, None, rule), Ok(0));
+            assert_eq!(find(3, Some(&b"ccc"[..]), rule), Ok(r[3]));
+            assert_eq!(find(4, Some(&b"ccc"[..]), rule), Ok(0));
+            // Reader errors come back unchanged.
+            let short = data_find(reader(&file[..30]), tpos, Oid::from_u64(1), None, rule);
+            assert!(short.is_err());
+        }
     }
 
     #[test]
@@ -351,10 +377,10 @@ mod tests {
         // The first record claims a pickle of 2^64 - 1 bytes: the walk cannot go past it.
         let at = (r[0] + 34) as usize;
         file[at..at + 8].copy_from_slice(&u64::MAX.to_be_bytes());
-        assert_eq!(
-            data_find(reader(&file), tpos, Oid::from_u64(3), None),
-            Ok(0)
-        );
+        for rule in [FindRule::First, FindRule::Last] {
+            let found = data_find(reader(&file), tpos, Oid::from_u64(3), None, rule);
+            assert_eq!(found, Ok(0));
+        }
     }
 
     proptest! {
