@@ -32,6 +32,7 @@ pub mod interrupt;
 pub mod lock;
 mod oidmap;
 mod reach;
+mod records;
 
 use std::ffi::OsString;
 use std::fs;
