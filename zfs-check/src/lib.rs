@@ -5,6 +5,8 @@
 
 pub mod check;
 pub mod dump;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod info;
 pub mod oids;
 pub mod recover;

@@ -28,6 +28,8 @@ mod analyze;
 pub mod blob;
 mod copy;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interrupt;
 pub mod lock;
 mod oidmap;
