@@ -13,7 +13,7 @@ use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 
-use zfs_format::bytes::{be_u64, to_usize};
+use zfs_format::bytes::to_usize;
 use zfs_format::chain::{self, ChainError, ChainMemo, ChainRecord, ChainRules, RecordSource};
 use zfs_format::record::{RawDataHeader, DATA_HEADER_LEN};
 use zfs_format::{DataRecord, FileStorage, Oid, Tid};
@@ -163,18 +163,16 @@ impl<T: Deref<Target = [u8]>> RecordSource for Pread<'_, T> {
             .read_at(self.buf, at)
             .map_err(|e| PackError::io(fs.path(), e))?;
         self.last = Some((at, n));
-        let header = self
-            .buf
-            .get(..n.min(DATA_HEADER_LEN as usize))
-            .and_then(|b| b.try_into().ok())
-            .map(|b| RawDataHeader::from_bytes(b, at))
-            .ok_or_else(|| {
-                corrupt(
-                    fs,
-                    at,
-                    "data record header runs past the end of the file".into(),
-                )
-            })?;
+        // Decoded at position 0: positions in the header are then offsets in `buf`.
+        let read = &self.buf[..n];
+        let rel = RawDataHeader::decode(read, 0).ok_or_else(|| {
+            corrupt(
+                fs,
+                at,
+                "data record header runs past the end of the file".into(),
+            )
+        })?;
+        let header = RawDataHeader { pos: at, ..rel };
         if header.vlen != 0 {
             return Err(corrupt(
                 fs,
@@ -192,7 +190,8 @@ impl<T: Deref<Target = [u8]>> RecordSource for Pread<'_, T> {
             }
             return Ok(ReadRecord { header, back: None });
         }
-        let back = be_u64(&self.buf[..n], DATA_HEADER_LEN as usize)
+        let back = rel
+            .backpointer_in(read)
             .ok_or_else(|| corrupt(fs, at, "backpointer runs past the end of the file".into()))?;
         Ok(ReadRecord {
             header,
@@ -213,7 +212,11 @@ impl<T: Deref<Target = [u8]>> Pread<'_, T> {
             )
         };
         let len = to_usize(rec.plen).ok_or_else(too_long)?;
-        let start = DATA_HEADER_LEN as usize;
+        // The pickle's offset from the start of the record.
+        let start = RawDataHeader { pos: 0, ..*rec }
+            .body_pos()
+            .and_then(to_usize)
+            .ok_or_else(too_long)?;
         let end = start.checked_add(len).ok_or_else(too_long)?;
         match self.last {
             Some((pos, n)) if pos == rec.pos && end <= n => {
