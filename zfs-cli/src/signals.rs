@@ -1,34 +1,26 @@
 //! SIGINT and SIGTERM for long runs: the first sets a flag that the libraries check between
 //! chunks of work (they then remove their temporary files and return an "interrupted"
-//! error); a second one ends the process at once with status 130.
+//! error); a second one ends the process at once with status 130. A temporary file left by
+//! that second signal is removed by the next run (see `zfs_files::remove_stale_temps`);
+//! nothing is ever renamed over the user's files by an interrupted run.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 
-static FLAG: AtomicBool = AtomicBool::new(false);
+use signal_hook::consts::{SIGINT, SIGTERM};
 
-extern "C" fn handler(_sig: libc::c_int) {
-    if FLAG.swap(true, Ordering::SeqCst) {
-        // A second signal: the user insists. Temporary files may be left (the next run
-        // removes them); nothing was renamed over the user's files.
-        // SAFETY: `_exit` is async-signal-safe and ends the process without running any
-        // non-reentrant code.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::_exit(130)
-        };
-    }
-}
+static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
 /// Installs the handlers once; returns the flag they set.
 pub fn on_signals() -> &'static AtomicBool {
-    let h = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls `_exit`, both
-        // async-signal-safe.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::signal(sig, h);
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [SIGINT, SIGTERM] {
+            // The order matters: the shutdown action fires only once the flag is already
+            // set, i.e. on the second signal.
+            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag));
+            let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
         }
-    }
-    &FLAG
+        flag
+    })
 }
