@@ -111,7 +111,7 @@ struct Output<'f> {
 impl Output<'_> {
     /// `FileStorage._data_find` on the output: the output record of `oid` in the
     /// transaction at `tpos` that a backpointer may use, or 0.
-    fn data_find(&mut self, tpos: u64, oid: Oid, data: Option<&[u8]>) -> std::io::Result<u64> {
+    fn prev_pos(&mut self, tpos: u64, oid: Oid, data: Option<&[u8]>) -> std::io::Result<u64> {
         self.w.flush()?;
         let file = self.file;
         let read_at = |buf: &mut [u8], pos| file.read_exact_at(buf, pos);
@@ -136,7 +136,7 @@ impl Output<'_> {
             let mut prev_pos = 0;
             if let Some(dt) = r.data_txn {
                 if let Some(&ptpos) = self.txns.get(&dt) {
-                    prev_pos = self.data_find(ptpos, r.oid, r.data)?;
+                    prev_pos = self.prev_pos(ptpos, r.oid, r.data)?;
                 }
             }
             let old = self.current.get(&r.oid).copied().unwrap_or(0);
@@ -160,7 +160,7 @@ impl Output<'_> {
 
 /// The state of the backpointer record `rec` of the input: its data, or `None` for "does
 /// not exist"; `Err` when a link of its chain is bad.
-fn resolve<'a>(input: &'a [u8], rec: DataRecord<'a>) -> Result<Option<&'a [u8]>, String> {
+fn state_of<'a>(input: &'a [u8], rec: DataRecord<'a>) -> Result<Option<&'a [u8]>, String> {
     match chain::resolve_from(&mut &input[..], rec.pos, rec, ChainRules::SAME_OID) {
         Ok(found) => Ok(found.and_then(|r| r.data())),
         Err(ChainError::NotBackwards { at, back }) => Err(format!(
@@ -299,7 +299,7 @@ pub fn recover(
             let (data, data_txn) = match rec.payload {
                 Payload::Data(d) => (Some(d), None),
                 Payload::Backpointer(0) => (None, None),
-                Payload::Backpointer(b) => match resolve(input, rec) {
+                Payload::Backpointer(b) => match state_of(input, rec) {
                     Ok(d) => (d, DataRecord::decode(input, b).ok().map(|t| t.tid)),
                     Err(why) => {
                         rep.losses.push(Loss {

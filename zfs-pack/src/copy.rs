@@ -22,7 +22,7 @@ use crate::blob;
 use crate::error::{PackError, Result};
 use crate::oidmap::{OidMap, ABSENT};
 use crate::reach::Reach;
-use crate::records::{corrupt, open_for_reads, read_oid_tid, read_resolved, resolve, RecordFile};
+use crate::records::{corrupt, open_for_reads, read_oid_tid, read_state_at, state_at, RecordFile};
 
 /// Transactions per parallel work unit.
 const CHUNK: usize = 64;
@@ -211,8 +211,8 @@ fn encode_packed<T: Deref<Target = [u8]>>(
             Payload::Data(d) => Some(d),
             Payload::Backpointer(0) => None,
             Payload::Backpointer(b) => match file {
-                Some(f) => read_resolved(fs, f, buf, b)?.map(|_| &buf[..]),
-                None => resolve(fs, b)?.and_then(|d| d.data()),
+                Some(f) => read_state_at(fs, f, buf, b)?.map(|_| &buf[..]),
+                None => state_at(fs, b)?.and_then(|d| d.data()),
             },
         };
         if !kept {
@@ -388,8 +388,8 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
                 Payload::Backpointer(0) => (None, None),
                 Payload::Backpointer(b) => {
                     let data = match &file {
-                        Some(f) => read_resolved(fs, f, &mut data_buf, b)?.map(|_| &data_buf[..]),
-                        None => resolve(fs, b)?.and_then(|d| d.data()),
+                        Some(f) => read_state_at(fs, f, &mut data_buf, b)?.map(|_| &data_buf[..]),
+                        None => state_at(fs, b)?.and_then(|d| d.data()),
                     };
                     let (target_oid, target_tid) = match &file {
                         Some(f) => read_oid_tid(fs, f, b)?,

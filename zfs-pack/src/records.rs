@@ -63,7 +63,7 @@ fn chain_error<T: Deref<Target = [u8]>, E: Into<PackError>>(
 /// Follows the backpointer chain from the record at `pos` to the record holding data over
 /// the mapping, as ZODB's `_loadBack_impl` does (no oid check): `None` when the chain ends
 /// in "does not exist" (or `pos` is 0).
-pub fn resolve<T: Deref<Target = [u8]>>(
+pub fn state_at<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
     pos: u64,
 ) -> Result<Option<DataRecord<'_>>> {
@@ -236,10 +236,10 @@ impl<T: Deref<Target = [u8]>> Pread<'_, T> {
 }
 
 /// Follows the backpointer chain from `pos` with positioned reads on `file` (as
-/// [`resolve`] does on the mapping, remembering chain ends in the file's memo) and leaves
+/// [`state_at`] does on the mapping, remembering chain ends in the file's memo) and leaves
 /// the data of the record found in `buf`: `(its oid, its position)`, or `None` when the
 /// chain ends in "does not exist".
-pub fn read_resolved<T: Deref<Target = [u8]>>(
+pub fn read_state_at<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
     file: &RecordFile,
     buf: &mut Vec<u8>,
@@ -325,8 +325,8 @@ mod tests {
         order.extend(positions.iter().rev());
         let mut buf = Vec::new();
         for &pos in &order {
-            let want = resolve(&fs, pos).expect("mapped").map(|r| (r.oid, r.pos));
-            let got = read_resolved(&fs, &file, &mut buf, pos).expect("read");
+            let want = state_at(&fs, pos).expect("mapped").map(|r| (r.oid, r.pos));
+            let got = read_state_at(&fs, &file, &mut buf, pos).expect("read");
             assert_eq!(got, want, "record at {pos}");
             if got.is_some() {
                 assert_eq!(&buf[..], b"data of one");
@@ -371,25 +371,25 @@ mod tests {
         let fs = FileStorage::open(&path).expect("open");
         let file = open_for_reads(&fs).expect("file");
         let mut buf = Vec::new();
-        let got = read_resolved(&fs, &file, &mut buf, back).expect("sound");
+        let got = read_state_at(&fs, &file, &mut buf, back).expect("sound");
         assert_eq!(got, Some((Oid::from_u64(1), data)));
         assert_eq!(buf, long);
         for e in [
-            read_resolved(&fs, &file, &mut buf, forward).expect_err("loop"),
-            resolve(&fs, forward).expect_err("loop"),
+            read_state_at(&fs, &file, &mut buf, forward).expect_err("loop"),
+            state_at(&fs, forward).expect_err("loop"),
         ] {
             let text = e.to_string();
             assert!(text.contains("does not go backwards"), "{text}");
         }
         // A position past the end, and a pickle longer than the file.
-        let e = read_resolved(&fs, &file, &mut buf, fs.len() - 10).expect_err("short");
+        let e = read_state_at(&fs, &file, &mut buf, fs.len() - 10).expect_err("short");
         assert!(e.to_string().contains("header runs past"), "{e}");
         let mut cut = bytes.clone();
         cut.truncate(data as usize + 100);
         std::fs::write(&path, &cut).expect("write");
         let fs = FileStorage::open(&path).expect("open");
         let file = open_for_reads(&fs).expect("file");
-        let e = read_resolved(&fs, &file, &mut buf, data).expect_err("long");
+        let e = read_state_at(&fs, &file, &mut buf, data).expect_err("long");
         assert!(e.to_string().contains("runs past the end"), "{e}");
     }
 }

@@ -12,7 +12,7 @@ use super::{AnalyzeOptions, Plan};
 use crate::error::{Dangling, PackError, Result};
 use crate::oidmap::ABSENT;
 use crate::reach::Reach;
-use crate::records::{open_for_reads, read_resolved, resolve, RecordFile};
+use crate::records::{open_for_reads, read_state_at, state_at, RecordFile};
 
 /// Records whose references are extracted between two releases of the mapping.
 const TRACE_CHUNK: usize = 4096;
@@ -29,7 +29,7 @@ fn refs_at<T: Deref<Target = [u8]>>(
     sc: &mut Scanner,
     pos: u64,
 ) -> Result<Vec<Ref>> {
-    let Some(data) = resolve(fs, pos)? else {
+    let Some(data) = state_at(fs, pos)? else {
         return Ok(Vec::new());
     };
     scan_refs(sc, data.data().unwrap_or_default(), data.oid, data.pos)
@@ -65,7 +65,7 @@ fn refs_at_file<T: Deref<Target = [u8]>>(
     buf: &mut Vec<u8>,
     pos: u64,
 ) -> Result<Vec<Ref>> {
-    let Some((oid, data_pos)) = read_resolved(fs, file, buf, pos)? else {
+    let Some((oid, data_pos)) = read_state_at(fs, file, buf, pos)? else {
         return Ok(Vec::new());
     };
     scan_refs(sc, buf, oid, data_pos)

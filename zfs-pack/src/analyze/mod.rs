@@ -16,7 +16,7 @@ use zfs_format::{DataRecord, FileStorage, Payload, Progress, Status, Tid, Transa
 use crate::error::{Dangling, Result};
 use crate::oidmap::{Bits, OidMap, ABSENT};
 use crate::reach::Reach;
-use crate::records::{corrupt, resolve};
+use crate::records::{corrupt, state_at};
 
 /// Transactions per parallel work unit.
 const CHUNK: usize = 128;
@@ -352,7 +352,7 @@ fn no_gc_future<T: Deref<Target = [u8]>>(
         }
         // A chain ending in "does not exist" needs no revision: ZODB writes such records
         // with a zero backpointer whenever the target cannot be found.
-        if resolve(fs, back)?.is_none() {
+        if state_at(fs, back)?.is_none() {
             continue;
         }
         if reach.contains(oid) {
