@@ -181,6 +181,8 @@ pub fn resolve_from<S: RecordSource>(
     walk(src, pos, Some(record), rules)
 }
 
+/// The walk of [`resolve`] and [`resolve_from`]: from `pos`, whose record is `next` when
+/// already read.
 fn walk<S: RecordSource>(
     src: &mut S,
     mut pos: u64,

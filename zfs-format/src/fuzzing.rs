@@ -14,6 +14,7 @@ pub fn datafs(input: &[u8]) {
     let _ = black_box(walk(input));
 }
 
+/// The walks of [`datafs`], stopping at the first error.
 fn walk(input: &[u8]) -> crate::Result<()> {
     let fs = FileStorage::from_data(input, "fuzz.fs".into())?;
     let end = fs.end();

@@ -72,6 +72,7 @@ fn stops<T: std::ops::Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Vec<Tid> {
     ]
 }
 
+/// A dry run of the pack of `fs` (at `path`) to `stop`.
 fn dry_run<T>(fs: &FileStorage<T>, path: &Path, stop: Tid, gc: bool) -> Result<Report>
 where
     T: std::ops::Deref<Target = [u8]> + Sync,

@@ -104,6 +104,7 @@ struct Chains {
 }
 
 impl Chains {
+    /// The shard holding `pos` (a multiplicative hash spreads neighbouring positions).
     fn shard(&self, pos: u64) -> &Mutex<HashMap<u64, u64>> {
         &self.shards[(pos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % CHAIN_SHARDS]
     }

@@ -87,6 +87,7 @@ struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
+    /// A walker over `file` with nothing found yet.
     fn new(file: &'a [u8], opts: &Options<'a>) -> Self {
         Walker {
             file,
@@ -107,6 +108,7 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Records a finding.
     fn add(&mut self, offset: u64, kind: Kind, message: String) {
         self.findings.push(Finding {
             offset,
@@ -115,6 +117,7 @@ impl<'a> Walker<'a> {
         });
     }
 
+    /// The report: findings in file order.
     fn finish(mut self) -> Report {
         // Stable: problems at one offset keep the order they were found in.
         self.findings.sort_by_key(|f| f.offset);

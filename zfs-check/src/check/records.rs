@@ -41,6 +41,7 @@ struct Part {
 }
 
 impl Part {
+    /// Records a finding.
     fn add(&mut self, offset: u64, kind: Kind, message: String) {
         self.findings.push(Finding {
             offset,

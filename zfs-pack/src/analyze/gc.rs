@@ -100,6 +100,7 @@ pub(super) fn gc<T: Deref<Target = [u8]> + Sync>(
     gc_inner(fs, file.as_ref(), reach, future, opts, plan, progress)
 }
 
+/// [`gc`] with the data file for positioned reads, when it could be opened.
 fn gc_inner<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     file: Option<&RecordFile>,

@@ -66,6 +66,7 @@ pub struct AnalyzeOptions {
     pub interrupt: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
+/// ZODB's `oid_repr`, for its error messages.
 fn oid_repr(b: [u8; 8]) -> String {
     // ZODB's oid_repr: 0x + hex without leading zeros, padded to an even length.
     let v = u64::from_be_bytes(b);
@@ -113,6 +114,7 @@ struct Walker<'a, T: Deref<Target = [u8]>> {
 }
 
 impl<'a, T: Deref<Target = [u8]>> Walker<'a, T> {
+    /// A walk of `[start, end)` whose tids must exceed `ltid`.
     fn new(fs: &'a FileStorage<T>, start: u64, end: u64, ltid: Tid) -> Self {
         Walker {
             fs,
