@@ -75,6 +75,13 @@ impl TxnBuilder {
         self.buf.len() as u64
     }
 
+    /// Makes room for the transaction to reach `tlen` bytes (its redundant length
+    /// included) without growing its buffer again: for copies, whose length is known.
+    pub fn reserve_for(&mut self, tlen: u64) {
+        let total = usize::try_from(tlen.saturating_add(8)).unwrap_or(0);
+        self.buf.reserve(total.saturating_sub(self.buf.len()));
+    }
+
     /// Appends a data record holding `data` (must not be empty: an empty pickle cannot be told
     /// from a backpointer), with the transaction's tid as its serial. Returns the record's
     /// position.
@@ -275,6 +282,7 @@ mod tests {
         let mut t =
             TxnBuilder::new(100, Tid::from_u64(5), Status::Packed, b"u", b"", b"e").expect("short");
         assert_eq!(t.next_record_pos(), 100 + 23 + 2);
+        t.reserve_for(118);
         let p = t.record(Oid::from_u64(1), Tid::from_u64(3), 7, Payload::Data(b"x"));
         assert_eq!(p, 125);
         let q = t.record(

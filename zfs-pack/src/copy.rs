@@ -380,6 +380,8 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
         let out_tpos = out.pos();
         txn_index.clear();
         let mut txn = start_txn(&t, out_tpos, t.status());
+        // The copy has the original's length (checked below).
+        txn.reserve_for(t.tlen());
         for r in t.records() {
             let r = r?;
             let oid = r.oid.as_u64();
