@@ -235,6 +235,10 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// Every link must point strictly backwards to a record of the same oid
     /// ([`ChainRules::SAME_OID`]).
     pub fn resolve<'a>(&'a self, rec: &DataRecord<'a>) -> Result<Option<DataRecord<'a>>> {
+        // Most records hold their own state: no walk to set up.
+        if rec.data().is_some() {
+            return Ok(Some(*rec));
+        }
         let bad = |offset, back, why| Error::BadBackpointer {
             offset,
             oid: rec.oid,
