@@ -13,6 +13,7 @@
 //! - [`Index`]: oid → position of the current record, built by [`scan::build_index`] on
 //!   all cores, saved and loaded as ZODB's `.index` file by [`index_file`].
 //! - [`pickle`]: persistent references and class names read from pickles without Python.
+//! - [`blob`]: blob records and the names of their files in a blob directory.
 //! - [`timestamp`]: ZODB's TimeStamp arithmetic and printed form.
 //! - [`writer`]: transaction and data record encoding (the packer, `recover` and tests write
 //!   through it), and ZODB's two `_data_find`s over a file being written.
@@ -31,6 +32,7 @@
 //! # Ok::<(), zfs_format::Error>(())
 //! ```
 
+pub mod blob;
 pub mod bytes;
 pub mod chain;
 mod error;

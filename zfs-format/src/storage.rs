@@ -17,6 +17,7 @@ use crate::chain::{self, ChainError, ChainRules};
 use crate::error::{Error, Result};
 use crate::ids::Tid;
 use crate::record::DataRecord;
+use crate::resync::resync;
 use crate::txn::{RawTxnHeader, Status, Transaction, TXN_HEADER_LEN};
 
 /// The magic of files written by Python 3 ZODB.
@@ -92,10 +93,11 @@ impl FileStorage<Map> {
 impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// Wraps bytes already in memory; `path` is only used in messages.
     ///
-    /// An empty file is an empty `FS30` storage, as ZODB treats it when opened read-only.
+    /// A file of 0 bytes has no magic and is refused ([`Error::Empty`]); a file holding
+    /// only the magic is an empty storage.
     pub fn from_data(data: T, path: PathBuf) -> Result<Self> {
         let magic = match data.get(..4) {
-            None if data.is_empty() => Magic::Fs30,
+            None if data.is_empty() => return Err(Error::Empty),
             Some(m) if m == MAGIC_FS30 => Magic::Fs30,
             Some(m) if m == MAGIC_FS21 => Magic::Fs21,
             _ => {
@@ -202,26 +204,20 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// Bytes after a walk's end that hold such a transaction are damage in the middle of
     /// the file, not a torn or unfinished last commit.
     pub fn next_complete_txn(&self, from: u64, after: Tid) -> Option<u64> {
-        let len = self.len();
+        // The candidates `resync` finds (plausible headers, first record included), of
+        // which the first with every record sound and a finished status.
         let mut q = from.checked_add(1)?;
-        while q.checked_add(TXN_HEADER_LEN + 8)? <= len {
-            if let Some(h) = RawTxnHeader::decode(&self.data, q) {
-                let plausible = matches!(
-                    h.status,
-                    Status::Committed | Status::Packed | Status::Undone
-                ) && h.tid > after
-                    && h.tlen >= h.header_len()
-                    && h.next_pos().is_some_and(|n| n <= len)
-                    && to_usize(q + h.tlen).and_then(|r| be_u64(&self.data, r)) == Some(h.tlen)
-                    && Transaction::checked(&self.data, h)
-                        .is_ok_and(|t| t.records().all(|r| r.is_ok()));
-                if plausible {
-                    return Some(q);
-                }
+        loop {
+            q = resync(&self.data, q, Some(after))?;
+            let h = RawTxnHeader::decode(&self.data, q)?;
+            let complete = h.status != Status::Checkpoint
+                && Transaction::checked(&self.data, h)
+                    .is_ok_and(|t| t.records().all(|r| r.is_ok()));
+            if complete {
+                return Some(q);
             }
-            q += 1;
+            q = q.checked_add(1)?;
         }
-        None
     }
 
     /// Decodes the data record at `pos`.
@@ -458,5 +454,27 @@ impl<'a> Iterator for TransactionsRev<'a> {
             Err(_) => self.failed = true,
         }
         Some(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_bytes_are_no_filestorage_but_the_magic_alone_is_an_empty_one() {
+        let e = FileStorage::from_data(Vec::new(), "z.fs".into()).err();
+        assert!(matches!(e, Some(Error::Empty)), "{e:?}");
+        let fs = FileStorage::from_data(b"FS30".to_vec(), "m.fs".into()).expect("magic");
+        assert_eq!(fs.end().expect("walk").transactions, 0);
+    }
+
+    #[test]
+    fn devices_and_fifos_are_refused_at_open() {
+        let e = FileStorage::open("/dev/zero").err().expect("refused");
+        assert!(e.to_string().contains("character device"), "{e}");
+        let d = std::env::temp_dir();
+        let e = FileStorage::open(&d).err().expect("refused");
+        assert!(e.to_string().contains("is a directory"), "{e}");
     }
 }
