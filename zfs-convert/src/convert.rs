@@ -24,6 +24,15 @@ use crate::sequence::OidSequence;
 use crate::stream::{self, Committed, Stream};
 use crate::View;
 
+/// What the bulk copy's walkers share.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub blob_dir: Option<&'a BlobDir>,
+    pub interrupt: Option<&'a AtomicBool>,
+    pub progress: &'a dyn Progress,
+    pub checkpoint_bytes: u64,
+}
+
 /// How much of the source's head identifies it in the manifest.
 const HEAD_BYTES: u64 = 1 << 20;
 
@@ -43,6 +52,9 @@ pub struct ConvertOptions<'a> {
     pub follow: bool,
     /// How often `follow` looks for new transactions.
     pub poll: Duration,
+    /// Each stream commits its rows (and the manifest its progress) after about this many
+    /// bytes of the source: what an interruption loses.
+    pub checkpoint_bytes: u64,
     /// Checked between transactions: once set, the conversion stops, keeping what was
     /// committed, and returns [`ConvertError::Interrupted`].
     pub interrupt: Option<&'a AtomicBool>,
@@ -57,6 +69,7 @@ impl Default for ConvertOptions<'_> {
             clear: false,
             follow: false,
             poll: Duration::from_secs(1),
+            checkpoint_bytes: 64 << 20,
             interrupt: None,
         }
     }
@@ -414,6 +427,7 @@ fn hp_bulk(
                 copy_sql: sql.to_string(),
                 key: format!("{}{name}", key::STREAM),
                 mode,
+                interrupt: opts.interrupt,
             };
             handles.push(s.spawn(move || stream.run(rx)));
             Ok(Outlet::new(committed(&name), tx))
@@ -423,14 +437,18 @@ fn hp_bulk(
             .map(|k| open(format!("object_state.{k}"), hp::STATE_COPY))
             .collect::<Result<Vec<_>>>()?;
         let mut history = History::default();
+        let ctx = Ctx {
+            blob_dir,
+            interrupt: opts.interrupt,
+            progress,
+            checkpoint_bytes: opts.checkpoint_bytes.max(1),
+        };
         let walked = hp::walk(
             view,
             end_pos,
             &mut txn_out,
             &mut obj_out,
-            blob_dir,
-            opts.interrupt,
-            progress,
+            &ctx,
             &mut history,
         );
         drop(txn_out);
@@ -489,6 +507,12 @@ fn hf_bulk(
     };
     progress.start_counting("converting", index.len() as u64, "objects");
     let mode = Mode::HistoryFree;
+    let ctx = Ctx {
+        blob_dir,
+        interrupt: opts.interrupt,
+        progress,
+        checkpoint_bytes: opts.checkpoint_bytes.max(1),
+    };
     std::thread::scope(|s| {
         let mut handles = Vec::new();
         let mut readers = Vec::new();
@@ -501,21 +525,11 @@ fn hf_bulk(
                 copy_sql: hf::STATE_COPY.to_string(),
                 key: name,
                 mode,
+                interrupt: opts.interrupt,
             };
             handles.push(s.spawn(move || stream.run(rx)));
-            let index = &index;
-            readers.push(s.spawn(move || {
-                hf::read_range(
-                    view,
-                    index,
-                    from,
-                    hi,
-                    &tx,
-                    blob_dir,
-                    opts.interrupt,
-                    progress,
-                )
-            }));
+            let (index, ctx) = (&index, &ctx);
+            readers.push(s.spawn(move || hf::read_range(view, index, (from, hi), &tx, ctx)));
         }
         let mut read_err = None;
         let mut all_sent = true;

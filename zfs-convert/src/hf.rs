@@ -6,12 +6,13 @@
 //! stream commits up to an oid together with its manifest entry; on resume each range
 //! starts at its committed oid.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 
-use zfs_format::{Index, Oid, Progress};
+use zfs_format::{Index, Oid};
 
-use crate::blobs::{self, BlobDir};
+use crate::blobs;
+use crate::convert::Ctx;
 use crate::error::{ConvertError, Result};
 use crate::hp::no_blob_dir;
 use crate::pgcopy::Rows;
@@ -24,8 +25,6 @@ pub(crate) const STATE_COPY: &str =
 
 /// A stream is sent what it has buffered once this many bytes are encoded.
 const SEND_BYTES: usize = 1 << 20;
-/// A checkpoint after this many bytes of rows.
-const CHECKPOINT_BYTES: u64 = 64 << 20;
 
 /// Splits the index's oids into `n` ranges `[lo, hi)` of about equal count, covering all
 /// oids.
@@ -51,17 +50,19 @@ pub(crate) fn ranges(index: &Index, n: usize) -> Vec<(u64, u64)> {
 
 /// Reads the oids of `[from, hi)` and sends their rows; checkpoint values are the next oid
 /// to copy, and the last is `hi`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn read_range(
     fs: &View<'_>,
     index: &Index,
-    from: u64,
-    hi: u64,
+    (from, hi): (u64, u64),
     tx: &SyncSender<Msg>,
-    blob_dir: Option<&BlobDir>,
-    interrupt: Option<&AtomicBool>,
-    progress: &dyn Progress,
+    ctx: &Ctx<'_>,
 ) -> Result<bool> {
+    let Ctx {
+        blob_dir,
+        interrupt,
+        progress,
+        checkpoint_bytes,
+    } = *ctx;
     let mut rows = Rows::default();
     let mut since = 0u64;
     let send = |m: Msg| tx.send(m).is_ok();
@@ -107,7 +108,7 @@ pub(crate) fn read_range(
         if rows.len() >= SEND_BYTES && !send(Msg::Rows(rows.take())) {
             return Ok(false);
         }
-        if since >= CHECKPOINT_BYTES {
+        if since >= checkpoint_bytes {
             since = 0;
             let next = Oid::from_u64(o.saturating_add(1)).as_u64();
             if !send(Msg::Rows(rows.take())) || !send(Msg::Checkpoint(next.to_string())) {

@@ -7,13 +7,14 @@
 //! manifest entry; on resume the walk starts at the smallest committed position and
 //! sends each stream only the transactions past its own.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 
 use md5::{Digest, Md5};
-use zfs_format::{DataRecord, Progress, Status, Transaction, FIRST_TXN};
+use zfs_format::{DataRecord, Status, Transaction, FIRST_TXN};
 
-use crate::blobs::{self, BlobDir};
+use crate::blobs;
+use crate::convert::Ctx;
 use crate::error::{ConvertError, Result};
 use crate::oidtable::OidTable;
 use crate::pgcopy::Rows;
@@ -32,8 +33,6 @@ pub(crate) const CURRENT_COPY: &str = "COPY current_object (zoid, tid) FROM STDI
 
 /// A stream is sent what it has buffered once this many bytes are encoded.
 const SEND_BYTES: usize = 1 << 20;
-/// A checkpoint (commit of every stream) after this many bytes of the file.
-const CHECKPOINT_BYTES: u64 = 64 << 20;
 
 /// What the walk carries along the file.
 #[derive(Debug, Default)]
@@ -196,17 +195,20 @@ pub(crate) enum Walked {
 
 /// The bulk walk: from the first transaction to `end_pos`, rows sent to `txn_out` and
 /// `obj_out[oid % n]`. Returns the history at `end_pos`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn walk(
     fs: &View<'_>,
     end_pos: u64,
     txn_out: &mut Outlet,
     obj_out: &mut [Outlet],
-    blob_dir: Option<&BlobDir>,
-    interrupt: Option<&AtomicBool>,
-    progress: &dyn Progress,
+    ctx: &Ctx<'_>,
     history: &mut History,
 ) -> Result<Walked> {
+    let Ctx {
+        blob_dir,
+        interrupt,
+        progress,
+        checkpoint_bytes,
+    } = *ctx;
     let resume_at = obj_out
         .iter()
         .map(|o| o.committed)
@@ -268,7 +270,7 @@ pub(crate) fn walk(
                 failed = true;
             }
         }
-        if !failed && since_checkpoint >= CHECKPOINT_BYTES && next < end_pos {
+        if !failed && since_checkpoint >= checkpoint_bytes && next < end_pos {
             since_checkpoint = 0;
             for out in obj_out.iter_mut().chain(std::iter::once(&mut *txn_out)) {
                 if next > out.committed

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 use postgres::{Client, GenericClient};
@@ -51,7 +52,7 @@ pub(crate) struct Committed {
 }
 
 /// A stream's fixed parts.
-pub(crate) struct Stream {
+pub(crate) struct Stream<'a> {
     pub client: Client,
     /// The `COPY ... FROM STDIN (FORMAT binary)` statement of its table.
     pub copy_sql: String,
@@ -59,6 +60,8 @@ pub(crate) struct Stream {
     pub key: String,
     /// The mode, for the column order of `blob_chunk`.
     pub mode: Mode,
+    /// Checked between blobs: once set, the open batch is rolled back.
+    pub interrupt: Option<&'a AtomicBool>,
 }
 
 enum End {
@@ -66,7 +69,7 @@ enum End {
     Gone,
 }
 
-impl Stream {
+impl Stream<'_> {
     /// Runs until the producer hangs up; every checkpoint's batch is committed.
     pub(crate) fn run(mut self, rx: Receiver<Msg>) -> Result<Committed> {
         let mut done = Committed::default();
@@ -128,6 +131,9 @@ impl Stream {
         let mut rows = Rows::default();
         let (mut stored, mut missing) = (0, 0);
         for (zoid, tid, path) in blobs {
+            if self.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
+                return Err(ConvertError::Interrupted);
+            }
             let Some(lo) = blobs::upload(&mut self.client, path)? else {
                 missing += 1;
                 continue;

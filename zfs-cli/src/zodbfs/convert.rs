@@ -63,6 +63,10 @@ pub struct Args {
     /// How often --follow looks for new transactions, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub poll: f64,
+    /// Each stream commits after about this many MB of the source (what an interruption
+    /// loses).
+    #[arg(long, value_name = "MB", default_value_t = 64.0)]
+    pub checkpoint_mb: f64,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -135,6 +139,7 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         clear: a.clear,
         follow: a.follow,
         poll: Duration::from_secs_f64(a.poll),
+        checkpoint_bytes: (a.checkpoint_mb * 1e6).max(1.0) as u64,
         interrupt: Some(zfs_cli::signals::on_signals()),
     };
     let bar = zfs_cli::ui::Bar::new(ctx.quiet || a.json);
