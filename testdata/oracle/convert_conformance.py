@@ -80,16 +80,25 @@ def tool(*args):
 
 def schema(db, mode):
     recreate(db)
-    r = tool("schema", dsn(db), mode)
-    if r.returncode:
-        raise RuntimeError(r.stderr.decode()[-2000:])
+    rt.cmd_schema(dsn(db), mode)
 
 
 def dump(db, out, maxoid):
     shutil.rmtree(out, ignore_errors=True)
-    r = tool("dump", dsn(db), out, "--maxoid", str(maxoid))
-    if r.returncode:
-        raise RuntimeError(r.stderr.decode()[-2000:])
+    rt.cmd_dump(dsn(db), out, maxoid)
+
+
+def verify(db, mode):
+    """RelStorage opens the database and loads everything: (ok, what, why)."""
+    import contextlib
+    import io
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            rt.cmd_verify(dsn(db), mode, work)
+        return True, out.getvalue().strip(), ""
+    except Exception as e:  # noqa: BLE001
+        return False, "", repr(e)[-800:]
 
 
 def diff_dirs(a, b, mode):
@@ -120,7 +129,7 @@ def zodbfs_convert(path, db, blobs, *extra, check=True):
 
 
 def maxoid(path):
-    return int(tool("maxoid", path).stdout.decode().strip())
+    return rt.maxoid(path)
 
 
 def txn_boundaries(path):
@@ -191,11 +200,12 @@ for name, path, blobs in (inputs if "convert" in cases else []):
             dump(u, os.path.join(work, "dump", u), mo)
             d = diff_dirs(os.path.join(work, "dump", o), os.path.join(work, "dump", u), mode)
             say(d is None, f"convert {case} (zodbconvert {how})", d)
-            v = tool("verify", dsn(u), mode, work)
-            say(v.returncode == 0, f"RelStorage opens {case}: {v.stdout.decode().strip()}",
-                v.stderr.decode()[-800:])
-            p = tool("pack", dsn(u), mode, work)
-            say(p.returncode == 0, f"zodbpack {case}", p.stderr.decode()[-800:])
+            ok, what, why = verify(u, mode)
+            say(ok, f"RelStorage opens {case}: {what}", why)
+            if form == "full" or not name.startswith(("fixture/", "corpus/")) or \
+                    name == "fixture/blobs":
+                p = tool("pack", dsn(u), mode, work)
+                say(p.returncode == 0, f"zodbpack {case}", p.stderr.decode()[-800:])
             # export of the database zodbconvert filled, against zodbconvert's own export
             ex = os.path.join(work, "export", f"{k}")
             shutil.rmtree(ex, ignore_errors=True)

@@ -242,15 +242,20 @@ def cmd_pack(dsn, mode, workdir):
 
 
 def cmd_maxoid(path):
+    print(maxoid(path))
+    return 0
+
+
+def maxoid(path):
     from ZODB.FileStorage import FileStorage
     from ZODB.utils import u64
     with tempfile.TemporaryDirectory() as d:
         link = os.path.join(d, "Data.fs")
         os.symlink(os.path.abspath(path), link)
         fs = FileStorage(link, read_only=True)
-        print(u64(fs._oid))
+        n = u64(fs._oid)
         fs.close()
-    return 0
+    return n
 
 
 def main(argv):
@@ -265,8 +270,6 @@ def main(argv):
         else:
             pos.append(args[i])
             i += 1
-    if cmd == "maxoid" and "maxoid" in opts:
-        pass
     if "maxoid" in opts:
         opts["maxoid"] = int(opts["maxoid"])
     fn = globals()["cmd_" + cmd]

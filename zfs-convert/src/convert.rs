@@ -9,6 +9,8 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 use postgres::{Client, GenericClient};
 use zfs_format::{FileStorage, Progress, FIRST_TXN};
+#[cfg(test)]
+use zfs_format::{Status, Tid};
 
 use crate::blobs::BlobDir;
 use crate::db;
@@ -27,9 +29,13 @@ use crate::View;
 /// What the bulk copy's walkers share.
 #[derive(Clone, Copy)]
 pub(crate) struct Ctx<'a> {
+    /// The source's blob directory.
     pub blob_dir: Option<&'a BlobDir>,
+    /// The caller's interrupt flag.
     pub interrupt: Option<&'a AtomicBool>,
+    /// Where progress goes.
     pub progress: &'a dyn Progress,
+    /// Bytes between checkpoints.
     pub checkpoint_bytes: u64,
 }
 
@@ -167,9 +173,10 @@ pub fn convert(
                     follow::Tail::Hp(history)
                 }
                 Mode::HistoryFree => {
-                    let (max_oid, done) =
+                    let (max_oid, done, txns) =
                         hf_bulk(&mut main, url, &view, &m, blob_dir.as_ref(), opts, progress)?;
                     add(&mut report, done);
+                    report.transactions = txns;
                     let mut seq = OidSequence::default();
                     seq.observe(max_oid);
                     finish_bulk(&mut main, mode, &m, None, seq, opts.follow)?;
@@ -475,9 +482,10 @@ fn hf_bulk(
     blob_dir: Option<&BlobDir>,
     opts: &ConvertOptions<'_>,
     progress: &dyn Progress,
-) -> Result<(u64, Committed)> {
+) -> Result<(u64, Committed, u64)> {
     let n = usize::try_from(num(m, key::STREAMS)?.max(1)).unwrap_or(1);
     let scan = zfs_format::scan::build_index(view, progress)?;
+    let txns = scan.end.transactions;
     let index = scan.index;
     let max_oid = index.max_oid().map_or(0, |o| o.as_u64());
     // The ranges are fixed by the first run, so that a resumed run splits the same way.
@@ -552,7 +560,7 @@ fn hf_bulk(
                 "a copy stream stopped without an error".into(),
             ));
         }
-        Ok((max_oid, done))
+        Ok((max_oid, done, txns))
     })
 }
 
@@ -599,4 +607,37 @@ pub(crate) fn set_sequence(c: &mut impl GenericClient, seq: OidSequence) -> Resu
             .db(|| "setting zoid_seq".into())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transaction_before_a_boundary() {
+        let mut f = zfs_format::writer::FileBuilder::new(*b"FS30");
+        let mut t = f
+            .txn(Tid::from_u64(7), Status::Committed, b"u", b"d", b"")
+            .expect("short");
+        t.data(zfs_format::Oid::from_u64(0), 0, b"x");
+        f.push(t);
+        let end = f.pos();
+        let t = f
+            .txn(Tid::from_u64(9), Status::Packed, b"", b"", b"")
+            .expect("short");
+        f.push(t);
+        let bytes = f.into_bytes();
+        assert_eq!(tid_ending_at(&bytes, 4), Some(0));
+        assert_eq!(tid_ending_at(&bytes, end), Some(7));
+        assert_eq!(tid_ending_at(&bytes, bytes.len() as u64), Some(9));
+        assert_eq!(tid_ending_at(&bytes, end + 3), None);
+        assert_eq!(tid_ending_at(&bytes, bytes.len() as u64 + 100), None);
+    }
+
+    #[test]
+    fn the_head_hash_stops_at_the_bulk_end() {
+        let a = head_md5(b"FS30abcdef", 6);
+        assert_eq!(a, head_md5(b"FS30abXXXX", 6));
+        assert_ne!(a, head_md5(b"FS30aXXXXX", 6));
+    }
 }

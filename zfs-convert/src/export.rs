@@ -407,3 +407,35 @@ fn commit_output(f: File, tmp: &Path, out: &Path) -> Result<()> {
         .and_then(|d| d.sync_all())
         .map_err(|e| ConvertError::io(dir, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pgcopy::{Rows, HEADER, TRAILER};
+
+    #[test]
+    fn copy_rows_read_back() -> Result<()> {
+        let mut r = Rows::default();
+        r.row(3).int8(5).int8(1).bytes(Some(b"state"));
+        r.row(3).int8(6).int8(2).bytes(None);
+        let bytes = [HEADER, &r.buf, TRAILER].concat();
+        let mut rows = CopyRows::new(&bytes[..])?;
+        let a = rows.next_row()?.expect("a row");
+        assert_eq!(
+            (a.tid, a.zoid, a.state.as_deref()),
+            (5, 1, Some(&b"state"[..]))
+        );
+        let b = rows.next_row()?.expect("a row");
+        assert_eq!((b.tid, b.zoid, b.state), (6, 2, None));
+        assert!(rows.next_row()?.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn short_copy_output_is_an_error() {
+        let bytes = [HEADER, &[0, 3, 0, 0, 0, 8, 1][..]].concat();
+        let mut rows = CopyRows::new(&bytes[..]).expect("header");
+        assert!(rows.next_row().is_err());
+        assert!(CopyRows::new(&b"PGCOPY"[..]).is_err());
+    }
+}
