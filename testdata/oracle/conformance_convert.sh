@@ -21,12 +21,14 @@
 #     --clear;
 #   - kill -9 and SIGINT at random moments, resumed until done: identical to an
 #     uninterrupted conversion (both modes);
+#   - --pack-refs: RelStorage's pack then analyses no reference and ends as a pack that
+#     analysed everything (generated files, both modes);
 #   - --follow: half the file in bulk, the rest appended in pieces while following,
 #     finished without --follow: identical to one conversion (both modes).
 # Ends with `conformance-convert: N passed, M failed`.
 #
 # Environment: ZODBFS, CONFORMANCE_SEEDS (two seeds), CONFORMANCE_WORK, CONFORMANCE_CORPUS,
-# CONVERT_CASES (a comma list of convert,refuse,kill,follow; default all).
+# CONVERT_CASES (a comma list of convert,packrefs,refuse,kill,follow; default all).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -19,6 +19,11 @@ use crate::error::{ConvertError, DbContext, Result};
 use crate::follow;
 use crate::hf;
 use crate::hp::{self, History, Outlet, Walked};
+
+/// True when the conversion fills the pack tables.
+fn pack_refs(m: &BTreeMap<String, String>) -> bool {
+    m.get(key::PACK_REFS).map(String::as_str) == Some("1")
+}
 use crate::manifest::{self, key};
 use crate::pgcopy::Rows;
 use crate::schema::{self, Mode};
@@ -37,6 +42,8 @@ pub(crate) struct Ctx<'a> {
     pub progress: &'a dyn Progress,
     /// Bytes between checkpoints.
     pub checkpoint_bytes: u64,
+    /// Hands the pages of a file range back to the kernel once walked.
+    pub release: &'a (dyn Fn(u64, u64) + Sync),
 }
 
 /// How much of the source's head identifies it in the manifest.
@@ -56,6 +63,10 @@ pub struct ConvertOptions<'a> {
     /// After the bulk copy, keep copying transactions appended to the source until
     /// interrupted.
     pub follow: bool,
+    /// Fill RelStorage's pack tables (`object_ref`, `object_refs_added`) with each state's
+    /// references, as its pre-pack would, so the first `zodbpack` has no reference
+    /// analysis left to do. zodbconvert leaves them empty.
+    pub pack_refs: bool,
     /// How often `follow` looks for new transactions.
     pub poll: Duration,
     /// Each stream commits its rows (and the manifest its progress) after about this many
@@ -74,6 +85,7 @@ impl Default for ConvertOptions<'_> {
             jobs: 2,
             clear: false,
             follow: false,
+            pack_refs: false,
             poll: Duration::from_secs(1),
             checkpoint_bytes: 64 << 20,
             interrupt: None,
@@ -146,7 +158,7 @@ pub fn convert(
             report.resumed = true;
             m
         }
-        None => start(&mut main, mode, &file, opts.jobs.max(1))?,
+        None => start(&mut main, mode, &file, opts.jobs.max(1), opts.pack_refs)?,
     };
     let end_pos = num(&m, key::END_POS)?;
     report.end_pos = end_pos;
@@ -158,8 +170,9 @@ pub fn convert(
         "load" => {
             let tail = match mode {
                 Mode::HistoryPreserving => {
+                    let release = |a, b| file.release(a, b);
                     let (history, done, txns) =
-                        hp_bulk(url, &view, &m, blob_dir.as_ref(), opts, progress)?;
+                        hp_bulk(url, &view, &m, blob_dir.as_ref(), opts, progress, &release)?;
                     add(&mut report, done);
                     report.transactions = txns;
                     finish_bulk(
@@ -254,6 +267,7 @@ fn start(
     mode: Mode,
     file: &FileStorage,
     jobs: usize,
+    pack_refs: bool,
 ) -> Result<BTreeMap<String, String>> {
     let end = file.end()?;
     let end_pos = end.pos.min(file.len());
@@ -269,17 +283,23 @@ fn start(
     );
     m.insert(key::STREAMS.into(), jobs.to_string());
     m.insert(key::PHASE.into(), "load".into());
-    let tables: &[&str] = match mode {
-        Mode::HistoryPreserving => &[
-            "transaction",
-            "object_state",
-            "current_object",
-            "blob_chunk",
-        ],
-        Mode::HistoryFree => &["object_state", "blob_chunk"],
+    m.insert(key::PACK_REFS.into(), u8::from(pack_refs).to_string());
+    let mut tables = match mode {
+        Mode::HistoryPreserving => {
+            vec![
+                "transaction",
+                "object_state",
+                "current_object",
+                "blob_chunk",
+            ]
+        }
+        Mode::HistoryFree => vec!["object_state", "blob_chunk"],
     };
+    if pack_refs {
+        tables.extend(["object_ref", "object_refs_added"]);
+    }
     let mut tx = main.transaction().db(|| "starting the conversion".into())?;
-    let items = ddl::capture(&mut tx, tables)?;
+    let items = ddl::capture(&mut tx, &tables)?;
     ddl::to_manifest(&items, &mut m);
     manifest::create(&mut tx, &m)?;
     ddl::drop_all(&mut tx, &items)?;
@@ -319,11 +339,13 @@ fn is_empty(c: &mut Client, mode: Mode) -> Result<bool> {
     let sql = match mode {
         Mode::HistoryPreserving => {
             "SELECT NOT (EXISTS (SELECT 1 FROM object_state) OR EXISTS (SELECT 1 FROM blob_chunk) \
-             OR EXISTS (SELECT 1 FROM current_object) \
+             OR EXISTS (SELECT 1 FROM current_object) OR EXISTS (SELECT 1 FROM object_ref) \
+             OR EXISTS (SELECT 1 FROM object_refs_added) \
              OR EXISTS (SELECT 1 FROM transaction WHERE tid <> 0))"
         }
         Mode::HistoryFree => {
-            "SELECT NOT (EXISTS (SELECT 1 FROM object_state) OR EXISTS (SELECT 1 FROM blob_chunk))"
+            "SELECT NOT (EXISTS (SELECT 1 FROM object_state) OR EXISTS (SELECT 1 FROM blob_chunk) \
+             OR EXISTS (SELECT 1 FROM object_ref) OR EXISTS (SELECT 1 FROM object_refs_added))"
         }
     };
     let row = c
@@ -416,6 +438,7 @@ fn hp_bulk(
     blob_dir: Option<&BlobDir>,
     opts: &ConvertOptions<'_>,
     progress: &dyn Progress,
+    release: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(History, Committed, u64)> {
     let end_pos = num(m, key::END_POS)?;
     let n = usize::try_from(num(m, key::STREAMS)?.max(1)).unwrap_or(1);
@@ -439,27 +462,29 @@ fn hp_bulk(
             handles.push(s.spawn(move || stream.run(rx)));
             Ok(Outlet::new(committed(&name), tx))
         };
-        let mut txn_out = open("transaction".into(), hp::TXN_COPY)?;
-        let mut obj_out = (0..n)
+        let txn = open("transaction".into(), hp::TXN_COPY)?;
+        let objs = (0..n)
             .map(|k| open(format!("object_state.{k}"), hp::STATE_COPY))
             .collect::<Result<Vec<_>>>()?;
+        let refs = if pack_refs(m) {
+            Some((
+                open("object_ref".into(), hp::REF_COPY)?,
+                open("object_refs_added".into(), hp::ADDED_COPY)?,
+            ))
+        } else {
+            None
+        };
+        let mut out = hp::Outlets { txn, objs, refs };
         let mut history = History::default();
         let ctx = Ctx {
             blob_dir,
             interrupt: opts.interrupt,
             progress,
             checkpoint_bytes: opts.checkpoint_bytes.max(1),
+            release,
         };
-        let walked = hp::walk(
-            view,
-            end_pos,
-            &mut txn_out,
-            &mut obj_out,
-            &ctx,
-            &mut history,
-        );
-        drop(txn_out);
-        drop(obj_out);
+        let walked = hp::walk(view, end_pos, &mut out, &ctx, &mut history);
+        drop(out);
         let joined = join_streams(handles);
         match walked? {
             Walked::Done => {
@@ -520,24 +545,38 @@ fn hf_bulk(
         interrupt: opts.interrupt,
         progress,
         checkpoint_bytes: opts.checkpoint_bytes.max(1),
+        release: &|_, _| {},
     };
     std::thread::scope(|s| {
         let mut handles = Vec::new();
         let mut readers = Vec::new();
         for (k, &(lo, hi)) in ranges.iter().enumerate() {
-            let name = format!("{}object_state.{k}", key::STREAM);
-            let from = m.get(&name).and_then(|v| v.parse().ok()).unwrap_or(lo);
-            let (tx, rx) = sync_channel(8);
-            let stream = Stream {
-                client: db::connect(url)?,
-                copy_sql: hf::STATE_COPY.to_string(),
-                key: name,
-                mode,
-                interrupt: opts.interrupt,
+            let mut open = |table: &str, sql: &str| -> Result<hf::Sink> {
+                let name = format!("{}{table}.{k}", key::STREAM);
+                let from = m.get(&name).and_then(|v| v.parse().ok()).unwrap_or(lo);
+                let (tx, rx) = sync_channel(8);
+                let stream = Stream {
+                    client: db::connect(url)?,
+                    copy_sql: sql.to_string(),
+                    key: name,
+                    mode,
+                    interrupt: opts.interrupt,
+                };
+                handles.push(s.spawn(move || stream.run(rx)));
+                Ok(hf::Sink::new(tx, from))
             };
-            handles.push(s.spawn(move || stream.run(rx)));
+            let state = open("object_state", hf::STATE_COPY)?;
+            let refs = if pack_refs(m) {
+                Some((
+                    open("object_ref", hf::REF_COPY)?,
+                    open("object_refs_added", hf::ADDED_COPY)?,
+                ))
+            } else {
+                None
+            };
+            let mut sinks = hf::Sinks { state, refs };
             let (index, ctx) = (&index, &ctx);
-            readers.push(s.spawn(move || hf::read_range(view, index, (from, hi), &tx, ctx)));
+            readers.push(s.spawn(move || hf::read_range(view, index, hi, &mut sinks, ctx)));
         }
         let mut read_err = None;
         let mut all_sent = true;
@@ -588,6 +627,11 @@ fn finish_bulk(
             rows.row(2).int8(oid).int8(tid);
         }
         stream::copy_rows(&mut tx, hp::CURRENT_COPY, &rows.buf)?;
+        if pack_refs(m) {
+            // RelStorage's pre-pack analyses every transaction row, tid 0 included.
+            tx.batch_execute("INSERT INTO object_refs_added (tid) VALUES (0)")
+                .db(|| "filling object_refs_added".into())?;
+        }
     }
     set_sequence(&mut tx, seq)?;
     ddl::create_all(&mut tx, &ddl::from_manifest(m)?)?;

@@ -16,12 +16,18 @@ use crate::convert::Ctx;
 use crate::error::{ConvertError, Result};
 use crate::hp::no_blob_dir;
 use crate::pgcopy::Rows;
+use crate::refs::RefScanner;
 use crate::stream::Msg;
 use crate::View;
 
 /// COPY statement of `object_state`.
 pub(crate) const STATE_COPY: &str =
     "COPY object_state (zoid, tid, state_size, state) FROM STDIN (FORMAT binary)";
+
+/// COPY statement of `object_ref`.
+pub(crate) const REF_COPY: &str = "COPY object_ref (zoid, to_zoid, tid) FROM STDIN (FORMAT binary)";
+/// COPY statement of `object_refs_added`.
+pub(crate) const ADDED_COPY: &str = "COPY object_refs_added (zoid, tid) FROM STDIN (FORMAT binary)";
 
 /// A stream is sent what it has buffered once this many bytes are encoded.
 const SEND_BYTES: usize = 1 << 20;
@@ -48,13 +54,58 @@ pub(crate) fn ranges(index: &Index, n: usize) -> Vec<(u64, u64)> {
     out
 }
 
-/// Reads the oids of `[from, hi)` and sends their rows; checkpoint values are the next oid
-/// to copy, and the last is `hi`.
+/// One stream of a range: where it is sent to, what it committed, what is buffered.
+pub(crate) struct Sink {
+    /// The stream.
+    pub tx: SyncSender<Msg>,
+    /// The first oid it has not committed: smaller oids are not sent to it.
+    pub from: u64,
+    rows: Rows,
+}
+
+impl Sink {
+    /// A sink whose stream committed every oid below `from`.
+    pub(crate) fn new(tx: SyncSender<Msg>, from: u64) -> Self {
+        Sink {
+            tx,
+            from,
+            rows: Rows::default(),
+        }
+    }
+
+    fn send(&mut self, m: Msg) -> bool {
+        self.tx.send(m).is_ok()
+    }
+
+    fn flush(&mut self) -> bool {
+        self.rows.len() == 0 || {
+            let b = self.rows.take();
+            self.send(Msg::Rows(b))
+        }
+    }
+}
+
+/// The sinks of one range: `object_state` (and blobs), and when the pack tables are filled
+/// `object_ref` and `object_refs_added`.
+pub(crate) struct Sinks {
+    pub state: Sink,
+    pub refs: Option<(Sink, Sink)>,
+}
+
+impl Sinks {
+    fn all(&mut self) -> impl Iterator<Item = &mut Sink> {
+        let refs = self.refs.as_mut().map(|(a, b)| [a, b]);
+        std::iter::once(&mut self.state).chain(refs.into_iter().flatten())
+    }
+}
+
+/// Reads the oids of `[lo, hi)` (from the smallest oid a sink has not committed) and sends
+/// their rows; checkpoint values are the next oid to copy, and the last is `hi`.
 pub(crate) fn read_range(
     fs: &View<'_>,
     index: &Index,
-    (from, hi): (u64, u64),
-    tx: &SyncSender<Msg>,
+    hi: u64,
+    sinks: &mut Sinks,
     ctx: &Ctx<'_>,
 ) -> Result<bool> {
     let Ctx {
@@ -62,10 +113,11 @@ pub(crate) fn read_range(
         interrupt,
         progress,
         checkpoint_bytes,
+        ..
     } = *ctx;
-    let mut rows = Rows::default();
+    let from = sinks.all().map(|s| s.from).min().unwrap_or(0);
     let mut since = 0u64;
-    let send = |m: Msg| tx.send(m).is_ok();
+    let mut scanner = RefScanner::new(fs);
     for (oid, pos) in index.iter() {
         let o = oid.as_u64();
         if o < from {
@@ -89,35 +141,58 @@ pub(crate) fn read_range(
             continue;
         };
         let tid = rec.tid.as_u64();
-        rows.row(4)
-            .int8(o)
-            .int8(tid)
-            .int8(state.len() as u64)
-            .bytes(Some(state));
-        since += state.len() as u64 + 40;
-        if blobs::is_blob(state) {
-            let dir = blob_dir.ok_or_else(|| no_blob_dir(fs.path(), &rec))?;
-            if !send(Msg::Rows(rows.take())) {
-                return Ok(false);
-            }
-            let path = dir.path(o, tid);
-            if !send(Msg::Blob { zoid: o, tid, path }) {
-                return Ok(false);
+        let s = &mut sinks.state;
+        if o >= s.from {
+            s.rows
+                .row(4)
+                .int8(o)
+                .int8(tid)
+                .int8(state.len() as u64)
+                .bytes(Some(state));
+            if blobs::is_blob(state) {
+                let dir = blob_dir.ok_or_else(|| no_blob_dir(fs.path(), &rec))?;
+                let path = dir.path(o, tid);
+                if !s.flush() || !s.send(Msg::Blob { zoid: o, tid, path }) {
+                    return Ok(false);
+                }
             }
         }
-        if rows.len() >= SEND_BYTES && !send(Msg::Rows(rows.take())) {
-            return Ok(false);
+        if let Some((r, a)) = sinks.refs.as_mut() {
+            if o >= r.from {
+                for to in scanner.oids(state, &rec)? {
+                    r.rows.row(3).int8(o).int8(to).int8(tid);
+                }
+            }
+            if o >= a.from {
+                a.rows.row(2).int8(o).int8(tid);
+            }
+        }
+        since += state.len() as u64 + 40;
+        let mut ok = true;
+        for s in sinks.all() {
+            if s.rows.len() >= SEND_BYTES {
+                ok &= s.flush();
+            }
         }
         if since >= checkpoint_bytes {
             since = 0;
             let next = Oid::from_u64(o.saturating_add(1)).as_u64();
-            if !send(Msg::Rows(rows.take())) || !send(Msg::Checkpoint(next.to_string())) {
-                return Ok(false);
+            for s in sinks.all() {
+                if next > s.from {
+                    ok = ok && s.flush() && s.send(Msg::Checkpoint(next.to_string()));
+                }
             }
+        }
+        if !ok {
+            return Ok(false);
         }
         progress.advance(1);
     }
-    Ok(send(Msg::Rows(rows.take())) && send(Msg::Finish(hi.to_string())))
+    let mut ok = true;
+    for s in sinks.all() {
+        ok = ok && s.flush() && s.send(Msg::Finish(hi.to_string()));
+    }
+    Ok(ok)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::convert::Ctx;
 use crate::error::{ConvertError, Result};
 use crate::oidtable::OidTable;
 use crate::pgcopy::Rows;
+use crate::refs::RefScanner;
 use crate::sequence::OidSequence;
 use crate::stream::Msg;
 use crate::View;
@@ -28,11 +29,18 @@ pub(crate) const TXN_COPY: &str = "COPY transaction (tid, packed, is_empty, user
 /// COPY statement of `object_state`.
 pub(crate) const STATE_COPY: &str = "COPY object_state (zoid, tid, prev_tid, md5, state_size, \
      state) FROM STDIN (FORMAT binary)";
+/// COPY statement of `object_ref`.
+pub(crate) const REF_COPY: &str = "COPY object_ref (zoid, tid, to_zoid) FROM STDIN (FORMAT binary)";
+/// COPY statement of `object_refs_added`.
+pub(crate) const ADDED_COPY: &str = "COPY object_refs_added (tid) FROM STDIN (FORMAT binary)";
 /// COPY statement of `current_object`.
 pub(crate) const CURRENT_COPY: &str = "COPY current_object (zoid, tid) FROM STDIN (FORMAT binary)";
 
 /// A stream is sent what it has buffered once this many bytes are encoded.
 const SEND_BYTES: usize = 1 << 20;
+
+/// The walk hands the pages it read back to the kernel every this many bytes.
+const RELEASE_BYTES: u64 = 64 << 20;
 
 /// What the walk carries along the file.
 #[derive(Debug, Default)]
@@ -193,32 +201,52 @@ pub(crate) enum Walked {
     StreamFailed,
 }
 
-/// The bulk walk: from the first transaction to `end_pos`, rows sent to `txn_out` and
-/// `obj_out[oid % n]`. Returns the history at `end_pos`.
+/// The streams of the history-preserving bulk copy.
+pub(crate) struct Outlets {
+    /// `transaction` rows.
+    pub txn: Outlet,
+    /// `object_state` rows (and blobs), by oid modulo their number.
+    pub objs: Vec<Outlet>,
+    /// `object_ref` and `object_refs_added` rows, when the pack tables are filled.
+    pub refs: Option<(Outlet, Outlet)>,
+}
+
+impl Outlets {
+    fn all(&mut self) -> impl Iterator<Item = &mut Outlet> {
+        let refs = self.refs.as_mut().map(|(a, b)| [a, b]);
+        self.objs
+            .iter_mut()
+            .chain(std::iter::once(&mut self.txn))
+            .chain(refs.into_iter().flatten())
+    }
+
+    /// The smallest committed position: where the walk starts sending.
+    fn resume_at(&mut self) -> u64 {
+        self.all().map(|o| o.committed).min().unwrap_or(FIRST_TXN)
+    }
+}
+
+/// The bulk walk: from the first transaction to `end_pos`, rows sent to the outlets.
+/// `history` ends as it is at `end_pos`.
 pub(crate) fn walk(
     fs: &View<'_>,
     end_pos: u64,
-    txn_out: &mut Outlet,
-    obj_out: &mut [Outlet],
+    out: &mut Outlets,
     ctx: &Ctx<'_>,
     history: &mut History,
 ) -> Result<Walked> {
     let Ctx {
-        blob_dir,
         interrupt,
         progress,
         checkpoint_bytes,
+        release,
+        ..
     } = *ctx;
-    let resume_at = obj_out
-        .iter()
-        .map(|o| o.committed)
-        .chain([txn_out.committed])
-        .min()
-        .unwrap_or(FIRST_TXN);
+    let mut released = FIRST_TXN;
+    let resume_at = out.resume_at();
     progress.start("converting", end_pos.saturating_sub(resume_at));
-    let n = obj_out.len() as u64;
     let mut since_checkpoint = 0u64;
-    let mut result = Ok(Walked::Done);
+    let mut refs = RefScanner::new(fs);
     for txn in fs.transactions() {
         let txn = txn?;
         if txn.pos() >= end_pos {
@@ -231,71 +259,95 @@ pub(crate) fn walk(
         if interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
             return Err(ConvertError::Interrupted);
         }
-        if txn.pos() >= txn_out.committed {
-            txn_row(&mut txn_out.rows, &txn);
-        }
-        for rev in &revs {
-            let oid = rev.rec.oid.as_u64();
-            let out = &mut obj_out[(oid % n) as usize];
-            if txn.pos() < out.committed {
-                continue;
-            }
-            let state = state_row(fs, &mut out.rows, rev)?;
-            if state.is_some_and(blobs::is_blob) {
-                let dir = blob_dir.ok_or_else(|| no_blob_dir(fs.path(), &rev.rec))?;
-                let tid = rev.rec.tid.as_u64();
-                let path = dir.path(oid, tid);
-                if out
-                    .flush()
-                    .and_then(|_| {
-                        out.send(Msg::Blob {
-                            zoid: oid,
-                            tid,
-                            path,
-                        })
-                    })
-                    .is_err()
-                {
-                    result = Ok(Walked::StreamFailed);
-                    break;
-                }
-            }
+        if send_txn(fs, &txn, &revs, out, ctx, &mut refs)?.is_err() {
+            return Ok(Walked::StreamFailed);
         }
         let next = txn.next_pos();
+        if next - released >= RELEASE_BYTES {
+            release(released, next);
+            released = next;
+        }
         since_checkpoint += next - txn.pos();
         progress.advance(next - txn.pos());
-        let mut failed = false;
-        for out in obj_out.iter_mut().chain(std::iter::once(&mut *txn_out)) {
-            if out.rows.len() >= SEND_BYTES && out.flush().is_err() {
-                failed = true;
+        let mut sent = Ok(());
+        for o in out.all() {
+            if o.rows.len() >= SEND_BYTES {
+                sent = sent.and(o.flush());
             }
         }
-        if !failed && since_checkpoint >= checkpoint_bytes && next < end_pos {
+        if since_checkpoint >= checkpoint_bytes && next < end_pos {
             since_checkpoint = 0;
-            for out in obj_out.iter_mut().chain(std::iter::once(&mut *txn_out)) {
-                if next > out.committed
-                    && (out.flush().is_err()
-                        || out.send(Msg::Checkpoint(next.to_string())).is_err())
-                {
-                    failed = true;
+            for o in out.all() {
+                if next > o.committed {
+                    sent = sent
+                        .and_then(|_| o.flush())
+                        .and_then(|_| o.send(Msg::Checkpoint(next.to_string())));
                 }
             }
         }
-        if failed {
-            result = Ok(Walked::StreamFailed);
-            break;
-        }
-    }
-    if let Ok(Walked::StreamFailed) = result {
-        return result;
-    }
-    let done = end_pos.to_string();
-    for out in obj_out.iter_mut().chain(std::iter::once(&mut *txn_out)) {
-        if out.flush().is_err() || out.send(Msg::Finish(done.clone())).is_err() {
+        if sent.is_err() {
             return Ok(Walked::StreamFailed);
         }
     }
-    result
+    let done = end_pos.to_string();
+    for o in out.all() {
+        if o.flush().is_err() || o.send(Msg::Finish(done.clone())).is_err() {
+            return Ok(Walked::StreamFailed);
+        }
+    }
+    Ok(Walked::Done)
+}
+
+/// Encodes the rows of one transaction into the outlets that have not committed it.
+fn send_txn(
+    fs: &View<'_>,
+    txn: &Transaction<'_>,
+    revs: &[Revision<'_>],
+    out: &mut Outlets,
+    ctx: &Ctx<'_>,
+    refs: &mut RefScanner,
+) -> Result<std::result::Result<(), Gone>> {
+    let pos = txn.pos();
+    let tid = txn.tid().as_u64();
+    if pos >= out.txn.committed {
+        txn_row(&mut out.txn.rows, txn);
+    }
+    let n = out.objs.len() as u64;
+    for rev in revs {
+        let oid = rev.rec.oid.as_u64();
+        let o = &mut out.objs[(oid % n) as usize];
+        if pos >= o.committed {
+            let state = state_row(fs, &mut o.rows, rev)?;
+            if state.is_some_and(blobs::is_blob) {
+                let dir = ctx
+                    .blob_dir
+                    .ok_or_else(|| no_blob_dir(fs.path(), &rev.rec))?;
+                let rtid = rev.rec.tid.as_u64();
+                let path = dir.path(oid, rtid);
+                let sent = o.flush().and_then(|_| {
+                    o.send(Msg::Blob {
+                        zoid: oid,
+                        tid: rtid,
+                        path,
+                    })
+                });
+                if sent.is_err() {
+                    return Ok(sent);
+                }
+            }
+        }
+        if let Some((r, _)) = out.refs.as_mut().filter(|(r, _)| pos >= r.committed) {
+            if let Some(state) = fs.resolve(&rev.rec)?.and_then(|x| x.data()) {
+                for to in refs.oids(state, &rev.rec)? {
+                    r.rows.row(3).int8(oid).int8(rev.rec.tid.as_u64()).int8(to);
+                }
+            }
+        }
+    }
+    if let Some((_, a)) = out.refs.as_mut().filter(|(_, a)| pos >= a.committed) {
+        a.rows.row(1).int8(tid);
+    }
+    Ok(Ok(()))
 }
 
 /// Walks the transactions before `pos` to rebuild the history there (no rows are made).

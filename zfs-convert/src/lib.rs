@@ -30,6 +30,7 @@ mod hp;
 pub mod manifest;
 mod oidtable;
 mod pgcopy;
+mod refs;
 pub mod schema;
 mod sequence;
 mod stream;

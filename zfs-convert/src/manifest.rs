@@ -28,6 +28,8 @@ pub(crate) mod key {
     pub const END_POS: &str = "end_pos";
     /// The tid of the last transaction of the bulk copy.
     pub const END_TID: &str = "end_tid";
+    /// `1` when the pack tables are filled too.
+    pub const PACK_REFS: &str = "pack_refs";
     /// Number of object streams.
     pub const STREAMS: &str = "streams";
     /// `load` (bulk copy running), or `follow` (bulk finished; later transactions being

@@ -57,6 +57,11 @@ pub struct Args {
     /// Empty the destination first (as zodbconvert --clear), also an unfinished conversion.
     #[arg(long)]
     pub clear: bool,
+    /// Also fill RelStorage's pack tables (object_ref, object_refs_added) with the
+    /// references of every state, as zodbpack's pre-pack would: the first zodbpack then has
+    /// no reference analysis to do (zodbconvert leaves these tables empty).
+    #[arg(long)]
+    pub pack_refs: bool,
     /// After the bulk copy, keep copying new transactions until interrupted.
     #[arg(long)]
     pub follow: bool,
@@ -138,6 +143,7 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         jobs: a.jobs.max(1),
         clear: a.clear,
         follow: a.follow,
+        pack_refs: a.pack_refs,
         poll: Duration::from_secs_f64(a.poll),
         checkpoint_bytes: (a.checkpoint_mb * 1e6).max(1.0) as u64,
         interrupt: Some(zfs_cli::signals::on_signals()),
