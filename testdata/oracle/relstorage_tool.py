@@ -2,10 +2,11 @@
 
     relstorage_tool.py schema DSN hp|hf
         let RelStorage create its schema in an empty database (nothing else)
-    relstorage_tool.py zodbconvert DATA.FS DSN hp|hf WORKDIR [--blobs DIR]
+    relstorage_tool.py zodbconvert DATA.FS DSN hp|hf WORKDIR [--blobs DIR] [--timed 1]
         zodbconvert DATA.FS into DSN; for history-free, when plain zodbconvert stops
         with POSKeyError (an object whose last record has no data), again with
-        --clear --incremental. Prints `plain` or `incremental`.
+        --clear --incremental. Prints `plain` or `incremental` (with --timed, and the
+        seconds each run took).
     relstorage_tool.py export DSN hp|hf OUT.FS WORKDIR [--blobs-to DIR]
         zodbconvert from DSN into a new FileStorage OUT.FS (and blob directory)
     relstorage_tool.py dump DSN OUTDIR [--maxoid N]
@@ -27,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 BIN = os.path.dirname(sys.executable)
 
@@ -87,16 +89,18 @@ def cmd_schema(dsn, mode):
     storage.close()
 
 
-def cmd_zodbconvert(src, dsn, mode, workdir, blobs=None):
+def cmd_zodbconvert(src, dsn, mode, workdir, blobs=None, timed=None):
     cache = tempfile.mkdtemp(prefix="rs-cache-", dir=workdir)
     conf = write_conf(workdir, filestorage_section("source", src, blobs, True)
                       + relstorage_section("destination", dsn, mode, cache))
     log = os.path.join(workdir, "zodbconvert.log")
+    t0 = time.time()
     with open(log, "ab") as out:
         r = subprocess.run([os.path.join(BIN, "zodbconvert"), conf], stdout=out,
                            stderr=subprocess.STDOUT)
+    t1 = time.time()
     if r.returncode == 0:
-        print("plain")
+        print("plain" + (f" {t1 - t0:.1f} s" if timed else ""))
         return 0
     text = open(log, "rb").read()
     if mode == "hf" and b"POSKeyError" in text:
@@ -104,7 +108,8 @@ def cmd_zodbconvert(src, dsn, mode, workdir, blobs=None):
             r = subprocess.run([os.path.join(BIN, "zodbconvert"), "--clear", "--incremental",
                                 conf], stdout=out, stderr=subprocess.STDOUT)
         if r.returncode == 0:
-            print("incremental")
+            print("incremental" + (f" {time.time() - t1:.1f} s, after plain zodbconvert failed "
+                                   f"in {t1 - t0:.1f} s" if timed else ""))
             return 0
     sys.stderr.write(text.decode("utf-8", "replace")[-3000:])
     return 1
