@@ -1,6 +1,7 @@
 //! The conversion: checks, planning, the bulk copy, finishing, and resuming.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::sync_channel;
@@ -25,10 +26,10 @@ fn pack_refs(m: &BTreeMap<String, String>) -> bool {
     m.get(key::PACK_REFS).map(String::as_str) == Some("1")
 }
 use crate::manifest::{self, key};
-use crate::pgcopy::Rows;
+use crate::pgcopy::{Rows, HEADER, TRAILER};
 use crate::schema::{self, Mode};
 use crate::sequence::OidSequence;
-use crate::stream::{self, Committed, Stream};
+use crate::stream::{Committed, Stream};
 use crate::View;
 
 /// What the bulk copy's walkers share.
@@ -182,6 +183,7 @@ pub fn convert(
                         Some(&history),
                         history.seq,
                         opts.follow,
+                        progress,
                     )?;
                     follow::Tail::Hp(history)
                 }
@@ -192,7 +194,7 @@ pub fn convert(
                     report.transactions = txns;
                     let mut seq = OidSequence::default();
                     seq.observe(max_oid);
-                    finish_bulk(&mut main, mode, &m, None, seq, opts.follow)?;
+                    finish_bulk(&mut main, mode, &m, None, seq, opts.follow, progress)?;
                     follow::Tail::Hf
                 }
             };
@@ -386,7 +388,7 @@ fn clear(c: &mut Client, mode: Mode, m: Option<&BTreeMap<String, String>>) -> Re
     }
     if let Some(m) = m {
         if m.get(key::PHASE).map(String::as_str) == Some("load") {
-            ddl::create_all(&mut tx, &ddl::from_manifest(m)?)?;
+            ddl::create_all(&mut tx, &ddl::from_manifest(m)?, &zfs_format::NoProgress)?;
         }
         manifest::drop_table(&mut tx)?;
     }
@@ -615,6 +617,7 @@ fn finish_bulk(
     history: Option<&History>,
     seq: OidSequence,
     follow: bool,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let mut tx = main
         .transaction()
@@ -622,11 +625,24 @@ fn finish_bulk(
     tx.batch_execute("SET LOCAL synchronous_commit = on")
         .db(|| "finishing the conversion".into())?;
     if let (Mode::HistoryPreserving, Some(h)) = (mode, history) {
+        let mut w = tx
+            .copy_in(hp::CURRENT_COPY)
+            .db(|| "loading current_object".into())?;
+        let io = |source| ConvertError::Transfer {
+            what: "sending rows of current_object".into(),
+            source,
+        };
+        w.write_all(HEADER).map_err(io)?;
         let mut rows = Rows::default();
         for (oid, tid) in h.last_tid.iter() {
             rows.row(2).int8(oid).int8(tid);
+            if rows.len() >= 1 << 20 {
+                w.write_all(&rows.take()).map_err(io)?;
+            }
         }
-        stream::copy_rows(&mut tx, hp::CURRENT_COPY, &rows.buf)?;
+        w.write_all(&rows.take()).map_err(io)?;
+        w.write_all(TRAILER).map_err(io)?;
+        w.finish().db(|| "loading current_object".into())?;
         if pack_refs(m) {
             // RelStorage's pre-pack analyses every transaction row, tid 0 included.
             tx.batch_execute("INSERT INTO object_refs_added (tid) VALUES (0)")
@@ -634,7 +650,9 @@ fn finish_bulk(
         }
     }
     set_sequence(&mut tx, seq)?;
-    ddl::create_all(&mut tx, &ddl::from_manifest(m)?)?;
+    let items = ddl::from_manifest(m)?;
+    progress.start_counting("keys and indexes", items.len() as u64, "built");
+    ddl::create_all(&mut tx, &items, progress)?;
     if follow {
         manifest::set(&mut tx, key::PHASE, "follow")?;
         manifest::set(&mut tx, key::FOLLOW_POS, &num(m, key::END_POS)?.to_string())?;

@@ -170,12 +170,17 @@ pub(crate) fn drop_all(c: &mut impl GenericClient, items: &[Item]) -> Result<()>
 }
 
 /// Re-creates `items` (keys, then indexes, then foreign keys, which are checked here).
-pub(crate) fn create_all(c: &mut impl GenericClient, items: &[Item]) -> Result<()> {
+pub(crate) fn create_all(
+    c: &mut impl GenericClient,
+    items: &[Item],
+    progress: &dyn zfs_format::Progress,
+) -> Result<()> {
     let mut order: Vec<&Item> = items.iter().collect();
     order.sort_by_key(|i| i.kind);
     for item in order {
         c.batch_execute(&item.create_sql())
             .db(|| format!("re-creating {} on table {}", item.name, item.table))?;
+        progress.advance(1);
     }
     Ok(())
 }
