@@ -8,6 +8,9 @@ pub enum ConvertError {
     /// The source Data.fs could not be read.
     #[error(transparent)]
     Format(#[from] zfs_format::Error),
+    /// An output file could not be created or committed.
+    #[error(transparent)]
+    Files(#[from] zfs_files::Error),
     /// A request to PostgreSQL failed; `what` says which step.
     #[error("{what}")]
     Db {

@@ -10,13 +10,14 @@
 //! file. Blob records get their large object written into the new blob directory (bushy
 //! layout).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use postgres::Client;
+use zfs_files::OutputSpec;
 use zfs_format::writer::TxnBuilder;
 use zfs_format::{Oid, Progress, Status, Tid};
 use zfs_pack::blob::{self, Layout};
@@ -63,7 +64,8 @@ struct TxnMeta {
     packed: bool,
 }
 
-/// Writes the RelStorage database at `url` into a new FileStorage at `out`.
+/// Writes the RelStorage database at `url` into a new FileStorage at `out` (which must not
+/// exist; the file appears there only once complete).
 pub fn export(
     url: &str,
     out: &Path,
@@ -88,10 +90,10 @@ pub fn export(
     if let Some(d) = &opts.blobs_to {
         prepare_blob_dir(d)?;
     }
-    let (file, tmp) = create_output(out)?;
+    let mut output = OutputSpec::new(out).replace(false).create()?;
     let written = (|| -> Result<u64> {
-        let mut w = BufWriter::with_capacity(1 << 20, &file);
-        let io = |e| ConvertError::io(&tmp, e);
+        let mut w = BufWriter::with_capacity(1 << 20, &mut output);
+        let io = |e| ConvertError::io(out, e);
         w.write_all(b"FS30").map_err(io)?;
         let mut pos = 4u64;
         let mut prev = OidTable::default();
@@ -172,17 +174,10 @@ pub fn export(
         w.flush().map_err(io)?;
         Ok(pos)
     })();
-    match written {
-        Ok(n) => {
-            report.bytes = n;
-            commit_output(file, &tmp, out)?;
-            Ok(report)
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    // Dropped without a commit, the output leaves nothing behind.
+    report.bytes = written?;
+    output.commit()?;
+    Ok(report)
 }
 
 fn transactions(c: &mut Client, mode: Mode) -> Result<Vec<TxnMeta>> {
@@ -336,11 +331,8 @@ fn write_blob(c: &mut Client, dir: &Path, zoid: u64, tid: u64) -> Result<bool> {
     let path = blob::blob_path(dir, Layout::Bushy, zoid, tid);
     let parent = path.parent().unwrap_or(dir);
     fs::create_dir_all(parent).map_err(|e| ConvertError::io(parent, e))?;
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| ConvertError::io(&path, e))?;
+    // Committed blob files are read-only, as ZODB leaves them.
+    let mut f = OutputSpec::new(&path).replace(false).mode(0o444).create()?;
     const PIECE: i32 = 4 << 20;
     for r in rows {
         let lo: u32 = r.get(0);
@@ -358,54 +350,8 @@ fn write_blob(c: &mut Client, dir: &Path, zoid: u64, tid: u64) -> Result<bool> {
             }
         }
     }
-    f.sync_all().map_err(|e| ConvertError::io(&path, e))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o444))
-        .map_err(|e| ConvertError::io(&path, e))?;
+    f.commit()?;
     Ok(true)
-}
-
-/// Creates the temporary output beside `out`: new, private, no symlink followed.
-fn create_output(out: &Path) -> Result<(File, PathBuf)> {
-    if out.symlink_metadata().is_ok() {
-        return Err(ConvertError::io(
-            out,
-            io::Error::new(io::ErrorKind::AlreadyExists, "already exists"),
-        ));
-    }
-    let mut name = out.file_name().unwrap_or_default().to_os_string();
-    name.push(".zodbfs-export.tmp");
-    let tmp = out.with_file_name(name);
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(|e| ConvertError::io(&tmp, e))?;
-    Ok((f, tmp))
-}
-
-/// fsync, rename over nothing, fsync the directory; the file gets the usual 0644 mode.
-fn commit_output(f: File, tmp: &Path, out: &Path) -> Result<()> {
-    f.sync_all().map_err(|e| ConvertError::io(tmp, e))?;
-    fs::set_permissions(tmp, fs::Permissions::from_mode(0o644))
-        .map_err(|e| ConvertError::io(tmp, e))?;
-    drop(f);
-    if out.symlink_metadata().is_ok() {
-        let _ = fs::remove_file(tmp);
-        return Err(ConvertError::io(
-            out,
-            io::Error::new(io::ErrorKind::AlreadyExists, "appeared during the export"),
-        ));
-    }
-    fs::rename(tmp, out).map_err(|e| ConvertError::io(out, e))?;
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ConvertError::io(dir, e))
 }
 
 #[cfg(test)]
