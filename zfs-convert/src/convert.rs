@@ -206,7 +206,7 @@ pub fn convert(
         }
         "follow" => follow::Tail::rebuild(mode, &file, num(&m, key::FOLLOW_POS)?)?,
         other => {
-            return Err(ConvertError::Schema(format!(
+            return Err(ConvertError::Manifest(format!(
                 "the conversion manifest is in an unknown phase '{other}'"
             )))
         }
@@ -237,7 +237,7 @@ fn add(report: &mut ConvertReport, done: Committed) {
 pub(crate) fn num(m: &BTreeMap<String, String>, k: &str) -> Result<u64> {
     m.get(k)
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ConvertError::Schema(format!("the conversion manifest lacks '{k}'")))
+        .ok_or_else(|| ConvertError::Manifest(format!("the conversion manifest lacks '{k}'")))
 }
 
 /// MD5 of the first bytes of the source, up to `end`.
@@ -494,9 +494,7 @@ fn hp_bulk(
                 let txns = view.end()?.transactions;
                 Ok((history, done, txns))
             }
-            Walked::StreamFailed => Err(joined.err().unwrap_or_else(|| {
-                ConvertError::Schema("a copy stream stopped without an error".into())
-            })),
+            Walked::StreamFailed => Err(joined.err().unwrap_or_else(|| ConvertError::StreamLost)),
         }
     })
 }
@@ -523,7 +521,7 @@ fn hf_bulk(
                 let mut it = v.split(' ').filter_map(|x| x.parse().ok());
                 match (it.next(), it.next()) {
                     (Some(a), Some(b)) => Ok((a, b)),
-                    _ => Err(ConvertError::Schema(format!(
+                    _ => Err(ConvertError::Manifest(format!(
                         "the conversion manifest has an unreadable range {k}"
                     ))),
                 }
@@ -597,9 +595,7 @@ fn hf_bulk(
         }
         let done = joined?;
         if !all_sent {
-            return Err(ConvertError::Schema(
-                "a copy stream stopped without an error".into(),
-            ));
+            return Err(ConvertError::StreamLost);
         }
         Ok((max_oid, done, txns))
     })

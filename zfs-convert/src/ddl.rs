@@ -152,7 +152,7 @@ pub(crate) fn from_manifest(m: &BTreeMap<String, String>) -> Result<Vec<Item>> {
             break;
         }
         items.push(Item::decode(v).ok_or_else(|| {
-            ConvertError::Schema(format!("unreadable entry {k} in the conversion manifest"))
+            ConvertError::Manifest(format!("unreadable entry {k} in the conversion manifest"))
         })?);
     }
     Ok(items)

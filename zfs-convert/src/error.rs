@@ -41,6 +41,12 @@ pub enum ConvertError {
     /// The destination does not hold a RelStorage schema we know.
     #[error("{0}")]
     Schema(String),
+    /// The conversion manifest in the destination is unreadable.
+    #[error("{0}")]
+    Manifest(String),
+    /// A copy stream hung up without reporting an error (a bug if ever seen).
+    #[error("a copy stream ended without saying why")]
+    StreamLost,
     /// The destination holds data that is not an unfinished conversion of this source.
     #[error("{0}")]
     NotEmpty(String),
