@@ -10,7 +10,9 @@
 //!   leaves it. Rows go in with binary `COPY` on parallel connections, into tables whose
 //!   keys and indexes are re-created at the end. A manifest table, committed with every
 //!   batch and dropped at the end, makes an interrupted conversion resumable; with
-//!   `follow` the transactions appended to a live source are copied too.
+//!   `follow` the transactions appended to a live source are copied too; with `pack_refs`
+//!   RelStorage's pack tables are filled from the references we read, so its first pack
+//!   has no reference analysis left to do.
 //! - [`export`]: a RelStorage database back into a new Data.fs and blob directory, as
 //!   `zodbconvert` with a FileStorage destination writes them.
 //! - [`schema`]: which RelStorage schema a database holds, and whether we know it.
