@@ -78,4 +78,20 @@ mod tests {
         assert_eq!(s.setval(), Some((736, true)));
         assert_eq!(OidSequence::default().setval(), None);
     }
+
+    #[test]
+    fn a_found_sequence_moves_only_for_oids_above_its_next_block() {
+        // last_value 3, called: the next nextval is 4, block 49..=64, above oids up to 48.
+        let mut s = OidSequence::at(3, true);
+        s.observe(48);
+        assert_eq!(s, OidSequence::at(3, true));
+        s.observe(49);
+        assert_eq!(s.setval(), Some((4, true)));
+        // A fresh sequence: any oid above 0 moves it, as RelStorage's vote does.
+        let mut s = OidSequence::at(1, false);
+        s.observe(0);
+        assert_eq!(s.setval(), None);
+        s.observe(16);
+        assert_eq!(s.setval(), Some((1, true)));
+    }
 }
