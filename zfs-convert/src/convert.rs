@@ -188,8 +188,16 @@ pub fn convert(
                     follow::Tail::Hp(history)
                 }
                 Mode::HistoryFree => {
-                    let (max_oid, done, txns) =
-                        hf_bulk(&mut main, url, &view, &m, blob_dir.as_ref(), opts, progress)?;
+                    let (max_oid, done, txns) = hf_bulk(
+                        &mut main,
+                        url,
+                        &view,
+                        Some(&file),
+                        &m,
+                        blob_dir.as_ref(),
+                        opts,
+                        progress,
+                    )?;
                     add(&mut report, done);
                     report.transactions = txns;
                     let mut seq = OidSequence::default();
@@ -273,6 +281,7 @@ fn start(
 ) -> Result<BTreeMap<String, String>> {
     let end = file.end()?;
     let end_pos = end.pos.min(file.len());
+    file.release(FIRST_TXN, end_pos);
     let mut m = BTreeMap::new();
     m.insert(key::FORMAT.into(), manifest::FORMAT.into());
     m.insert(key::MODE.into(), mode.name().into());
@@ -491,7 +500,7 @@ fn hp_bulk(
         match walked? {
             Walked::Done => {
                 let done = joined?;
-                let txns = view.end()?.transactions;
+                let txns = history.transactions;
                 Ok((history, done, txns))
             }
             Walked::StreamFailed => Err(joined.err().unwrap_or_else(|| ConvertError::StreamLost)),
@@ -499,17 +508,23 @@ fn hp_bulk(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn hf_bulk(
     main: &mut Client,
     url: &str,
     view: &View<'_>,
+    mapped: Option<&FileStorage>,
     m: &BTreeMap<String, String>,
     blob_dir: Option<&BlobDir>,
     opts: &ConvertOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<(u64, Committed, u64)> {
     let n = usize::try_from(num(m, key::STREAMS)?.max(1)).unwrap_or(1);
-    let scan = zfs_format::scan::build_index(view, progress)?;
+    let scan = match mapped {
+        // The file has not grown: the scan over the mapping hands pages back as it goes.
+        Some(f) if f.len() == view.len() => zfs_format::scan::build_index(f, progress)?,
+        _ => zfs_format::scan::build_index(view, progress)?,
+    };
     let txns = scan.end.transactions;
     let index = scan.index;
     let max_oid = index.max_oid().map_or(0, |o| o.as_u64());
@@ -540,12 +555,17 @@ fn hf_bulk(
     };
     progress.start_counting("converting", index.len() as u64, "objects");
     let mode = Mode::HistoryFree;
+    let release = |a, b| {
+        if let Some(f) = mapped {
+            f.release(a, b);
+        }
+    };
     let ctx = Ctx {
         blob_dir,
         interrupt: opts.interrupt,
         progress,
         checkpoint_bytes: opts.checkpoint_bytes.max(1),
-        release: &|_, _| {},
+        release: &release,
     };
     std::thread::scope(|s| {
         let mut handles = Vec::new();

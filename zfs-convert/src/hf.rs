@@ -29,6 +29,9 @@ pub(crate) const REF_COPY: &str = "COPY object_ref (zoid, to_zoid, tid) FROM STD
 /// COPY statement of `object_refs_added`.
 pub(crate) const ADDED_COPY: &str = "COPY object_refs_added (zoid, tid) FROM STDIN (FORMAT binary)";
 
+/// The pages of the file are handed back after this many bytes of states were read.
+const RELEASE_BYTES: u64 = 256 << 20;
+
 /// A stream is sent what it has buffered once this many bytes are encoded.
 const SEND_BYTES: usize = 1 << 20;
 
@@ -113,8 +116,9 @@ pub(crate) fn read_range(
         interrupt,
         progress,
         checkpoint_bytes,
-        ..
+        release,
     } = *ctx;
+    let mut read = 0u64;
     let from = sinks.all().map(|s| s.from).min().unwrap_or(0);
     let mut since = 0u64;
     let mut scanner = RefScanner::new(fs);
@@ -168,6 +172,13 @@ pub(crate) fn read_range(
             }
         }
         since += state.len() as u64 + 40;
+        read += state.len() as u64;
+        if read >= RELEASE_BYTES {
+            // Reads go in oid order, all over the file: hand every page back now and then
+            // (pages still needed come back from the page cache).
+            release(zfs_format::FIRST_TXN, fs.len());
+            read = 0;
+        }
         let mut ok = true;
         for s in sinks.all() {
             if s.rows.len() >= SEND_BYTES {

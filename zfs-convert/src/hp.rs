@@ -49,6 +49,8 @@ pub(crate) struct History {
     pub last_tid: OidTable,
     /// `zoid_seq` as RelStorage's copy leaves it.
     pub seq: OidSequence,
+    /// Transactions walked.
+    pub transactions: u64,
 }
 
 /// One `object_state` row before its state is read.
@@ -113,6 +115,7 @@ impl History {
                 .set(rev.rec.oid.as_u64(), rev.rec.tid.as_u64());
         }
         self.seq.observe(max_oid);
+        self.transactions += 1;
         Ok(out)
     }
 }
@@ -253,6 +256,10 @@ pub(crate) fn walk(
             break;
         }
         let revs = history.advance(fs, &txn)?;
+        if txn.next_pos() - released >= RELEASE_BYTES {
+            release(released, txn.next_pos());
+            released = txn.next_pos();
+        }
         if txn.pos() < resume_at {
             continue;
         }
@@ -263,10 +270,6 @@ pub(crate) fn walk(
             return Ok(Walked::StreamFailed);
         }
         let next = txn.next_pos();
-        if next - released >= RELEASE_BYTES {
-            release(released, next);
-            released = next;
-        }
         since_checkpoint += next - txn.pos();
         progress.advance(next - txn.pos());
         let mut sent = Ok(());
