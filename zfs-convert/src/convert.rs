@@ -279,9 +279,8 @@ fn start(
     jobs: usize,
     pack_refs: bool,
 ) -> Result<BTreeMap<String, String>> {
-    let end = file.end()?;
+    let end = walk_headers(file)?;
     let end_pos = end.pos.min(file.len());
-    file.release(FIRST_TXN, end_pos);
     let mut m = BTreeMap::new();
     m.insert(key::FORMAT.into(), manifest::FORMAT.into());
     m.insert(key::MODE.into(), mode.name().into());
@@ -316,6 +315,21 @@ fn start(
     ddl::drop_all(&mut tx, &items)?;
     tx.commit().db(|| "starting the conversion".into())?;
     Ok(m)
+}
+
+/// [`FileStorage::end`], handing the pages back to the kernel as the walk goes.
+fn walk_headers(file: &FileStorage) -> Result<zfs_format::End> {
+    let mut it = file.transactions();
+    let mut released = FIRST_TXN;
+    for t in it.by_ref() {
+        let next = t?.next_pos();
+        if next - released >= 64 << 20 {
+            file.release(released, next);
+            released = next;
+        }
+    }
+    file.release(released, file.len());
+    Ok(it.finish())
 }
 
 fn check_same(m: &BTreeMap<String, String>, mode: Mode, file: &FileStorage) -> Result<()> {
