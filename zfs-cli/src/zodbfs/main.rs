@@ -10,6 +10,7 @@ mod info;
 mod pack;
 mod records;
 mod reindex;
+mod site;
 mod tail;
 
 use std::process::ExitCode;
@@ -66,6 +67,10 @@ enum Command {
     Convert(convert::Args),
     /// Write a RelStorage database on PostgreSQL into a new Data.fs, as zodbconvert does.
     Export(export::Args),
+    /// List every restorable point of a repozo repository (and its blob backups).
+    List(site::ListArgs),
+    /// Remove old backups: keep the newest N full backups with their blob trees.
+    Prune(site::PruneArgs),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +103,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => backup::run_verify(a, &ctx),
         Command::Convert(a) => convert::run(a, &ctx),
         Command::Export(a) => export::run(a, &ctx),
+        Command::List(a) => site::run_list(a, &ctx),
+        Command::Prune(a) => site::run_prune(a, &ctx),
     };
     // A file that shrank under a read (a live ZODB truncating an aborted commit, or an
     // operator) read as zeros instead of crashing us: nothing derived from it is reliable.
