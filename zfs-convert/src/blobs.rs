@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use postgres::GenericClient;
-use zfs_pack::blob::{self, Layout};
+use zfs_format::blob::{self, Layout};
 
 use crate::error::{ConvertError, DbContext, Result};
 
@@ -28,7 +28,7 @@ pub(crate) struct BlobDir {
 impl BlobDir {
     /// Opens `dir`, reading its layout.
     pub(crate) fn open(dir: &Path) -> Result<Self> {
-        let layout = blob::layout(dir)
+        let layout = zfs_pack::blob::layout(dir)
             .map_err(|e| ConvertError::io(dir, io::Error::other(e.to_string())))?;
         Ok(BlobDir {
             dir: dir.to_path_buf(),

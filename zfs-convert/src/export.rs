@@ -20,7 +20,7 @@ use postgres::Client;
 use zfs_files::OutputSpec;
 use zfs_format::writer::TxnBuilder;
 use zfs_format::{Oid, Progress, Status, Tid};
-use zfs_pack::blob::{self, Layout};
+use zfs_format::blob::{self, Layout};
 
 use crate::blobs;
 use crate::db;
