@@ -1,20 +1,29 @@
 //! `repozo -R`: rebuild a Data.fs from the chain as of a date, into a file (safely) or a
 //! writer, checking the chain against its `.dat`.
+//!
+//! A restore to a file writes a private temporary beside it (zfs-files) and renames it
+//! over the target only once complete and fsynced; the target's `.index` is replaced
+//! after it, never left beside the wrong data. The only case where the old target goes
+//! first is a disk that cannot hold both: then the whole chain is read and checked first,
+//! and the run says that the old file is deleted, and, if it fails afterwards, that the
+//! target is gone.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::chain::{self, Expected};
 use crate::error::{Error, Result};
 use crate::md5::Md5;
-use crate::names::{strip_ext, Stamp};
+use crate::names::Stamp;
 use crate::repo::{self, ChainFile, DatLine};
 use crate::source::read_uncompressed;
+use crate::target::{Target, ROOM_MARGIN};
 use crate::Hooks;
 
 /// What `repozo -R` was asked to do.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RestoreOptions {
     /// The repository directory, as given.
     pub repository: String,
@@ -26,6 +35,21 @@ pub struct RestoreOptions {
     pub with_verify: bool,
     /// The clock; `None` reads the system clock.
     pub now: Option<Stamp>,
+    /// How long to wait for a backup's lock on the repository before failing.
+    pub lock_wait: Duration,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            repository: String::new(),
+            date: None,
+            output: None,
+            with_verify: false,
+            now: None,
+            lock_wait: repo::DEFAULT_LOCK_WAIT,
+        }
+    }
 }
 
 /// The result of a restore.
@@ -47,10 +71,11 @@ pub fn restore(
     hooks: &Hooks<'_>,
     stdout: &mut dyn Write,
 ) -> Result<RestoreReport> {
-    let _lock = repo::lock(&opts.repository, false, &|| {
+    let _lock = repo::lock(&opts.repository, false, opts.lock_wait, &mut |holder| {
         (hooks.notice)(&format!(
-            "a backup is running on {}; waiting for it to finish",
-            opts.repository
+            "the repository {} is locked by {holder} (a backup is running); waiting up to {} s for it to finish",
+            opts.repository,
+            opts.lock_wait.as_secs()
         ))
     })?;
     let when = match opts.date.as_deref().filter(|d| !d.is_empty()) {
@@ -68,6 +93,8 @@ pub fn restore(
             None => Error::NoFiles,
         });
     }
+    // Concatenated without its full backup, a chain is no FileStorage.
+    chain::check_starts_full(&opts.repository, &chain)?;
     let dat_path = repo::dat_path_of(&chain[0]);
     let dat = if opts.with_verify {
         match repo::read_dat(&dat_path)? {
@@ -91,9 +118,9 @@ pub fn restore(
             .is_some_and(|l| l.basename() == chain[0].name && l.start == 0)
     };
     let expected = match &dat {
-        Some(lines) if opts.with_verify || describes_chain(lines) => {
-            Some(check_chain(&opts.repository, &chain, lines, &when)?)
-        }
+        Some(lines) if opts.with_verify || describes_chain(lines) => Some(
+            chain::check_against_dat(&opts.repository, &chain, lines, &when)?,
+        ),
         Some(_) => {
             // A .dat that does not start with this chain's full backup (Python's default
             // mode recreates a lost .dat from the next incremental on): nothing to check.
@@ -105,6 +132,7 @@ pub fn restore(
         }
         None => None,
     };
+    chain::check_magic(&chain[0])?;
     let hash = hooks.verbose || opts.with_verify;
     let mut report = RestoreReport {
         chain: chain.iter().map(|c| c.path.clone()).collect(),
@@ -138,74 +166,6 @@ pub fn restore(
     Ok(report)
 }
 
-/// Size and MD5 expected for each chain file, by path.
-type Expected = HashMap<String, (u64, String)>;
-
-/// Checks the chain against the `.dat`: no hole, no file from another chain, contiguous
-/// positions, plain files of the recorded size.
-fn check_chain(
-    repository: &str,
-    chain: &[ChainFile],
-    lines: &[DatLine],
-    when: &str,
-) -> Result<Expected> {
-    let dat_name = repo::dat_path_of(&chain[0]);
-    let mut expected = Expected::new();
-    let by_name: HashMap<&str, &DatLine> = lines.iter().map(|l| (l.basename(), l)).collect();
-    let mut next_start = 0u64;
-    for (i, c) in chain.iter().enumerate() {
-        let Some(line) = by_name.get(c.name.as_str()) else {
-            return Err(Error::BrokenChain(match chain[..i].last() {
-                // Every line is taken by the files before this one (so the rest are
-                // unlisted too): a backup run stopped between renaming its data file into
-                // place and writing its line.
-                Some(before) if i == lines.len() => format!(
-                    "{} is not listed in {dat_name}: a backup run was interrupted before writing its line. \
-                     The next backup of the source adds the line if the file matches it; \
-                     -D {} restores the state before it",
-                    c.path,
-                    before.root()
-                ),
-                _ => format!(
-                    "{} is not listed in {dat_name}: the repository mixes files of different full backups (was a newer full backup deleted?)",
-                    c.path
-                ),
-            }));
-        };
-        if line.start != next_start {
-            return Err(Error::BrokenChain(format!(
-                "{} starts at {} but the chain before it ends at {next_start}: a backup file is missing",
-                c.path, line.start
-            )));
-        }
-        next_start = line.end;
-        if !c.kind.is_gzip() {
-            let size = std::fs::metadata(&c.path)
-                .map_err(|e| Error::io(&c.path, e))?
-                .len();
-            if size != line.end - line.start {
-                return Err(Error::BrokenChain(format!(
-                    "{} is {size} bytes, should be {} bytes (truncated?)",
-                    c.path,
-                    line.end - line.start
-                )));
-            }
-        }
-        expected.insert(c.path.clone(), (line.end - line.start, line.md5.clone()));
-    }
-    for l in lines {
-        let name = l.basename();
-        let listed_before = name.get(..19).is_some_and(|root| root <= when);
-        if listed_before && !chain.iter().any(|c| c.name == name) {
-            return Err(Error::BrokenChain(format!(
-                "{} is listed in {dat_name} but missing from the repository",
-                crate::names::join(repository, name)
-            )));
-        }
-    }
-    Ok(expected)
-}
-
 enum Out<'a> {
     Writer(&'a mut dyn Write),
     File(&'a File),
@@ -223,7 +183,7 @@ fn write_chain(
     let out_name = opts
         .output
         .as_ref()
-        .map(|p| format!("{}.part", p.display()))
+        .map(|p| p.display().to_string())
         .unwrap_or_else(|| "<stdout>".into());
     let total_guess: u64 = chain
         .iter()
@@ -244,7 +204,7 @@ fn write_chain(
         let mut n = 0u64;
         if !hash && !c.kind.is_gzip() {
             // Plain file, nothing to hash: let the kernel copy it.
-            let mut f = File::open(&c.path).map_err(|e| Error::io(&c.path, e))?;
+            let mut f = zfs_files::open_input(Path::new(&c.path))?;
             n = match &mut out {
                 Out::Writer(w) => std::io::copy(&mut f, w),
                 Out::File(file) => std::io::copy(&mut f, &mut &**file),
@@ -319,7 +279,7 @@ fn copy_plain_parallel(
     let mut jobs = Vec::new();
     let mut offset = 0u64;
     for (i, c) in chain.iter().enumerate() {
-        let f = File::open(&c.path).map_err(|e| Error::io(&c.path, e))?;
+        let f = zfs_files::open_input(Path::new(&c.path))?;
         let len = f.metadata().map_err(|e| Error::io(&c.path, e))?.len();
         if let Some((size, _)) = expected.and_then(|e| e.get(&c.path)) {
             if len != *size {
@@ -357,6 +317,21 @@ fn copy_plain_parallel(
     Ok(offset)
 }
 
+/// The size of the restored file when it is known without reading the chain: from the
+/// `.dat`, or the sizes of plain files.
+fn known_size(chain: &[ChainFile], expected: Option<&Expected>) -> Option<u64> {
+    if let Some(e) = expected {
+        return Some(e.values().map(|(n, _)| n).sum());
+    }
+    chain.iter().try_fold(0u64, |acc, c| {
+        if c.kind.is_gzip() {
+            None
+        } else {
+            std::fs::metadata(&c.path).ok().map(|m| acc + m.len())
+        }
+    })
+}
+
 fn restore_to_file(
     opts: &RestoreOptions,
     hooks: &Hooks<'_>,
@@ -366,139 +341,73 @@ fn restore_to_file(
     out: &Path,
     report: &mut RestoreReport,
 ) -> Result<()> {
-    let out_s = out.to_string_lossy().into_owned();
-    let part = PathBuf::from(format!("{out_s}.part"));
-    let part_s = part.to_string_lossy().into_owned();
-    let existing = match std::fs::symlink_metadata(out) {
-        Ok(m) if m.is_dir() => {
-            return Err(Error::io(&out_s, std::io::Error::from_raw_os_error(21)))
-        }
-        Ok(m) => Some(m.len()),
-        Err(_) => None,
-    };
-    if let Some(old) = existing {
+    let mut target = Target::prepare(out, chain)?;
+    let mut deleted_old = false;
+    if let Some(old) = target.existing {
         // Keep the old file until the new one is complete, unless both cannot fit.
-        let need: u64 = expected
-            .map(|e| e.values().map(|(n, _)| n).sum())
-            .unwrap_or_else(|| {
-                chain
-                    .iter()
-                    .filter_map(|c| std::fs::metadata(&c.path).ok())
-                    .map(|m| m.len())
-                    .sum()
-            });
-        let dir = out
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let free = rustix::fs::statvfs(dir)
-            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-            .unwrap_or(u64::MAX);
-        if free < need.saturating_add(1 << 20) {
+        let free = target.free_space();
+        let mut checked = false;
+        let need = match known_size(chain, expected) {
+            Some(n) => n,
+            None => {
+                checked = true;
+                chain::read_through(chain, expected, &hooks.ticker())?
+            }
+        };
+        if free < need.saturating_add(ROOM_MARGIN) {
             if free.saturating_add(old) < need {
                 return Err(Error::NoSpace(format!(
-                    "not enough free space to restore {need} bytes to {out_s} ({free} bytes free, {old} more after deleting it)"
+                    "not enough free space to restore {need} bytes to {} ({free} bytes free, \
+                     {old} more after deleting it); nothing was changed",
+                    target.name
                 )));
             }
+            if !checked {
+                // Everything that can be known about the chain is checked before the only
+                // copy of the old file goes.
+                hooks.progress.start("checking", need);
+                chain::read_through(chain, expected, &hooks.ticker())?;
+            }
             (hooks.notice)(&format!(
-                "not enough free space for both the old {out_s} and the restored file: deleting the old file first"
+                "not enough free space for both the old {name} ({old} bytes) and the restored \
+                 file ({need} bytes, {free} bytes free): the backup files were read and checked, \
+                 and the old {name} and its index are deleted now to make room. If the restore \
+                 fails from here on, {name} will not exist until it is restored again",
+                name = target.name
             ));
-            hooks.log(&format!("Deleting old {out_s}"));
-            std::fs::remove_file(out).map_err(|e| Error::io(&out_s, e))?;
+            hooks.log(&format!("Deleting old {}", target.name));
+            target.delete_old()?;
+            deleted_old = true;
         }
     }
-    hooks.log(&format!("Recovering file to {out_s}"));
-    // `FILE.part` is Python's name (a failed `-w` leaves it for inspection, as Python does).
-    // It is truncated only once we hold an exclusive lock on it, so two restores to the
-    // same output cannot interleave their bytes.
-    let file = open_part(&part, &part_s, hooks)?;
-    file.set_len(0).map_err(|e| Error::io(&part_s, e))?;
-    let written = crate::source::flushing_behind(&file, &part_s, || {
-        write_chain(opts, hooks, chain, expected, hash, Out::File(&file))
-    });
-    let (n, md5) = match written {
-        // Interrupted: the partial file is of no use to anyone (a failed -w keeps it).
-        Err(Error::Interrupted) => {
-            let _ = std::fs::remove_file(&part);
-            return Err(Error::Interrupted);
-        }
-        other => other?,
-    };
-    file.sync_all().map_err(|e| Error::io(&part_s, e))?;
-    report.bytes = n;
-    report.md5 = md5;
-    let last = chain.last().expect("the chain is not empty");
-    let source = format!("{}.index", strip_ext(&last.path));
-    let index_out = format!("{out_s}.index");
-    let index = match std::fs::read(&source) {
-        Ok(bytes) => {
-            hooks.log(&format!("Restoring index file {source} to {index_out}"));
-            Some(bytes)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            hooks.log(&format!("No index file to restore: {source}"));
-            None
-        }
-        Err(e) => return Err(Error::io(&source, e)),
-    };
-    // An old FILE.index must never sit beside the new FILE (nor the new index beside the old
-    // file): remove it first, rename the data, then write the new index. A crash in between
-    // leaves FILE without an index, which ZODB rebuilds.
-    match std::fs::remove_file(&index_out) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&index_out, e)),
+    let written = write_and_replace(opts, hooks, chain, expected, hash, &target, report);
+    match written {
+        Err(cause) if deleted_old => Err(Error::TargetDeleted {
+            target: target.name.clone(),
+            cause: Box::new(cause),
+        }),
+        other => other,
     }
-    if let Err(e) = std::fs::rename(&part, out) {
-        hooks.log(&format!(
-            "ZODB has been fully recovered as {part_s}, but it cannot be renamed into : {out_s}"
-        ));
-        return Err(Error::io(&out_s, e));
-    }
-    drop(file);
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    repo::sync_dir(&dir.to_string_lossy());
-    if let Some(bytes) = index {
-        repo::write_atomically(&index_out, &bytes)?;
-        report.index = Some(index_out);
-    }
-    Ok(())
 }
 
-/// Opens `FILE.part` (without truncating it) under an exclusive `flock`, waiting (with a
-/// notice) while another restore to the same output holds it. When that restore has renamed
-/// its `.part` meanwhile, the handle is on its finished output: open the path again. File
-/// systems without `flock` go on unlocked.
-fn open_part(part: &Path, part_s: &str, hooks: &Hooks<'_>) -> Result<File> {
-    use rustix::fs::{flock, FlockOperation};
-    use std::os::unix::fs::MetadataExt as _;
-    loop {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(part)
-            .map_err(|e| Error::io(part_s, e))?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                (hooks.notice)(&format!(
-                    "another restore is writing {part_s}; waiting for it to finish"
-                ));
-                flock(&file, FlockOperation::LockExclusive)
-                    .map_err(|e| Error::io(part_s, e.into()))?;
-            }
-            Err(_) => return Ok(file),
-        }
-        let held = file.metadata().map_err(|e| Error::io(part_s, e))?;
-        match std::fs::metadata(part) {
-            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(file),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(part_s, e)),
-        }
-    }
+/// Writes the chain to a temporary beside the target and puts it in place with its index.
+fn write_and_replace(
+    opts: &RestoreOptions,
+    hooks: &Hooks<'_>,
+    chain: &[ChainFile],
+    expected: Option<&Expected>,
+    hash: bool,
+    target: &Target,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    hooks.log(&format!("Recovering file to {}", target.name));
+    // A failure or an interruption drops `output`, which removes the temporary.
+    let output = target.create()?;
+    let (n, md5) = crate::source::flushing_behind(output.file(), &target.name, || {
+        write_chain(opts, hooks, chain, expected, hash, Out::File(output.file()))
+    })?;
+    report.bytes = n;
+    report.md5 = md5;
+    report.index = target.replace(output, chain, hooks)?;
+    Ok(())
 }

@@ -87,6 +87,7 @@ fn restore_to(repo: &str, out: &Path, date: Option<String>, now: Stamp) -> Vec<u
         output: Some(out.to_path_buf()),
         with_verify: true,
         now: Some(now),
+        ..Default::default()
     };
     restore(&o, &Hooks::silent(), &mut std::io::sink()).expect("restore");
     std::fs::read(out).expect("read restored")
@@ -163,6 +164,7 @@ fn run(seed: u64, steps: usize) {
         repository: repo.clone(),
         quick: false,
         now: Some(end),
+        ..Default::default()
     };
     verify(&v, &Hooks::silent()).unwrap_or_else(|e| panic!("seed {seed}: verify: {e}"));
 }

@@ -69,17 +69,29 @@ Restore options:
                     start of that period. Default: the newest state.
   -o FILE, --output=FILE
                     Write the restored file to FILE (and the matching index to
-                    FILE.index) instead of stdout. An existing FILE is replaced only once
-                    the new one is complete.
+                    FILE.index) instead of stdout. The new file is written beside FILE
+                    under a private temporary name and replaces FILE only once complete;
+                    it gets the mode of the FILE it replaces, else of the full backup.
+                    Only when the disk cannot hold both is the old FILE deleted first,
+                    after every backup file has been read and checked, and the run says
+                    so. FILE.lock (the lock a running ZODB holds) is taken while the
+                    restore works: a database in use is not restored over. FILE must be
+                    a regular file or absent (not a directory, device or FIFO).
   -w, --with-verify Check every backup file against its recorded size and checksum while
                     restoring.
 
 Verify options:
   -Q, --quick       Check sizes only, not checksums.
 
+Locking: a backup holds the repository's lock file (.repozo.lock, mode 0600, so only
+its owner can take it); restore and verify share it when they can open it, and go on
+without it otherwise. A run waits for another run's lock for at most 600 seconds
+(ZFS_REPOZO_LOCK_WAIT=SECONDS changes that), then fails naming the process that holds it.
+
 Exit status: 0 done; 1 an error (the message says which file and why) or a failed
 verification; 130 interrupted (Ctrl-C or SIGTERM): temporary files are removed and the
-repository and any restore target are left as they were.
+repository and any restore target are left as they were (unless the run said it deleted
+the old restore target to make room: then the message says it is gone).
 ";
 
 fn usage_text(program: &str) -> String {
@@ -234,6 +246,16 @@ fn gzip_level() -> u32 {
         .unwrap_or(zfs_repozo::gz::DEFAULT_LEVEL)
 }
 
+/// How long to wait for another run's lock: `ZFS_REPOZO_LOCK_WAIT` seconds, else the
+/// library's default.
+fn lock_wait() -> std::time::Duration {
+    std::env::var("ZFS_REPOZO_LOCK_WAIT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
+        .unwrap_or(zfs_repozo::repo::DEFAULT_LOCK_WAIT)
+}
+
 /// The clock: the system's, or `REPOZO_TEST_NOW` (`YYYY-MM-DD-hh-mm-ss`, UTC) for tests, as
 /// ZODB's tests inject `test_now`.
 fn test_now() -> Option<zfs_repozo::Stamp> {
@@ -269,6 +291,7 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
                 gzip_level: gzip_level(),
                 kill_old: o.killold,
                 now: test_now(),
+                lock_wait: lock_wait(),
             };
             backup(&opts, &hooks).map(|_| ())
         }
@@ -279,6 +302,7 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
                 output: o.output.map(Into::into),
                 with_verify: o.withverify,
                 now: test_now(),
+                lock_wait: lock_wait(),
             };
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
@@ -289,6 +313,7 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
                 repository,
                 quick: o.quick,
                 now: test_now(),
+                lock_wait: lock_wait(),
             };
             verify(&opts, &hooks).map(|_| ())
         }
@@ -307,6 +332,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(zfs_repozo::Error::Interrupted) => {
             eprintln!("repozo: interrupted; temporary files removed, nothing was changed");
+            ExitCode::from(zfs_cli::exit::INTERRUPTED)
+        }
+        Err(e) if e.is_interrupted() => {
+            // Interrupted after the old restore target was deleted: the message says so.
+            eprintln!("repozo: {e}");
             ExitCode::from(zfs_cli::exit::INTERRUPTED)
         }
         Err(e) => {

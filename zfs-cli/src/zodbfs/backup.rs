@@ -8,7 +8,7 @@ use serde_json::json;
 use zfs_cli::exit;
 use zfs_repozo::backup::{backup, Action, BackupOptions};
 use zfs_repozo::restore::{restore, RestoreOptions};
-use zfs_repozo::verify::{verify, VerifyOptions};
+use zfs_repozo::verify::{verify_report, VerifyOptions};
 use zfs_repozo::Hooks;
 
 use crate::common::Ctx;
@@ -39,6 +39,9 @@ pub struct BackupArgs {
     /// Print repozo's progress messages on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Seconds to wait for another run's lock on the repository before failing.
+    #[arg(long, value_name = "SECONDS", default_value_t = zfs_repozo::repo::DEFAULT_LOCK_WAIT.as_secs())]
+    pub lock_wait: u64,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -50,6 +53,10 @@ pub struct RestoreArgs {
     /// The repository.
     pub repository: PathBuf,
     /// The file to write (its index goes to OUTPUT.index); `-` writes the data to stdout.
+    /// It is written beside OUTPUT under a private temporary name and replaces OUTPUT once
+    /// complete; only when the disk cannot hold both is the old OUTPUT deleted first,
+    /// after every backup file has been checked, and the run says so. OUTPUT.lock (a
+    /// running ZODB's lock) is taken meanwhile: a database in use is not restored over.
     #[arg(short, long)]
     pub output: PathBuf,
     /// Restore the state as of this date (yyyy-mm-dd[-hh[-mm[-ss]]], UTC).
@@ -61,6 +68,9 @@ pub struct RestoreArgs {
     /// Print repozo's progress messages on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Seconds to wait for another run's lock on the repository before failing.
+    #[arg(long, value_name = "SECONDS", default_value_t = zfs_repozo::repo::DEFAULT_LOCK_WAIT.as_secs())]
+    pub lock_wait: u64,
     /// Print a JSON summary on stdout (not with `-o -`).
     #[arg(long)]
     pub json: bool,
@@ -77,6 +87,9 @@ pub struct VerifyArgs {
     /// Print repozo's progress messages on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Seconds to wait for another run's lock on the repository before failing.
+    #[arg(long, value_name = "SECONDS", default_value_t = zfs_repozo::repo::DEFAULT_LOCK_WAIT.as_secs())]
+    pub lock_wait: u64,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -115,9 +128,10 @@ fn with_hooks<T>(ctx: &Ctx, verbose: bool, f: impl FnOnce(&Hooks<'_>) -> T) -> T
 /// The error's own message (it already names the file and the OS error); an interruption
 /// keeps its type, for the exit status.
 fn plain(e: zfs_repozo::Error) -> anyhow::Error {
-    match e {
-        zfs_repozo::Error::Interrupted => anyhow::Error::new(e),
-        e => anyhow::Error::msg(e.to_string()),
+    if e.is_interrupted() {
+        anyhow::Error::new(e)
+    } else {
+        anyhow::Error::msg(e.to_string())
     }
 }
 
@@ -139,6 +153,7 @@ pub fn run_backup(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
         gzip_level: a.level,
         kill_old: a.kill_old_on_full,
         now: None,
+        lock_wait: std::time::Duration::from_secs(a.lock_wait),
     };
     let r = with_hooks(c, a.verbose, |h| backup(&opts, h)).map_err(plain)?;
     let action = match r.action {
@@ -186,6 +201,7 @@ pub fn run_restore(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
         },
         with_verify: a.with_verify,
         now: None,
+        lock_wait: std::time::Duration::from_secs(a.lock_wait),
     };
     let r = with_hooks(c, a.verbose, |h| {
         let stdout = std::io::stdout();
@@ -211,21 +227,26 @@ pub fn run_verify(a: VerifyArgs, c: &Ctx) -> anyhow::Result<u8> {
         repository: path_str(&a.repository)?,
         quick: a.quick,
         now: None,
+        lock_wait: std::time::Duration::from_secs(a.lock_wait),
     };
-    match with_hooks(c, a.verbose, |h| verify(&opts, h)) {
-        Ok(files) => {
+    match with_hooks(c, a.verbose, |h| verify_report(&opts, h)) {
+        Ok(report) => {
+            let ok = report.warnings.is_empty();
             if a.json {
-                let files: Vec<_> = files
+                let files: Vec<_> = report
+                    .files
                     .iter()
                     .map(|f| json!({"file": f.path, "size": f.size, "md5": f.md5}))
                     .collect();
-                print_json(&json!({"ok": true, "files": files}))?;
+                print_json(&json!({"ok": ok, "files": files, "warnings": report.warnings}))?;
             }
-            Ok(exit::OK)
+            // Every listed file is right, but a restore would refuse the chain.
+            Ok(if ok { exit::OK } else { exit::FOUND_PROBLEMS })
         }
         Err(
             e @ (zfs_repozo::Error::Missing(_)
             | zfs_repozo::Error::WrongSize { .. }
+            | zfs_repozo::Error::Unreadable { .. }
             | zfs_repozo::Error::WrongChecksum { .. }
             | zfs_repozo::Error::BadGzip { .. }
             | zfs_repozo::Error::BadDatLine { .. }),
