@@ -4,23 +4,31 @@
 //! that second signal is removed by the next run (see `zfs_files::remove_stale_temps`);
 //! nothing is ever renamed over the user's files by an interrupted run.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+static FLAG: AtomicBool = AtomicBool::new(false);
+static INSTALLED: OnceLock<()> = OnceLock::new();
 
 /// Installs the handlers once; returns the flag they set.
 pub fn on_signals() -> &'static AtomicBool {
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
+    INSTALLED.get_or_init(|| {
         for sig in [SIGINT, SIGTERM] {
-            // The order matters: the shutdown action fires only once the flag is already
-            // set, i.e. on the second signal.
-            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag));
-            let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+            // One action per signal, so there is no moment at which a signal is caught but
+            // not recorded.
+            // SAFETY: the action only swaps an atomic and calls `_exit`, both
+            // async-signal-safe.
+            #[allow(unsafe_code)]
+            let _ = unsafe {
+                signal_hook::low_level::register(sig, || {
+                    if FLAG.swap(true, Ordering::SeqCst) {
+                        signal_hook::low_level::exit(130);
+                    }
+                })
+            };
         }
-        flag
-    })
+    });
+    &FLAG
 }

@@ -3,11 +3,33 @@
 use std::fs::File;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use memmap2::Mmap;
 
 use crate::error::{Error, Result};
 use crate::sigbus;
+
+/// Guarded maps by slot (live), and the files of maps that were hit and are gone.
+static LIVE: Mutex<Vec<(usize, PathBuf)>> = Mutex::new(Vec::new());
+static SHRUNK: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Every file that shrank under a read of one of this process's maps (live or dropped):
+/// a binary checks this before it reports success, so that no output built on the zeros
+/// of lost pages passes for good.
+pub fn shrunk_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = SHRUNK.lock().map(|g| g.clone()).unwrap_or_default();
+    if let Ok(live) = LIVE.lock() {
+        v.extend(
+            live.iter()
+                .filter(|(s, _)| sigbus::was_hit(*s))
+                .map(|(_, p)| p.clone()),
+        );
+    }
+    v.sort();
+    v.dedup();
+    v
+}
 
 /// A read-only mapping of a whole file, guarded against SIGBUS (see the crate docs): if
 /// the file shrinks while mapped, the lost pages read as zeros and
@@ -47,6 +69,9 @@ impl Map {
         } else {
             sigbus::register(map.as_ptr() as usize, map.len())
         };
+        if let (Some(s), Ok(mut live)) = (slot, LIVE.lock()) {
+            live.push((s, path.to_path_buf()));
+        }
         Ok(Map {
             map,
             slot,
@@ -135,6 +160,14 @@ impl Drop for Map {
     fn drop(&mut self) {
         // Unguard before the mapping goes (fields drop after this).
         if let Some(s) = self.slot.take() {
+            if let Ok(mut live) = LIVE.lock() {
+                live.retain(|(slot, _)| *slot != s);
+            }
+            if sigbus::was_hit(s) {
+                if let Ok(mut shrunk) = SHRUNK.lock() {
+                    shrunk.push(self.path.clone());
+                }
+            }
             sigbus::unregister(s);
         }
     }
@@ -176,6 +209,11 @@ mod tests {
             e.to_string()
                 .contains("shrank while it was read (it was 65536 bytes when opened, now 4096)"),
             "{e}"
+        );
+        drop(m);
+        assert!(
+            shrunk_files().contains(&p),
+            "the shrink is remembered after the map"
         );
         // A fresh map of the same file is intact.
         let m2 = Map::new(File::open(&p).expect("open"), &p).expect("map");

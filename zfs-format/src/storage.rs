@@ -195,6 +195,34 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
         Ok(it.finish())
     }
 
+    /// The first position after `from` where a complete transaction with a tid later than
+    /// `after` starts: its header fits, its status is committed, packed or undone (not
+    /// `'c'`), its redundant length repeats its length and its strings and records fit.
+    /// Bytes after a walk's end that hold such a transaction are damage in the middle of
+    /// the file, not a torn or unfinished last commit.
+    pub fn next_complete_txn(&self, from: u64, after: Tid) -> Option<u64> {
+        let len = self.len();
+        let mut q = from.checked_add(1)?;
+        while q.checked_add(TXN_HEADER_LEN + 8)? <= len {
+            if let Some(h) = RawTxnHeader::decode(&self.data, q) {
+                let plausible = matches!(
+                    h.status,
+                    Status::Committed | Status::Packed | Status::Undone
+                ) && h.tid > after
+                    && h.tlen >= h.header_len()
+                    && h.next_pos().is_some_and(|n| n <= len)
+                    && to_usize(q + h.tlen).and_then(|r| be_u64(&self.data, r)) == Some(h.tlen)
+                    && Transaction::checked(&self.data, h)
+                        .is_ok_and(|t| t.records().all(|r| r.is_ok()));
+                if plausible {
+                    return Some(q);
+                }
+            }
+            q += 1;
+        }
+        None
+    }
+
     /// Decodes the data record at `pos`.
     pub fn record_at(&self, pos: u64) -> Result<DataRecord<'_>> {
         DataRecord::decode(&self.data, pos)
