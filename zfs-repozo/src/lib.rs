@@ -4,7 +4,8 @@
 //! repositories.
 //!
 //! - [`backup::backup`]: `repozo -B` (full, incremental, quick mode, gzip, `-k`).
-//! - [`restore::restore`]: `repozo -R` (as of a date, to a file or a writer, `-w`).
+//! - [`restore::restore`]: `repozo -R` (as of a date, to a file or a writer, `-w`; an
+//!   existing file is brought up to date by appending what it lacks, unless `-F`).
 //! - [`verify::verify`]: `repozo -V`.
 //!
 //! Where it does better than Python, the files left behind stay the same: it reads the
@@ -27,6 +28,7 @@ pub mod backup;
 mod chain;
 pub mod error;
 pub mod gz;
+mod incremental;
 mod interrupted;
 pub mod md5;
 pub mod names;

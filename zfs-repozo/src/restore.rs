@@ -37,6 +37,11 @@ pub struct RestoreOptions {
     pub now: Option<Stamp>,
     /// How long to wait for a backup's lock on the repository before failing.
     pub lock_wait: Duration,
+    /// `-F`: rebuild an existing output in full instead of bringing it up to date.
+    pub full: bool,
+    /// `-Q`: when bringing an existing output up to date, check only the last backup it
+    /// holds against it (by MD5), not every one.
+    pub quick: bool,
 }
 
 impl Default for RestoreOptions {
@@ -48,7 +53,35 @@ impl Default for RestoreOptions {
             with_verify: false,
             now: None,
             lock_wait: repo::DEFAULT_LOCK_WAIT,
+            full: false,
+            quick: false,
         }
+    }
+}
+
+/// How a restore went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// The whole chain was written (to stdout, or to a new file that replaced the output);
+    /// `reason` says why an existing output was not brought up to date instead.
+    Full {
+        /// Why not incrementally (`None`: no output existed, `-F`, or stdout).
+        reason: Option<String>,
+    },
+    /// The existing output held the state already: nothing was written but its index.
+    UpToDate,
+    /// The backups the existing output lacked were appended to it.
+    Appended {
+        /// Where the appended bytes start.
+        from: u64,
+        /// The backup files appended, oldest first.
+        files: Vec<String>,
+    },
+}
+
+impl Default for Method {
+    fn default() -> Self {
+        Method::Full { reason: None }
     }
 }
 
@@ -57,12 +90,16 @@ impl Default for RestoreOptions {
 pub struct RestoreReport {
     /// The chain restored, oldest first.
     pub chain: Vec<String>,
-    /// Bytes written.
+    /// Bytes written by this run.
     pub bytes: u64,
-    /// MD5 of the result, when it was computed (`-v` or `-w`).
+    /// Size of the restored file (the state's size).
+    pub size: u64,
+    /// MD5 of the bytes written, when it was computed (`-v` or `-w`).
     pub md5: Option<String>,
     /// The `.index` copied beside the output, if any.
     pub index: Option<String>,
+    /// Full, incremental, or nothing to do.
+    pub method: Method,
 }
 
 /// Restores. Without `opts.output` the data goes to `stdout`.
@@ -151,6 +188,7 @@ pub fn restore(
             )?;
             stdout.flush().map_err(|e| Error::io("<stdout>", e))?;
             report.bytes = n;
+            report.size = n;
             report.md5 = md5;
         }
         Some(out) => restore_to_file(
@@ -166,13 +204,14 @@ pub fn restore(
     Ok(report)
 }
 
-enum Out<'a> {
+/// Where [`write_chain`] writes: a stream, or a file at offsets from `base` on.
+pub(crate) enum Out<'a> {
     Writer(&'a mut dyn Write),
-    File(&'a File),
+    File { file: &'a File, base: u64 },
 }
 
 /// Writes the chain to `out`; returns the bytes written and, when `hash`, their MD5.
-fn write_chain(
+pub(crate) fn write_chain(
     opts: &RestoreOptions,
     hooks: &Hooks<'_>,
     chain: &[ChainFile],
@@ -191,9 +230,9 @@ fn write_chain(
         .map(|m| m.len())
         .sum();
     hooks.progress.start("restoring", total_guess);
-    if let (false, Out::File(file)) = (hash, &out) {
+    if let (false, Out::File { file, base }) = (hash, &out) {
         if chain.iter().all(|c| !c.kind.is_gzip()) {
-            let n = copy_plain_parallel(chain, file, expected, &out_name, hooks)?;
+            let n = copy_plain_parallel(chain, file, *base, expected, &out_name, hooks)?;
             return Ok((n, None));
         }
     }
@@ -202,14 +241,10 @@ fn write_chain(
     for c in chain {
         let mut h = Md5::new();
         let mut n = 0u64;
-        if !hash && !c.kind.is_gzip() {
+        if let (false, false, Out::Writer(w)) = (hash, c.kind.is_gzip(), &mut out) {
             // Plain file, nothing to hash: let the kernel copy it.
             let mut f = zfs_files::open_input(Path::new(&c.path))?;
-            n = match &mut out {
-                Out::Writer(w) => std::io::copy(&mut f, w),
-                Out::File(file) => std::io::copy(&mut f, &mut &**file),
-            }
-            .map_err(|e| Error::io(&out_name, e))?;
+            n = std::io::copy(&mut f, w).map_err(|e| Error::io(&out_name, e))?;
             hooks.advance(n)?;
         } else {
             read_uncompressed(&c.path, c.kind.is_gzip(), &mut |b| {
@@ -217,11 +252,14 @@ fn write_chain(
                     h.update(b);
                     total.update(b);
                 }
+                let at = n_total + n;
                 n += b.len() as u64;
                 hooks.advance(b.len() as u64)?;
                 match &mut out {
                     Out::Writer(w) => w.write_all(b),
-                    Out::File(file) => (&**file).write_all(b),
+                    Out::File { file, base } => {
+                        std::os::unix::fs::FileExt::write_all_at(*file, b, *base + at)
+                    }
                 }
                 .map_err(|e| Error::io(&out_name, e))
             })?;
@@ -266,10 +304,12 @@ fn write_chain(
     Ok((n_total, md5))
 }
 
-/// Copies a chain of plain files into `out` at their offsets, in pieces on all cores.
+/// Copies a chain of plain files into `out` at their offsets from `base` on, in pieces on
+/// all cores.
 fn copy_plain_parallel(
     chain: &[ChainFile],
     out: &File,
+    base: u64,
     expected: Option<&Expected>,
     out_name: &str,
     hooks: &Hooks<'_>,
@@ -294,7 +334,7 @@ fn copy_plain_parallel(
         let mut at = 0;
         while at < len {
             let n = crate::source::COPY_PIECE.min(len - at);
-            jobs.push((i, at, offset + at, n));
+            jobs.push((i, at, base + offset + at, n));
             at += n;
         }
         files.push(f);
@@ -342,6 +382,12 @@ fn restore_to_file(
     report: &mut RestoreReport,
 ) -> Result<()> {
     let mut target = Target::prepare(out, chain)?;
+    if target.existing.is_some()
+        && !opts.full
+        && restore_onto(opts, hooks, chain, expected, hash, &target, report)?
+    {
+        return Ok(());
+    }
     let mut deleted_old = false;
     if let Some(old) = target.existing {
         // Keep the old file until the new one is complete, unless both cannot fit.
@@ -404,10 +450,150 @@ fn write_and_replace(
     // A failure or an interruption drops `output`, which removes the temporary.
     let output = target.create()?;
     let (n, md5) = crate::source::flushing_behind(output.file(), &target.name, || {
-        write_chain(opts, hooks, chain, expected, hash, Out::File(output.file()))
+        write_chain(
+            opts,
+            hooks,
+            chain,
+            expected,
+            hash,
+            Out::File {
+                file: output.file(),
+                base: 0,
+            },
+        )
     })?;
     report.bytes = n;
+    report.size = n;
     report.md5 = md5;
     report.index = target.replace(output, chain, hooks)?;
+    Ok(())
+}
+
+/// Brings the existing target up to the chain's state in place when it is a prefix of it
+/// (see [`crate::incremental`]). Returns false, with the reason logged and in `report`,
+/// when it must be restored in full instead.
+fn restore_onto(
+    opts: &RestoreOptions,
+    hooks: &Hooks<'_>,
+    chain: &[ChainFile],
+    expected: Option<&Expected>,
+    hash: bool,
+    target: &Target,
+    report: &mut RestoreReport,
+) -> Result<bool> {
+    use crate::incremental::{self, Plan};
+    hooks.log(&format!(
+        "Recovering (incrementally) file to {}",
+        target.name
+    ));
+    let why = match expected {
+        None => format!(
+            "no .dat describes the chain from {}, so the target cannot be checked against it, \
+             falling back to a full recover.",
+            chain[0].path
+        ),
+        Some(exp) => match incremental::open_existing(target)? {
+            Err(why) => format!("{why}, falling back to a full recover."),
+            Ok(existing) => {
+                match incremental::plan(opts.quick, hooks, chain, exp, &existing, &target.name)? {
+                    Plan::Full(why) => why,
+                    Plan::UpToDate => {
+                        hooks.log("Target file is same size as latest backup, doing nothing.");
+                        report.size = existing.len;
+                        report.method = Method::UpToDate;
+                        drop(existing);
+                        report.index = target.install_index(chain, hooks)?;
+                        return Ok(true);
+                    }
+                    Plan::Append { first, at } => {
+                        append(
+                            opts,
+                            hooks,
+                            &chain[first..],
+                            exp,
+                            hash,
+                            target,
+                            &existing,
+                            at,
+                            report,
+                        )?;
+                        drop(existing);
+                        report.index = target.install_index(chain, hooks)?;
+                        return Ok(true);
+                    }
+                }
+            }
+        },
+    };
+    hooks.log(&why);
+    report.method = Method::Full { reason: Some(why) };
+    Ok(false)
+}
+
+/// Appends `rest` to the existing target from `at` on, fsyncs it; on any failure cuts it
+/// back to its old size first.
+#[allow(clippy::too_many_arguments)]
+fn append(
+    opts: &RestoreOptions,
+    hooks: &Hooks<'_>,
+    rest: &[ChainFile],
+    expected: &Expected,
+    hash: bool,
+    target: &Target,
+    existing: &crate::incremental::Existing,
+    at: u64,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    hooks.log("remaining files needed to recover incrementally onto target file:");
+    for f in rest {
+        hooks.log(&format!("\t{}", f.path));
+    }
+    let end = at + rest.iter().map(|c| expected[&c.path].0).sum::<u64>();
+    let written = crate::source::flushing_behind(&existing.file, &target.name, || {
+        let out = Out::File {
+            file: &existing.file,
+            base: at,
+        };
+        write_chain(opts, hooks, rest, Some(expected), hash, out)
+    })
+    .and_then(|r| {
+        existing
+            .file
+            .sync_all()
+            .map_err(|e| Error::io(&target.path, e))?;
+        let len = existing
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&target.path, e))?
+            .len();
+        if len != end {
+            return Err(Error::BrokenChain(format!(
+                "{} is {len} bytes after the append, should be {end}",
+                target.name
+            )));
+        }
+        Ok(r)
+    });
+    let (n, md5) = match written {
+        Ok(r) => r,
+        Err(e) => {
+            if let Err(cut) = crate::incremental::cut_back(existing, &target.name) {
+                (hooks.notice)(&format!(
+                    "{} could not be cut back to its old {} bytes ({cut}): it holds its old \
+                     bytes followed by part of the missing ones, and the next restore \
+                     completes it",
+                    target.name, existing.len
+                ));
+            }
+            return Err(e);
+        }
+    };
+    report.bytes = n;
+    report.size = end;
+    report.md5 = md5;
+    report.method = Method::Appended {
+        from: at,
+        files: rest.iter().map(|c| c.path.clone()).collect(),
+    };
     Ok(())
 }

@@ -112,22 +112,58 @@ impl Target {
         hooks: &Hooks<'_>,
     ) -> Result<Option<String>> {
         let index = self.new_index(chain, hooks)?;
-        match std::fs::remove_file(&self.index) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&self.index, e)),
-        }
+        self.remove_index()?;
         data.commit()?;
-        let Some(index) = index else {
+        let Some((index, _)) = index else {
             return Ok(None);
         };
         index.commit()?;
-        Ok(Some(self.index.to_string_lossy().into_owned()))
+        Ok(Some(self.index_name()))
+    }
+
+    /// Puts the chain's `.index` beside the target, which already holds the chain's state
+    /// (brought up to date in place), once it passes ZODB's sanity check against the file.
+    /// Without an index in the repository the old one stays (it describes a prefix of the
+    /// file, which ZODB extends); one that does not fit is not written, and the old one is
+    /// removed (ZODB rebuilds it).
+    pub fn install_index(&self, chain: &[ChainFile], hooks: &Hooks<'_>) -> Result<Option<String>> {
+        let Some((index, bytes)) = self.new_index(chain, hooks)? else {
+            return Ok(None);
+        };
+        if !crate::incremental::index_fits(&self.path, &bytes) {
+            (hooks.notice)(&format!(
+                "the repository's index for this state does not fit {}: it is not restored, \
+                 and ZODB rebuilds the index when it opens the file",
+                self.name
+            ));
+            drop(index);
+            self.remove_index()?;
+            return Ok(None);
+        }
+        index.commit()?;
+        Ok(Some(self.index_name()))
+    }
+
+    fn index_name(&self) -> String {
+        self.index.to_string_lossy().into_owned()
+    }
+
+    fn remove_index(&self) -> Result<()> {
+        match std::fs::remove_file(&self.index) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&self.index, e)),
+        }
     }
 
     /// The repository's `.index` for the chain's state, written to a private temporary for
-    /// `<target>.index` (not yet in place); `None` when the repository has none.
-    fn new_index(&self, chain: &[ChainFile], hooks: &Hooks<'_>) -> Result<Option<Output>> {
+    /// `<target>.index` (not yet in place), with its bytes; `None` when the repository has
+    /// none.
+    fn new_index(
+        &self,
+        chain: &[ChainFile],
+        hooks: &Hooks<'_>,
+    ) -> Result<Option<(Output, Vec<u8>)>> {
         let last = chain.last().expect("the chain is not empty");
         let source = format!("{}.index", strip_ext(&last.path));
         let index_out = self.index.to_string_lossy();
@@ -150,7 +186,7 @@ impl Target {
         out.write_all(&bytes)
             .and_then(|()| out.file().sync_all())
             .map_err(|e| Error::io(&self.index, e))?;
-        Ok(Some(out))
+        Ok(Some((out, bytes)))
     }
 }
 

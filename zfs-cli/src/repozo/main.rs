@@ -69,16 +69,29 @@ Restore options:
                     start of that period. Default: the newest state.
   -o FILE, --output=FILE
                     Write the restored file to FILE (and the matching index to
-                    FILE.index) instead of stdout. The new file is written beside FILE
-                    under a private temporary name and replaces FILE only once complete;
-                    it gets the mode of the FILE it replaces, else of the full backup.
-                    Only when the disk cannot hold both is the old FILE deleted first,
-                    after every backup file has been read and checked, and the run says
-                    so. FILE.lock (the lock a running ZODB holds) is taken while the
-                    restore works: a database in use is not restored over. FILE must be
-                    a regular file or absent (not a directory, device or FIFO).
+                    FILE.index) instead of stdout. An existing FILE is brought up to
+                    date in place when it is an earlier state of the chain (see -F).
+                    Otherwise the new file is written beside FILE under a private
+                    temporary name and replaces FILE only once complete; it gets the
+                    mode of the FILE it replaces, else of the full backup. Only when
+                    the disk cannot hold both is the old FILE deleted first, after every
+                    backup file has been read and checked, and the run says so.
+                    FILE.lock (the lock a running ZODB holds) is taken while the restore
+                    works: a database in use is not restored over. FILE must be a
+                    regular file or absent (not a directory, device or FIFO).
   -w, --with-verify Check every backup file against its recorded size and checksum while
                     restoring.
+  -F, --full        Rebuild an existing -o FILE in full. Without -F, an existing FILE
+                    that is an earlier state of the chain is brought up to date in
+                    place: the backups it holds are checked against it (MD5s from the
+                    .dat), then only the missing ones are appended and FILE is fsynced.
+                    A FILE that does not check out (another chain, written to since,
+                    packed, longer than the state), has no .dat to check it against,
+                    has other hard links, or cannot be written in place is rebuilt in
+                    full (-v says why). A failed or interrupted append cuts FILE back
+                    to its old size. The result is the same bytes as a full restore.
+  -Q, --quick       With an existing -o FILE, check only the last backup it holds
+                    against it, not every one (ignored with -F).
 
 Verify options:
   -Q, --quick       Check sizes only, not checksums.
@@ -210,6 +223,9 @@ fn parse(program: &str, args: &[String]) -> Result<Options, ExitCode> {
             if std::mem::take(&mut o.killold) {
                 log(vb, "--kill-old-on-full option is ignored in recover mode");
             }
+            if o.full && std::mem::take(&mut o.quick) {
+                log(vb, "--quick option is ignored if --full option is used");
+            }
         }
         Mode::Verify => {
             if o.date.take().is_some() {
@@ -303,6 +319,8 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
                 with_verify: o.withverify,
                 now: test_now(),
                 lock_wait: lock_wait(),
+                full: o.full,
+                quick: o.quick,
             };
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();

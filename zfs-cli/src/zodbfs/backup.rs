@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::json;
 use zfs_cli::exit;
 use zfs_repozo::backup::{backup, Action, BackupOptions};
-use zfs_repozo::restore::{restore, RestoreOptions};
+use zfs_repozo::restore::{restore, Method, RestoreOptions, RestoreReport};
 use zfs_repozo::verify::{verify_report, VerifyOptions};
 use zfs_repozo::Hooks;
 
@@ -65,6 +65,16 @@ pub struct RestoreArgs {
     /// Check every backup file's size and checksum against the .dat while restoring.
     #[arg(short = 'w', long)]
     pub with_verify: bool,
+    /// Rebuild an existing OUTPUT in full. Without it, an existing OUTPUT that is an earlier
+    /// state of the chain is brought up to date in place: the backups it holds are checked
+    /// against it by MD5, only the missing ones are appended, and OUTPUT is fsynced (a
+    /// failure cuts it back to its old size). One that does not check out is rebuilt in
+    /// full, and the run says why.
+    #[arg(short = 'F', long)]
+    pub full: bool,
+    /// With an existing OUTPUT, check only the last backup it holds against it.
+    #[arg(short = 'Q', long, conflicts_with = "full")]
+    pub quick: bool,
     /// Print repozo's progress messages on stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -95,7 +105,7 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-fn path_str(p: &std::path::Path) -> anyhow::Result<String> {
+pub(crate) fn path_str(p: &std::path::Path) -> anyhow::Result<String> {
     p.to_str().map(str::to_string).ok_or_else(|| {
         anyhow::anyhow!(
             "'{}': paths must be UTF-8 (they are written into the .dat file)",
@@ -105,7 +115,7 @@ fn path_str(p: &std::path::Path) -> anyhow::Result<String> {
 }
 
 /// Runs `hooks`-using work with a progress bar and repozo's messages when verbose.
-fn with_hooks<T>(ctx: &Ctx, verbose: bool, f: impl FnOnce(&Hooks<'_>) -> T) -> T {
+pub(crate) fn with_hooks<T>(ctx: &Ctx, verbose: bool, f: impl FnOnce(&Hooks<'_>) -> T) -> T {
     let bar = ctx.bar();
     let log = move |m: &str| {
         if verbose {
@@ -127,7 +137,7 @@ fn with_hooks<T>(ctx: &Ctx, verbose: bool, f: impl FnOnce(&Hooks<'_>) -> T) -> T
 
 /// The error's own message (it already names the file and the OS error); an interruption
 /// keeps its type, for the exit status.
-fn plain(e: zfs_repozo::Error) -> anyhow::Error {
+pub(crate) fn plain(e: zfs_repozo::Error) -> anyhow::Error {
     if e.is_interrupted() {
         anyhow::Error::new(e)
     } else {
@@ -135,7 +145,7 @@ fn plain(e: zfs_repozo::Error) -> anyhow::Error {
     }
 }
 
-fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
@@ -202,6 +212,8 @@ pub fn run_restore(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
         with_verify: a.with_verify,
         now: None,
         lock_wait: std::time::Duration::from_secs(a.lock_wait),
+        full: a.full,
+        quick: a.quick,
     };
     let r = with_hooks(c, a.verbose, |h| {
         let stdout = std::io::stdout();
@@ -210,15 +222,51 @@ pub fn run_restore(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
     })
     .map_err(plain)?;
     if a.json && !to_stdout {
-        print_json(&json!({
-            "output": a.output,
-            "bytes": r.bytes,
-            "md5": r.md5,
-            "chain": r.chain,
-            "index": r.index,
-        }))?;
+        print_json(&restore_json(&a.output, &r))?;
+    } else if !to_stdout && !c.quiet {
+        eprintln!("{}", restore_summary(&a.output, &r));
     }
     Ok(exit::OK)
+}
+
+/// One line saying what a restore to `output` did.
+pub(crate) fn restore_summary(output: &std::path::Path, r: &RestoreReport) -> String {
+    let out = output.display();
+    match &r.method {
+        Method::UpToDate => format!("{out} holds the state already ({} bytes)", r.size),
+        Method::Appended { from, files } => format!(
+            "appended {} bytes ({} backup file{}) to {out} from offset {from}: {} bytes now",
+            r.bytes,
+            files.len(),
+            if files.len() == 1 { "" } else { "s" },
+            r.size
+        ),
+        Method::Full { reason: None } => format!("restored {out} in full: {} bytes", r.size),
+        Method::Full { reason: Some(why) } => {
+            format!("restored {out} in full: {} bytes ({why})", r.size)
+        }
+    }
+}
+
+/// A restore's report as JSON.
+pub(crate) fn restore_json(output: &std::path::Path, r: &RestoreReport) -> serde_json::Value {
+    let (method, reason, from, files) = match &r.method {
+        Method::UpToDate => ("up-to-date", None, None, Vec::new()),
+        Method::Appended { from, files } => ("appended", None, Some(*from), files.clone()),
+        Method::Full { reason } => ("full", reason.clone(), None, Vec::new()),
+    };
+    json!({
+        "output": output,
+        "method": method,
+        "reason": reason,
+        "from": from,
+        "appended": files,
+        "bytes": r.bytes,
+        "size": r.size,
+        "md5": r.md5,
+        "chain": r.chain,
+        "index": r.index,
+    })
 }
 
 /// Runs `verify`.

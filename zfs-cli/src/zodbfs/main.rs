@@ -8,6 +8,7 @@ mod info;
 mod pack;
 mod records;
 mod reindex;
+mod standby;
 mod tail;
 
 use std::process::ExitCode;
@@ -60,6 +61,9 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Verify the files of a repozo repository against their recorded checksums.
     Verify(backup::VerifyArgs),
+    /// Bring a standby's Data.fs to the newest backed-up state, appending only what it
+    /// lacks (for a cron job; refuses while a running ZODB has the standby open).
+    Standby(standby::StandbyArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::Backup(a) => backup::run_backup(a, &ctx),
         Command::Restore(a) => backup::run_restore(a, &ctx),
         Command::Verify(a) => backup::run_verify(a, &ctx),
+        Command::Standby(a) => standby::run(a, &ctx),
     };
     // A file that shrank under a read (a live ZODB truncating an aborted commit, or an
     // operator) read as zeros instead of crashing us: nothing derived from it is reliable.
