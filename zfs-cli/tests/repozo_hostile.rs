@@ -334,10 +334,24 @@ fn devices_fifos_and_directories_are_refused_as_outputs() {
         &m.file_type()
     ));
     assert!(names_in(&e.path("dir")).is_empty());
-    // A FIFO as the source does not hang the backup.
+    // A FIFO as the source does not hang the backup; a directory or a device is refused
+    // with its own words (no "No such device", no empty FS30 file from /dev/zero).
     let o = e.run(NOW, &["-B", "-r", "repo", "-f", "fifo"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("is a FIFO"), "{}", stderr(&o));
+    let o = e.run(NOW, &["-B", "-r", "repo", "-f", "dir"]);
+    assert_eq!(
+        (o.status.code(), stderr(&o)),
+        (Some(1), "[Errno 21] Is a directory: 'dir'\n".to_string())
+    );
+    let o = e.run(NOW, &["-B", "-r", "repo", "-f", "/dev/zero"]);
+    assert_eq!(
+        (o.status.code(), stderr(&o)),
+        (
+            Some(1),
+            "'/dev/zero' is a character device, not a regular file\n".to_string()
+        )
+    );
 }
 
 #[test]

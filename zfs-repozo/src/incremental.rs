@@ -140,9 +140,21 @@ pub(crate) fn plan(
     let total: u64 = ranges[checked.clone()].iter().map(|r| r.1 - r.0).sum();
     hooks.progress.start("checking", total);
     let ticker = hooks.ticker();
+    // Hashed from a mapping (no copy through a buffer); the file is ours while the
+    // target's lock is held, and a shrink would be reported, not crash.
+    let file = existing.file.try_clone().map_err(|e| Error::io(name, e))?;
+    let map = zfs_files::Map::new(file, Path::new(name))?;
+    if (map.len() as u64) < len {
+        return Err(Error::io(
+            name,
+            std::io::Error::other("the file became shorter while it was opened"),
+        ));
+    }
     for i in checked {
         let (start, end, md5) = &ranges[i];
-        if hash_range(&existing.file, *start, *end, name, &ticker)? != *md5 {
+        let found = hash_range(&map, *start, *end, &ticker)?;
+        map.check_intact()?;
+        if found != *md5 {
             return Ok(Plan::Full(format!(
                 "Target file is not consistent with backup {}, falling back to a full recover.",
                 chain[i].path
@@ -163,29 +175,21 @@ pub(crate) fn plan(
     Ok(Plan::Append { first: inside, at })
 }
 
-/// MD5 of the target's bytes `[start, end)`.
+/// MD5 of the mapped target's bytes `[start, end)` (within its length, which the caller
+/// checked).
 fn hash_range(
-    file: &File,
+    map: &zfs_files::Map,
     start: u64,
     end: u64,
-    name: &str,
     ticker: &crate::Ticker<'_>,
 ) -> Result<String> {
+    let bytes = &map[start as usize..end as usize];
     let mut h = Md5::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut pos = start;
-    while pos < end {
-        let want = usize::try_from(end - pos).unwrap_or(CHUNK).min(CHUNK);
-        let n = match file.read_at(&mut buf[..want], pos) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(name, e)),
-        };
-        h.update(&buf[..n]);
-        ticker.advance(n as u64)?;
-        pos += n as u64;
+    for c in bytes.chunks(CHUNK) {
+        h.update(c);
+        ticker.advance(c.len() as u64)?;
     }
+    map.release(start, end);
     Ok(h.hex())
 }
 
