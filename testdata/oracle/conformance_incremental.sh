@@ -11,8 +11,8 @@
 # later-or-equal state j, a target restored at state i is brought to state j by our
 # `repozo -R -D <j> -o target` (default and -Q): the result and its .index must be the
 # reference's bytes, and the run must have appended (or found nothing to do), not rebuilt.
-# Targets that must be rebuilt (a later state, a changed byte, another database) must end
-# as the reference too, with the reason in -v. `zodbfs standby` brings a target at an
+# Targets that must be rebuilt (a later state, a changed byte, another database, a packed
+# target) must end as the reference too, with the reason in -v. `zodbfs standby` brings a target at an
 # early state to the newest one. Takes well under a minute once the binaries are built.
 #
 # Environment:
@@ -188,6 +188,19 @@ fallbacks() {
     check "another database is rebuilt" "$last" "falling back to a full recover"
     head -c 100 "$d/ref1.fs" > "$d/t.fs"
     check "a target shorter than the full backup is rebuilt" "$last" "smaller than full backup"
+    # A target packed by ZODB since its restore (a standby someone packed).
+    cp "$d/ref$((last - 1)).fs" "$d/t.fs"
+    rm -f "$d/t.fs.index"
+    "$ORACLE_PY" - "$d/t.fs" > "$d/pack.log" 2>&1 <<'PY' || { conf_fail "$name: ZODB pack" "$d/pack.log"; return; }
+import sys, time
+import ZODB.FileStorage
+from ZODB.serialize import referencesf
+fs = ZODB.FileStorage.FileStorage(sys.argv[1])
+fs.pack(time.time() + 3600, referencesf)
+fs.close()
+PY
+    rm -f "$d/t.fs.old"
+    check "a packed target is rebuilt" "$last" "falling back to a full recover"
 }
 
 standby() {
