@@ -34,8 +34,8 @@ pub(crate) struct Target {
 impl Target {
     /// Checks that `out` and `out.index` may be written (a regular file, a symlink that is
     /// replaced, or nothing; never a directory, device or FIFO; never a file of the
-    /// chain), and takes `out.lock`, the lock a running ZODB holds on the file, so that a
-    /// database in use is not restored over. The new files get the existing target's mode,
+    /// chain), and takes `out.lock` when `out` (or that lock file) exists: the lock a
+    /// running ZODB holds on the file, so that a database in use is not restored over. The new files get the existing target's mode,
     /// else the full backup's.
     pub fn prepare(out: &Path, chain: &[ChainFile]) -> Result<Target> {
         let name = out.to_string_lossy().into_owned();
@@ -61,7 +61,13 @@ impl Target {
         index_spec = index_spec.not_input(Path::new(&dat))?;
         spec.check()?;
         index_spec.check()?;
-        let lock = lock_target(out, &name)?;
+        // Where nothing exists yet no database can be open: no lock file is made for it.
+        let lock_file = zfs_files::with_suffix(out, ".lock");
+        let lock = if existing.is_some() || std::fs::symlink_metadata(&lock_file).is_ok() {
+            lock_target(out, &name)?
+        } else {
+            None
+        };
         Ok(Target {
             path: out.to_path_buf(),
             name,

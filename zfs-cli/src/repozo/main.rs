@@ -76,9 +76,10 @@ Restore options:
                     mode of the FILE it replaces, else of the full backup. Only when
                     the disk cannot hold both is the old FILE deleted first, after every
                     backup file has been read and checked, and the run says so.
-                    FILE.lock (the lock a running ZODB holds) is taken while the restore
-                    works: a database in use is not restored over. FILE must be a
-                    regular file or absent (not a directory, device or FIFO).
+                    An existing FILE's lock, FILE.lock (the one a running ZODB holds),
+                    is taken while the restore works: a database in use is not restored
+                    over. FILE must be a regular file or absent (not a directory,
+                    device or FIFO).
   -w, --with-verify Check every backup file against its recorded size and checksum while
                     restoring.
   -F, --full        Rebuild an existing -o FILE in full. Without -F, an existing FILE

@@ -8,6 +8,7 @@ mod info;
 mod pack;
 mod records;
 mod reindex;
+mod site;
 mod standby;
 mod tail;
 
@@ -61,6 +62,10 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Verify the files of a repozo repository against their recorded checksums.
     Verify(backup::VerifyArgs),
+    /// List every restorable point of a repozo repository (and its blob backups).
+    List(site::ListArgs),
+    /// Remove old backups: keep the newest N full backups with their blob trees.
+    Prune(site::PruneArgs),
     /// Bring a standby's Data.fs to the newest backed-up state, appending only what it
     /// lacks (for a cron job; refuses while a running ZODB has the standby open).
     Standby(standby::StandbyArgs),
@@ -94,6 +99,8 @@ fn main() -> ExitCode {
         Command::Backup(a) => backup::run_backup(a, &ctx),
         Command::Restore(a) => backup::run_restore(a, &ctx),
         Command::Verify(a) => backup::run_verify(a, &ctx),
+        Command::List(a) => site::run_list(a, &ctx),
+        Command::Prune(a) => site::run_prune(a, &ctx),
         Command::Standby(a) => standby::run(a, &ctx),
     };
     // A file that shrank under a read (a live ZODB truncating an aborted commit, or an
