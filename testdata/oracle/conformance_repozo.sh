@@ -684,9 +684,9 @@ ctail_case
 # A run killed between renaming its incremental into place and appending its .dat line
 # (Python and ours share that window). On purpose, ours differs from Python here: our next
 # backup adds the missing line when the file holds the source's bytes at that place.
-# Python's next run says "No changes" and never adds it; its restore concatenates the
-# unlisted file anyway, while ours refuses a chain file the .dat does not list, so without
-# the line our restore of that repository would stay refused.
+# Python's next run says "No changes" and never adds it; both tools restore the unlisted
+# file meanwhile (ours when its .index shows it continues the chain), but neither -V nor
+# -R -w can check it until its line is back.
 lost_dat_line() {
     local d="$W/lost-line" dat
     mkdir -p "$d/py/repo" "$d/rs/repo" "$d/stages"

@@ -354,49 +354,50 @@ fn devices_fifos_and_directories_are_refused_as_outputs() {
     );
 }
 
+/// Starts `args` as `nobody`.
+fn spawn_as_nobody(e: &Env, args: &[&str]) -> std::process::Child {
+    Command::new("setpriv")
+        .args([
+            "--reuid",
+            "nobody",
+            "--regid",
+            "nogroup",
+            "--clear-groups",
+            "--",
+        ])
+        .args(args)
+        .current_dir(&e.root)
+        .spawn()
+        .expect("setpriv")
+}
+
 #[test]
 fn another_user_cannot_block_backups_or_restores() {
     require_root();
     let e = Env::new();
     let v1 = datafs(20, 300);
     two_backups(&e, &v1, &datafs(24, 300), false);
+    assert!(
+        !e.path("repo/.repozo.lock").exists(),
+        "a backup removes its lock file"
+    );
     open_to_others(&e);
-    // nobody holds flock on the repository directory (enough to block earlier versions
-    // forever) and cannot open our lock file (0600, root's).
-    let mut holder = Command::new("setpriv")
-        .args([
-            "--reuid",
-            "nobody",
-            "--regid",
-            "nogroup",
-            "--clear-groups",
-            "--",
-        ])
-        .args(["flock", "-x", "repo", "sleep", "60"])
-        .current_dir(&e.root)
-        .spawn()
-        .expect("setpriv flock");
-    let tried = Command::new("setpriv")
-        .args([
-            "--reuid",
-            "nobody",
-            "--regid",
-            "nogroup",
-            "--clear-groups",
-            "--",
-        ])
-        .args(["flock", "-n", "-s", "repo/.repozo.lock", "true"])
-        .current_dir(&e.root)
-        .output()
-        .expect("setpriv flock");
-    assert!(!tried.status.success(), "nobody could open the lock file");
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let wait = [("ZFS_REPOZO_LOCK_WAIT", "5")];
+    // A lock file left by a killed backup and opened up since (0644), which nobody opens
+    // and holds a lock on; nobody also holds flock on the repository directory (enough to
+    // block earlier versions forever).
+    e.write("repo/.repozo.lock", b"");
+    chmod(&e.path("repo/.repozo.lock"), 0o644);
+    let mut holders = [
+        spawn_as_nobody(&e, &["flock", "-x", "repo", "sleep", "60"]),
+        spawn_as_nobody(&e, &["flock", "-s", "repo/.repozo.lock", "sleep", "60"]),
+    ];
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let run = |args: &[&str]| {
-        let mut c = Command::cargo_bin("repozo").expect("binary");
-        c.current_dir(&e.root)
+        Command::cargo_bin("repozo")
+            .expect("binary")
+            .current_dir(&e.root)
             .env("REPOZO_TEST_NOW", NOW)
-            .envs(wait)
+            .env("ZFS_REPOZO_LOCK_WAIT", "5")
             .args(args)
             .output()
             .expect("run")
@@ -411,9 +412,11 @@ fn another_user_cannot_block_backups_or_restores() {
         t.elapsed() < std::time::Duration::from_secs(4),
         "a run waited"
     );
-    let _ = holder.kill();
-    let _ = holder.wait();
-    assert_eq!(mode(&e.path("repo/.repozo.lock")), 0o600);
+    for h in &mut holders {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    assert!(!e.path("repo/.repozo.lock").exists());
 }
 
 #[test]
@@ -463,8 +466,10 @@ fn a_user_who_may_only_read_the_repository_restores_and_verifies() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(std::fs::read(&target).expect("read"), v2);
-    let lock = std::fs::metadata(e.path("repo/.repozo.lock")).expect("lock");
-    assert_eq!(lock.uid(), 0, "readers never make the lock file theirs");
+    assert!(
+        !e.path("repo/.repozo.lock").exists(),
+        "readers never make a lock file"
+    );
 }
 
 #[test]
@@ -553,10 +558,10 @@ fn a_full_backup_that_is_no_filestorage_is_refused() {
 }
 
 #[test]
-fn verify_warns_where_restore_would_refuse() {
+fn an_incremental_without_its_dat_line_is_restored_and_verify_says_so() {
     let e = Env::new();
-    let v1 = datafs(20, 300);
-    two_backups(&e, &v1, &datafs(24, 300), false);
+    let v2 = datafs(24, 300);
+    two_backups(&e, &datafs(20, 300), &v2, false);
     // A run killed between renaming the incremental into place and writing its line.
     let dat = e.path(&format!("repo/{T1}.dat"));
     let text = std::fs::read_to_string(&dat).expect("read");
@@ -565,19 +570,23 @@ fn verify_warns_where_restore_would_refuse() {
         text.lines().next().expect("a line").to_string() + "\n",
     )
     .expect("write");
+    // Restored, as Python restores it: its .index shows it continues the chain.
+    let o = e.run(NOW, &["-R", "-r", "repo", "-o", "out.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not listed in"), "{}", stderr(&o));
+    assert_eq!(e.read("out.fs"), v2);
+    // -w cannot check it: refused, and says what to do.
+    let o = e.run(NOW, &["-R", "-w", "-r", "repo", "-o", "out2.fs"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("-w cannot check it"), "{}", stderr(&o));
+    // -V passes (as Python's) and warns.
     let o = e.run(NOW, &["-V", "-r", "repo"]);
     assert_eq!(o.status.code(), Some(0), "Python's -V passes: so does ours");
     assert!(
-        stderr(&o).starts_with("warning: a restore of the newest state would refuse it: ")
-            && stderr(&o).contains("is not listed in"),
+        stderr(&o).starts_with("warning: ")
+            && stderr(&o).contains("neither -V nor -R -w can check it"),
         "{}",
         stderr(&o)
-    );
-    assert_eq!(
-        e.run(NOW, &["-R", "-r", "repo", "-o", "out.fs"])
-            .status
-            .code(),
-        Some(1)
     );
     let o = Command::cargo_bin("zodbfs")
         .expect("binary")
@@ -593,6 +602,18 @@ fn verify_warns_where_restore_would_refuse() {
         .as_str()
         .expect("a warning")
         .contains("is not listed in"));
+    // Without its .index it could belong to another chain: -R refuses, -V warns of that.
+    std::fs::remove_file(e.path(&format!("repo/{T2}.index"))).expect("rm");
+    let o = e.run(NOW, &["-R", "-r", "repo", "-o", "out3.fs"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    let o = e.run(NOW, &["-V", "-r", "repo"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).starts_with("warning: a restore of the newest state would refuse it: "),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

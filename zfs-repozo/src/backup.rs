@@ -209,10 +209,24 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
     // Strictly after every data file (two runs in one second would otherwise collide, or
     // sort a full backup after an incremental of the same second), unless the newest file
     // is far in the future (a clock moved back): then it is invisible anyway, as in Python.
-    let stamp = match repo::newest_stamp(&opts.repository)? {
+    let mut stamp = match repo::newest_stamp(&opts.repository)? {
         Some(n) if n >= now && n.secs - now.secs <= crate::FUTURE_SLACK_SECS => n.next(),
         _ => now,
     };
+    // A name of that second held by another user's file (no backup of ours, see
+    // `repo::data_files`) is passed by: the backup takes the next free second.
+    let trusted = repo::Trusted::of(&opts.repository);
+    for _ in 0..crate::FUTURE_SLACK_SECS {
+        let root = stamp.format();
+        let strangers = [".fs", ".fsz", ".deltafs", ".deltafsz", ".index", ".dat"]
+            .iter()
+            .map(|ext| join(&opts.repository, &format!("{root}{ext}")))
+            .any(|p| std::fs::symlink_metadata(&p).is_ok() && !trusted.owns(&p));
+        if !strangers {
+            break;
+        }
+        stamp = stamp.next();
+    }
     let kind = Kind::of(start.is_none(), opts.gzip);
     let name = format!("{}{}", stamp.format(), kind.ext());
     let dest = join(&opts.repository, &name);
@@ -946,11 +960,24 @@ mod tests {
             // The run that wrote the incremental stopped before its .dat line.
             let first_line = whole.iter().position(|&b| b == b'\n').expect("a line") + 1;
             std::fs::write(&dat, &whole[..first_line]).expect("write");
+            // Both tools restore it meanwhile (its .index shows it continues the chain).
+            assert_eq!(restore_now(&r).expect("restore"), v2);
+            // Without its .index the file could be another chain's: refused.
+            let index = Path::new(&r.repo()).join(format!(
+                "{}.index",
+                Stamp {
+                    secs: 1_700_000_010
+                }
+                .format()
+            ));
+            let saved = std::fs::read(&index).expect("index");
+            std::fs::remove_file(&index).expect("rm");
             let e = restore_now(&r).expect_err("an unlisted file");
             assert!(
                 e.to_string().contains("interrupted") && e.to_string().contains("-D "),
                 "{e}"
             );
+            std::fs::write(&index, saved).expect("write");
             // Same source: the line comes back, byte for byte, and nothing else is written.
             let rep = r.backup(&v2, 1_700_000_020, verbose, quick);
             assert_eq!(

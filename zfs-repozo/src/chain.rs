@@ -9,8 +9,29 @@ use crate::repo::{self, ChainFile, DatLine};
 use crate::source::read_uncompressed;
 use crate::Ticker;
 
-/// Size and MD5 expected for each chain file, by path.
-pub(crate) type Expected = HashMap<String, (u64, String)>;
+/// What a chain file must hold: its uncompressed size, and its MD5 when the `.dat` lists
+/// it (a trailing file an interrupted backup did not list has only the size its `.index`
+/// vouches for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Want {
+    /// Uncompressed bytes.
+    pub size: u64,
+    /// MD5 of them, from the `.dat`.
+    pub md5: Option<String>,
+}
+
+/// What each chain file must hold, by path.
+pub(crate) type Expected = HashMap<String, Want>;
+
+/// A chain checked against its `.dat`.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// What each file must hold.
+    pub expected: Expected,
+    /// Trailing files the `.dat` does not list but their `.index` shows to continue the
+    /// chain (an interrupted backup renamed them into place before writing their line).
+    pub unlisted: Vec<String>,
+}
 
 /// Refuses a chain that does not start with a full backup (its full backup was deleted, so
 /// the oldest file left is an incremental): concatenated, it would not be a FileStorage.
@@ -58,24 +79,35 @@ fn first_bytes(c: &ChainFile, n: usize) -> Option<Vec<u8>> {
 }
 
 /// Checks the chain against the `.dat`: no hole, no file from another chain, contiguous
-/// positions, plain files of the recorded size.
+/// positions, plain files of the recorded size. Trailing files after every listed one are
+/// taken when their `.index` (written before the data file) says the source ended exactly
+/// where they end: what a backup killed between its data file and its `.dat` line leaves
+/// (Python's restore takes them too). Any other unlisted file is refused.
 pub(crate) fn check_against_dat(
     repository: &str,
     chain: &[ChainFile],
     lines: &[DatLine],
     when: &str,
-) -> Result<Expected> {
+) -> Result<Checked> {
     let dat_name = repo::dat_path_of(&chain[0]);
     let mut expected = Expected::new();
+    let mut unlisted = Vec::new();
     let by_name: HashMap<&str, &DatLine> = lines.iter().map(|l| (l.basename(), l)).collect();
     let mut next_start = 0u64;
     for (i, c) in chain.iter().enumerate() {
         let Some(line) = by_name.get(c.name.as_str()) else {
+            // Every line is taken by the files before this one (so the rest are unlisted
+            // too): a backup run stopped between renaming its data file into place and
+            // writing its line, or files of another chain.
+            let trailing = i > 0 && i - unlisted.len() == lines.len();
+            if let Some(size) = trailing.then(|| continues(c, next_start)).flatten() {
+                expected.insert(c.path.clone(), Want { size, md5: None });
+                unlisted.push(c.path.clone());
+                next_start += size;
+                continue;
+            }
             return Err(Error::BrokenChain(match chain[..i].last() {
-                // Every line is taken by the files before this one (so the rest are
-                // unlisted too): a backup run stopped between renaming its data file into
-                // place and writing its line.
-                Some(before) if i == lines.len() => format!(
+                Some(before) if trailing => format!(
                     "{} is not listed in {dat_name}: a backup run was interrupted before writing its line. \
                      The next backup of the source adds the line if the file matches it; \
                      -D {} restores the state before it",
@@ -88,6 +120,12 @@ pub(crate) fn check_against_dat(
                 ),
             }));
         };
+        if !unlisted.is_empty() {
+            return Err(Error::BrokenChain(format!(
+                "{} is not listed in {dat_name}, but {} after it is: the repository mixes files of different chains",
+                unlisted[0], c.path
+            )));
+        }
         if line.start != next_start {
             return Err(Error::BrokenChain(format!(
                 "{} starts at {} but the chain before it ends at {next_start}: a backup file is missing",
@@ -105,7 +143,13 @@ pub(crate) fn check_against_dat(
                 )));
             }
         }
-        expected.insert(c.path.clone(), (line.end - line.start, line.md5.clone()));
+        expected.insert(
+            c.path.clone(),
+            Want {
+                size: line.end - line.start,
+                md5: Some(line.md5.clone()),
+            },
+        );
     }
     for l in lines {
         let name = l.basename();
@@ -117,7 +161,28 @@ pub(crate) fn check_against_dat(
             )));
         }
     }
-    Ok(expected)
+    Ok(Checked { expected, unlisted })
+}
+
+/// The uncompressed size of chain file `c` when its `.index` says the source ended right
+/// after it, that is at `start` plus that size; `None` otherwise (no `.index`, unreadable,
+/// another end).
+fn continues(c: &ChainFile, start: u64) -> Option<u64> {
+    let index = format!("{}.index", crate::names::strip_ext(&c.path));
+    let bytes = std::fs::read(index).ok()?;
+    let (pos, _) = zfs_format::index_file::load_index(&bytes).ok()?;
+    let size = if c.kind.is_gzip() {
+        let mut n = 0u64;
+        read_uncompressed(&c.path, true, &mut |b| {
+            n += b.len() as u64;
+            Ok(())
+        })
+        .ok()?;
+        n
+    } else {
+        zfs_files::regular_len(std::path::Path::new(&c.path)).ok()?
+    };
+    (start.checked_add(size) == Some(pos)).then_some(size)
 }
 
 /// Reads every file of the chain once, as a restore would, without writing anything: each
@@ -140,17 +205,17 @@ pub(crate) fn read_through(
             n += b.len() as u64;
             ticker.advance(b.len() as u64)
         })?;
-        if let Some((size, sum)) = want {
-            if n != *size {
+        if let Some(want) = want {
+            if n != want.size {
                 return Err(Error::WrongSize {
                     path: c.path.clone(),
                     found: n,
-                    expected: *size,
+                    expected: want.size,
                     when: "",
                 });
             }
             let md5 = h.hex();
-            if md5 != *sum {
+            if let Some(sum) = want.md5.as_ref().filter(|sum| **sum != md5) {
                 return Err(Error::WrongChecksum {
                     path: c.path.clone(),
                     found: md5,
@@ -216,11 +281,15 @@ mod tests {
         let ticker = crate::Hooks::silent();
         let ticker = ticker.ticker();
         assert_eq!(read_through(&chain, None, &ticker).expect("read"), 11);
+        let want = |size, bytes: &[u8]| Want {
+            size,
+            md5: Some(crate::md5::md5_hex(bytes)),
+        };
         let mut exp = Expected::new();
-        exp.insert(full.path.clone(), (7, crate::md5::md5_hex(b"FS30abc")));
-        exp.insert(delta.path.clone(), (4, crate::md5::md5_hex(b"defg")));
+        exp.insert(full.path.clone(), want(7, b"FS30abc"));
+        exp.insert(delta.path.clone(), want(4, b"defg"));
         assert_eq!(read_through(&chain, Some(&exp), &ticker).expect("read"), 11);
-        exp.insert(delta.path.clone(), (4, crate::md5::md5_hex(b"defX")));
+        exp.insert(delta.path.clone(), want(4, b"defX"));
         let e = read_through(&chain, Some(&exp), &ticker).expect_err("sum");
         assert!(matches!(e, Error::WrongChecksum { .. }), "{e}");
         let cut = &gz[..gz.len() - 6];

@@ -18,8 +18,10 @@
 //! interruption cuts it back to that size before returning. A process killed while
 //! appending leaves the old bytes followed by a prefix of the missing ones (the target is
 //! then a prefix of the new state, never shorter than before), and the next run checks
-//! that tail against the chain and completes it. The target is fsynced before the run
-//! reports success; its `.index` is replaced only afterwards.
+//! that tail against the chain and completes it. The old `.index` is removed before the
+//! first byte is appended (an index always describes exactly the file beside it, or there
+//! is none); the target is fsynced before the new one is put beside it and the run reports
+//! success.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _};
@@ -93,18 +95,19 @@ pub(crate) fn open_existing(target: &Target) -> Result<std::result::Result<Exist
     }))
 }
 
-/// Where each chain file lies in the restored file: `(start, end, md5)`.
-fn ranges(chain: &[ChainFile], expected: &Expected) -> Vec<(u64, u64, String)> {
+/// Where each chain file lies in the restored file: `(start, end, md5)` (no MD5 for a file
+/// the `.dat` does not list).
+fn ranges(chain: &[ChainFile], expected: &Expected) -> Vec<(u64, u64, Option<String>)> {
     let mut at = 0u64;
     chain
         .iter()
         .map(|c| {
-            let (size, md5) = expected
+            let want = expected
                 .get(&c.path)
                 .cloned()
-                .expect("the .dat describes every file of the chain");
-            let r = (at, at + size, md5);
-            at += size;
+                .expect("every file of the chain was checked");
+            let r = (at, at + want.size, want.md5);
+            at += want.size;
             r
         })
         .collect()
@@ -152,6 +155,13 @@ pub(crate) fn plan(
     }
     for i in checked {
         let (start, end, md5) = &ranges[i];
+        let Some(md5) = md5 else {
+            return Ok(Plan::Full(format!(
+                "{} is not listed in the .dat, so the target cannot be checked against it, \
+                 falling back to a full recover.",
+                chain[i].path
+            )));
+        };
         let found = hash_range(&map, *start, *end, &ticker)?;
         map.check_intact()?;
         if found != *md5 {

@@ -25,21 +25,49 @@ impl ChainFile {
     }
 }
 
-/// The names of the data files in `repo`, ascending.
+/// The names of the data files in `repo`, ascending. A file another user put there (one
+/// owned by neither us, the repository's owner nor root) is no backup of ours and is left
+/// out: a planted file cannot pose as a backup (Python repozo takes it).
 pub fn data_files(repo: &str) -> Result<Vec<String>> {
     // An empty repository argument is no directory (Python's `os.listdir('')` fails too).
     let rd = std::fs::read_dir(repo).map_err(|e| Error::io(repo, e))?;
+    let trusted = Trusted::of(repo);
     let mut names = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(repo, e))?;
         if let Ok(name) = entry.file_name().into_string() {
-            if parse_data_name(&name).is_some() {
+            if parse_data_name(&name).is_some() && trusted.owns(&join(repo, &name)) {
                 names.push(name);
             }
         }
     }
     names.sort();
     Ok(names)
+}
+
+/// Whose files in a repository count as its backups: ours, its owner's, root's.
+pub(crate) struct Trusted {
+    uids: [u32; 3],
+}
+
+impl Trusted {
+    /// The trusted owners of files in `repo`.
+    pub(crate) fn of(repo: &str) -> Trusted {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = if repo.is_empty() { "." } else { repo };
+        let us = rustix::process::geteuid().as_raw();
+        let owner = std::fs::metadata(dir).map_or(us, |m| m.uid());
+        Trusted {
+            uids: [us, owner, 0],
+        }
+    }
+
+    /// Whether the file at `path` (not followed) belongs to a trusted owner; a missing
+    /// file does not.
+    pub(crate) fn owns(&self, path: &str) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::symlink_metadata(path).is_ok_and(|m| self.uids.contains(&m.uid()))
+    }
 }
 
 /// The chain that makes the state as of `when` (a stamp or any prefix of one), oldest first:
@@ -353,25 +381,40 @@ pub fn sync_dir(dir: &str) {
 }
 
 /// The repository's lock file: hidden (Python repozo and `find_files` pass it by), mode
-/// 0600 and owned by the user who makes the backups, so no other user can take it.
+/// 0600 and owned by the user who makes the backups, so no other user can take it. A
+/// backup creates it and removes it when it is done: another user who could open a lock
+/// file left behind (its mode widened) holds nothing the next backup uses.
 pub const LOCK_FILE: &str = ".repozo.lock";
 
 /// How long a run waits for another run's lock unless told otherwise.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(600);
 
-/// A lock on a repository, released when dropped.
+/// A lock on a repository, released when dropped (a backup's lock file is removed then).
 #[derive(Debug)]
 pub struct RepoLock {
-    _lock: Option<zfs_files::Lock>,
+    lock: Option<zfs_files::Lock>,
+    remove: Option<std::path::PathBuf>,
+}
+
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        // Removed while still held: a run waiting on this file finds it gone and makes a
+        // new one.
+        if let Some(p) = self.remove.take() {
+            let _ = std::fs::remove_file(p);
+        }
+        self.lock.take();
+    }
 }
 
 /// Locks the repository: exclusive for a backup, shared for restore and verify, through
-/// [`LOCK_FILE`]. A backup creates the lock file (0600) and fails if another user owns it.
-/// Restore and verify never create it, and go on without a lock when they cannot open it
-/// (a user who may only read the repository), so nobody but the backup's user can block a
-/// backup. When another run holds the lock, `waiting` is told who (once), and the call
-/// waits up to `wait`, then fails naming the holder. File systems without `flock` go on
-/// unlocked, as Python repozo always does.
+/// [`LOCK_FILE`]. A backup creates the lock file (0600), fails if another user owns it,
+/// and removes it when done. Restore and verify never create it: they share it while it
+/// exists (a backup is running) and they can open it, and go on without a lock otherwise
+/// (no backup, or a user who may only read the repository), so nobody but the backup's
+/// user can block a backup. When another run holds the lock, `waiting` is told who (once),
+/// and the call waits up to `wait`, then fails naming the holder. File systems without
+/// `flock` go on unlocked, as Python repozo always does.
 pub fn lock(
     repo: &str,
     exclusive: bool,
@@ -382,27 +425,79 @@ pub fn lock(
     std::fs::read_dir(repo).map_err(|e| Error::io(repo, e))?;
     let path = join(repo, LOCK_FILE);
     let path = std::path::Path::new(&path);
-    let opts = if exclusive {
-        zfs_files::LockOptions::private(wait)
-    } else {
+    let unlocked = RepoLock {
+        lock: None,
+        remove: None,
+    };
+    if !exclusive {
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.is_file() && may_open(&m) => {}
-            _ => return Ok(RepoLock { _lock: None }),
+            _ => return Ok(unlocked),
         }
-        zfs_files::LockOptions {
+        let opts = zfs_files::LockOptions {
             exclusive: false,
             wait,
             mode: 0o600,
             private: false,
             holder: None,
+        };
+        return match zfs_files::Lock::acquire(path, &opts, waiting) {
+            Ok(l) => Ok(RepoLock {
+                lock: Some(l),
+                remove: None,
+            }),
+            Err(e) if lock_unsupported(&e) || e.io_error().is_some() => Ok(unlocked),
+            Err(e) => Err(e.into()),
+        };
+    }
+    // A lock file of ours is a regular file of a trusted owner, mode 0600. Anything else at
+    // its name was put there or opened up by someone else (who may hold a lock on it): it
+    // goes, and the backup makes its own.
+    let trusted = Trusted::of(repo);
+    let planted = std::fs::symlink_metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::PermissionsExt as _;
+        !m.is_file()
+            || !trusted.owns(&path.to_string_lossy())
+            || m.permissions().mode() & 0o077 != 0
+    });
+    if planted {
+        let _ = std::fs::remove_file(path);
+    }
+    let start = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let left = wait.saturating_sub(start.elapsed());
+        let mut on_wait = |holder: &str| {
+            if !told {
+                told = true;
+                waiting(holder);
+            }
+        };
+        let l = match zfs_files::Lock::acquire(
+            path,
+            &zfs_files::LockOptions::private(left),
+            &mut on_wait,
+        ) {
+            Ok(l) => l,
+            Err(e) if lock_unsupported(&e) => return Ok(unlocked),
+            Err(zfs_files::Error::Locked { path, holder, .. }) => {
+                return Err(Error::Files(zfs_files::Error::Locked {
+                    path,
+                    holder,
+                    waited: start.elapsed(),
+                }))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The holder we waited for removed the file: ours is a lock on nothing. Again,
+        // on the file the path names now.
+        let held = zfs_files::FileId::of_file(l.file()).map_err(|e| Error::io(path, e))?;
+        if zfs_files::FileId::of_path(path).ok().flatten() == Some(held) {
+            return Ok(RepoLock {
+                lock: Some(l),
+                remove: Some(path.to_path_buf()),
+            });
         }
-    };
-    match zfs_files::Lock::acquire(path, &opts, waiting) {
-        Ok(l) => Ok(RepoLock { _lock: Some(l) }),
-        Err(e) if lock_unsupported(&e) => Ok(RepoLock { _lock: None }),
-        // A reader that cannot open the lock file (read-only file system) reads unlocked.
-        Err(e) if !exclusive && e.io_error().is_some() => Ok(RepoLock { _lock: None }),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -709,12 +804,16 @@ mod tests {
             holder.starts_with(&format!("process {}", std::process::id())),
             "{holder}"
         );
-        // Shared locks do not wait for each other.
+        assert!(!lock_file.exists(), "a backup removes its lock file");
+        // Readers share a lock file while it exists (here one a killed backup left), and a
+        // writer waits for them, but not forever, and names the file.
+        std::fs::write(&lock_file, b"").expect("write");
+        std::fs::set_permissions(&lock_file, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
         let a = lock(&repo, false, wait, &mut |_| panic!("readers share")).expect("lock");
         let _b = lock(&repo, false, wait, &mut |_| panic!("readers share")).expect("lock");
-        // A writer waits for readers, but not forever, and names them.
         let e = lock(&repo, true, Duration::from_millis(200), &mut |_| {}).expect_err("held");
-        assert!(e.to_string().contains("is locked by process"), "{e}");
+        assert!(e.to_string().contains("is locked by"), "{e}");
         assert!(e.to_string().contains(LOCK_FILE), "{e}");
         drop(a);
     }
@@ -735,16 +834,50 @@ mod tests {
     }
 
     #[test]
-    fn a_symlink_at_the_lock_name_is_refused_and_not_followed() {
+    fn a_lock_file_someone_else_made_or_opened_up_is_replaced() {
         let t = tempfile::tempdir().expect("tempdir");
         let victim = t.path().join("victim");
         std::fs::write(&victim, b"keep").expect("write");
-        std::os::unix::fs::symlink(&victim, t.path().join(LOCK_FILE)).expect("symlink");
+        let lock_file = t.path().join(LOCK_FILE);
+        std::os::unix::fs::symlink(&victim, &lock_file).expect("symlink");
         let repo = t.path().to_str().expect("utf8");
-        let e = lock(repo, true, Duration::ZERO, &mut |_| {}).expect_err("symlink");
-        assert!(e.to_string().contains("symlink"), "{e}");
-        assert_eq!(std::fs::read(&victim).expect("read"), b"keep");
-        // A reader goes on unlocked.
+        // A reader goes on unlocked; a writer replaces the symlink, never follows it.
         lock(repo, false, Duration::ZERO, &mut |_| {}).expect("read");
+        let l = lock(repo, true, Duration::ZERO, &mut |_| {}).expect("write");
+        assert_eq!(std::fs::read(&victim).expect("read"), b"keep");
+        assert!(std::fs::symlink_metadata(&lock_file)
+            .expect("meta")
+            .is_file());
+        drop(l);
+        assert!(!lock_file.exists(), "a backup removes its lock file");
+        // A lock file left behind and opened up (0644), held by whoever opened it: not ours
+        // to wait for.
+        std::fs::write(&lock_file, b"").expect("write");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&lock_file, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        let other = std::fs::File::open(&lock_file).expect("open");
+        other.lock_shared().expect("flock");
+        let _l = lock(repo, true, Duration::ZERO, &mut |_| panic!("no wait"))
+            .expect("a fresh lock file");
+    }
+
+    #[test]
+    fn a_writer_waiting_for_a_lock_file_that_goes_takes_the_next_one() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let repo = t.path().to_str().expect("utf8").to_string();
+        let first = lock(&repo, true, Duration::ZERO, &mut |_| {}).expect("lock");
+        std::thread::scope(|s| {
+            let second = s.spawn(|| lock(&repo, true, Duration::from_secs(30), &mut |_| {}));
+            std::thread::sleep(Duration::from_millis(300));
+            drop(first);
+            let second = second.join().expect("no panic").expect("locked");
+            // It holds the file the path names now, so a third run waits for it.
+            let e = lock(&repo, true, Duration::from_millis(200), &mut |_| {})
+                .expect_err("held by the second");
+            assert!(e.to_string().contains("is locked by"), "{e}");
+            drop(second);
+        });
+        assert!(names_in(t.path()).is_empty());
     }
 }

@@ -155,9 +155,33 @@ pub fn restore(
             .is_some_and(|l| l.basename() == chain[0].name && l.start == 0)
     };
     let expected = match &dat {
-        Some(lines) if opts.with_verify || describes_chain(lines) => Some(
-            chain::check_against_dat(&opts.repository, &chain, lines, &when)?,
-        ),
+        Some(lines) if opts.with_verify || describes_chain(lines) => {
+            let checked = chain::check_against_dat(&opts.repository, &chain, lines, &when)?;
+            if let Some(first) = checked.unlisted.first() {
+                let before = chain
+                    .iter()
+                    .take_while(|c| c.path != *first)
+                    .last()
+                    .expect("an unlisted file follows the full backup");
+                if opts.with_verify {
+                    return Err(Error::BrokenChain(format!(
+                        "{first} is not listed in {dat_path}: a backup run was interrupted before \
+                         writing its line, so -w cannot check it. Restore without -w (its .index \
+                         shows it continues the chain), or after the next backup, which adds the \
+                         line; -D {} restores the state before it",
+                        before.root()
+                    )));
+                }
+                for path in &checked.unlisted {
+                    (hooks.notice)(&format!(
+                        "warning: {path} is not listed in {dat_path} (a backup run was interrupted \
+                         before writing its line); its .index shows it continues the chain, so it \
+                         is restored with it. The next backup adds its line"
+                    ));
+                }
+            }
+            Some(checked.expected)
+        }
         Some(_) => {
             // A .dat that does not start with this chain's full backup (Python's default
             // mode recreates a lost .dat from the next incremental on): nothing to check.
@@ -266,16 +290,16 @@ pub(crate) fn write_chain(
         }
         n_total += n;
         let md5 = if hash { Some(h.hex()) } else { None };
-        if let Some((size, sum)) = expected.and_then(|e| e.get(&c.path)) {
-            if n != *size {
+        if let Some(want) = expected.and_then(|e| e.get(&c.path)) {
+            if n != want.size {
                 return Err(Error::WrongSize {
                     path: c.path.clone(),
                     found: n,
-                    expected: *size,
+                    expected: want.size,
                     when: "",
                 });
             }
-            if opts.with_verify {
+            if let (true, Some(sum)) = (opts.with_verify, &want.md5) {
                 let md5 = md5.clone().expect("hashed with -w");
                 if md5 != *sum {
                     return Err(Error::WrongChecksum {
@@ -321,12 +345,12 @@ fn copy_plain_parallel(
     for (i, c) in chain.iter().enumerate() {
         let f = zfs_files::open_input(Path::new(&c.path))?;
         let len = f.metadata().map_err(|e| Error::io(&c.path, e))?.len();
-        if let Some((size, _)) = expected.and_then(|e| e.get(&c.path)) {
-            if len != *size {
+        if let Some(want) = expected.and_then(|e| e.get(&c.path)) {
+            if len != want.size {
                 return Err(Error::WrongSize {
                     path: c.path.clone(),
                     found: len,
-                    expected: *size,
+                    expected: want.size,
                     when: "",
                 });
             }
@@ -361,7 +385,7 @@ fn copy_plain_parallel(
 /// `.dat`, or the sizes of plain files.
 fn known_size(chain: &[ChainFile], expected: Option<&Expected>) -> Option<u64> {
     if let Some(e) = expected {
-        return Some(e.values().map(|(n, _)| n).sum());
+        return Some(e.values().map(|w| w.size).sum());
     }
     chain.iter().try_fold(0u64, |acc, c| {
         if c.kind.is_gzip() {
@@ -548,7 +572,9 @@ fn append(
     for f in rest {
         hooks.log(&format!("\t{}", f.path));
     }
-    let end = at + rest.iter().map(|c| expected[&c.path].0).sum::<u64>();
+    // The old index describes the old size only: it goes before the file changes.
+    target.drop_index()?;
+    let end = at + rest.iter().map(|c| expected[&c.path].size).sum::<u64>();
     let written = crate::source::flushing_behind(&existing.file, &target.name, || {
         let out = Out::File {
             file: &existing.file,

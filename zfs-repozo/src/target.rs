@@ -129,11 +129,16 @@ impl Target {
 
     /// Puts the chain's `.index` beside the target, which already holds the chain's state
     /// (brought up to date in place), once it passes ZODB's sanity check against the file.
-    /// Without an index in the repository the old one stays (it describes a prefix of the
-    /// file, which ZODB extends); one that does not fit is not written, and the old one is
-    /// removed (ZODB rebuilds it).
+    /// One that does not fit is not written, and the old one is removed (ZODB rebuilds it);
+    /// without an index in the repository, an old one stays only if it fits the file.
     pub fn install_index(&self, chain: &[ChainFile], hooks: &Hooks<'_>) -> Result<Option<String>> {
         let Some((index, bytes)) = self.new_index(chain, hooks)? else {
+            // None in the repository: an index already beside the file stays if it fits it.
+            let fits = std::fs::read(&self.index)
+                .is_ok_and(|old| crate::incremental::index_fits(&self.path, &old));
+            if !fits {
+                self.remove_index()?;
+            }
             return Ok(None);
         };
         if !crate::incremental::index_fits(&self.path, &bytes) {
@@ -154,12 +159,24 @@ impl Target {
         self.index.to_string_lossy().into_owned()
     }
 
-    fn remove_index(&self) -> Result<()> {
+    /// Removes the target's `.index` (a missing one is fine).
+    pub fn remove_index(&self) -> Result<()> {
         match std::fs::remove_file(&self.index) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(&self.index, e)),
         }
+    }
+
+    /// Removes the target's `.index` durably, before the target changes in place: an
+    /// index always describes exactly the file beside it, or there is none.
+    pub fn drop_index(&self) -> Result<()> {
+        if std::fs::symlink_metadata(&self.index).is_err() {
+            return Ok(());
+        }
+        self.remove_index()?;
+        zfs_files::sync_dir(&zfs_files::parent_dir(&self.index))
+            .map_err(|e| Error::io(&self.index, e))
     }
 
     /// The repository's `.index` for the chain's state, written to a private temporary for

@@ -54,7 +54,8 @@ pub struct VerifyReport {
     /// The files checked, in `.dat` order.
     pub files: Vec<Verified>,
     /// Why a restore of the newest state would refuse the chain anyway (a file the `.dat`
-    /// does not list, a hole, no full backup), each also sent to `Hooks::notice`.
+    /// does not list, a hole, no full backup), or a file a restore takes that the `.dat`
+    /// does not list (an interrupted backup's); each also sent to `Hooks::notice`.
     pub warnings: Vec<String>,
 }
 
@@ -143,11 +144,26 @@ pub fn verify_report(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<VerifyRe
         report.files.push(r?);
     }
     // Every listed file is right; would a restore of this state take the chain?
-    let refusal = crate::chain::check_starts_full(&opts.repository, &chain)
-        .and_then(|()| crate::chain::check_against_dat(&opts.repository, &chain, &lines, &when))
-        .err();
-    if let Some(e) = refusal {
-        let w = format!("warning: a restore of the newest state would refuse it: {e}");
+    let checked = crate::chain::check_starts_full(&opts.repository, &chain)
+        .and_then(|()| crate::chain::check_against_dat(&opts.repository, &chain, &lines, &when));
+    let warnings = match checked {
+        Err(e) => vec![format!(
+            "warning: a restore of the newest state would refuse it: {e}"
+        )],
+        Ok(c) => c
+            .unlisted
+            .iter()
+            .map(|path| {
+                format!(
+                    "warning: {path} is not listed in {dat_path} (a backup run was interrupted \
+                     before writing its line): restores take it, as its .index shows it \
+                     continues the chain, but neither -V nor -R -w can check it. The next \
+                     backup adds its line"
+                )
+            })
+            .collect(),
+    };
+    for w in warnings {
         (hooks.notice)(&w);
         report.warnings.push(w);
     }
