@@ -225,6 +225,56 @@ fn a_file_planted_at_the_part_name_by_another_user_is_left_alone() {
 }
 
 #[test]
+fn files_another_user_names_like_backups_are_no_backups() {
+    require_root();
+    let e = Env::new();
+    let v1 = datafs(20, 300);
+    e.write("Data.fs", &v1);
+    let o = e.run(T1, &["-B", "-r", "repo", "-f", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    open_to_others(&e);
+    chmod(&e.path("repo"), 0o777);
+    // nobody plants a "full backup" newer than ours and files at this second's names.
+    for name in [
+        format!("{T2}.fsz"),
+        format!("{NOW}.deltafs"),
+        format!("{NOW}.index"),
+        format!("{NOW}.dat"),
+    ] {
+        let ok = Command::new("setpriv")
+            .args([
+                "--reuid",
+                "nobody",
+                "--regid",
+                "nogroup",
+                "--clear-groups",
+                "--",
+            ])
+            .args(["sh", "-c", "printf attacker > \"$1\"", "_"])
+            .arg(e.path(&format!("repo/{name}")))
+            .status()
+            .expect("setpriv");
+        assert!(ok.success());
+    }
+    let v2 = datafs(26, 300);
+    e.write("Data.fs", &v2);
+    let o = e.run(NOW, &["-B", "-v", "-r", "repo", "-f", "Data.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("doing incremental"), "{}", stderr(&o));
+    // The backup took the next second, whose names nobody holds.
+    assert!(e.path("repo/2010-05-15-13-30-58.deltafs").exists());
+    let o = e.run(NOW, &["-R", "-r", "repo", "-o", "out.fs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(e.read("out.fs"), v2);
+    assert_eq!(e.run(NOW, &["-V", "-r", "repo"]).status.code(), Some(0));
+    assert_eq!(
+        e.read(&format!("repo/{T2}.fsz")),
+        b"attacker",
+        "not ours to touch"
+    );
+}
+
+#[test]
 fn copies_of_a_private_database_stay_private() {
     for gzip in [false, true] {
         let e = Env::new();

@@ -97,10 +97,12 @@ Restore options:
 Verify options:
   -Q, --quick       Check sizes only, not checksums.
 
-Locking: a backup holds the repository's lock file (.repozo.lock, mode 0600, so only
-its owner can take it); restore and verify share it when they can open it, and go on
-without it otherwise. A run waits for another run's lock for at most 600 seconds
-(ZFS_REPOZO_LOCK_WAIT=SECONDS changes that), then fails naming the process that holds it.
+Locking: a backup makes the repository's lock file (.repozo.lock, mode 0600, so only its
+owner can take it) and removes it when done; restore and verify share it while it exists
+and they can open it, and go on without it otherwise. A run waits for another run's lock
+for at most 600 seconds (ZFS_REPOZO_LOCK_WAIT=SECONDS changes that), then fails naming the
+process that holds it. Files in the repository that belong to another user (not you, the
+repository's owner or root) are not taken for backups.
 
 Exit status: 0 done; 1 an error (the message says which file and why) or a failed
 verification; 130 interrupted (Ctrl-C or SIGTERM): temporary files are removed and the
