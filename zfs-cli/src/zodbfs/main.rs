@@ -3,7 +3,9 @@
 mod backup;
 mod check;
 mod common;
+mod convert;
 mod dump;
+mod export;
 mod info;
 mod pack;
 mod records;
@@ -62,6 +64,10 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Verify the files of a repozo repository against their recorded checksums.
     Verify(backup::VerifyArgs),
+    /// Copy a Data.fs into RelStorage on PostgreSQL, with the rows zodbconvert writes.
+    Convert(convert::Args),
+    /// Write a RelStorage database on PostgreSQL into a new Data.fs, as zodbconvert does.
+    Export(export::Args),
     /// List every restorable point of a repozo repository (and its blob backups).
     List(site::ListArgs),
     /// Remove old backups: keep the newest N full backups with their blob trees.
@@ -99,6 +105,8 @@ fn main() -> ExitCode {
         Command::Backup(a) => backup::run_backup(a, &ctx),
         Command::Restore(a) => backup::run_restore(a, &ctx),
         Command::Verify(a) => backup::run_verify(a, &ctx),
+        Command::Convert(a) => convert::run(a, &ctx),
+        Command::Export(a) => export::run(a, &ctx),
         Command::List(a) => site::run_list(a, &ctx),
         Command::Prune(a) => site::run_prune(a, &ctx),
         Command::Standby(a) => standby::run(a, &ctx),
