@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use postgres::Client;
 use zfs_files::OutputSpec;
+use zfs_format::blob::{self, Layout};
 use zfs_format::writer::TxnBuilder;
 use zfs_format::{Oid, Progress, Status, Tid};
-use zfs_format::blob::{self, Layout};
 
 use crate::blobs;
 use crate::db;
