@@ -93,6 +93,10 @@ Restore options:
                     to its old size. The result is the same bytes as a full restore.
   -Q, --quick       With an existing -o FILE, check only the last backup it holds
                     against it, not every one (ignored with -F).
+                    A chain that does not start with a full backup (it was deleted), or
+                    whose full backup is no FileStorage, is refused before anything is
+                    written (Python repozo writes such a chain out as a file that is no
+                    database).
 
 Verify options:
   -Q, --quick       Check sizes only, not checksums.
