@@ -255,12 +255,17 @@ pub fn prune(
     expect: Option<&[PathBuf]>,
     hooks: &Hooks<'_>,
 ) -> Result<PrunePlan> {
-    let _repo_lock = repo::lock(&opts.repository, true, &|| {
-        (hooks.notice)(&format!(
-            "a backup is running on {}; waiting for it to finish",
-            opts.repository
-        ))
-    })?;
+    let _repo_lock = repo::lock(
+        &opts.repository,
+        true,
+        repo::DEFAULT_LOCK_WAIT,
+        &mut |holder| {
+            (hooks.notice)(&format!(
+                "the repository {} is locked by {holder}; waiting for it to finish",
+                opts.repository
+            ))
+        },
+    )?;
     let _blob_lock = match &opts.blob_backups {
         Some(b) if b.is_dir() => Some(crate::lock_dir(b, true, hooks)?),
         _ => None,

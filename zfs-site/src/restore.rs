@@ -172,6 +172,7 @@ pub fn restore(opts: &RestoreOptions, hooks: &Hooks<'_>) -> Result<RestoreReport
             output: Some(tmp.path.clone()),
             with_verify: opts.with_verify,
             now: opts.now,
+            ..Default::default()
         },
         hooks,
         &mut std::io::sink(),
@@ -343,6 +344,7 @@ pub fn drill(opts: &DrillOptions, hooks: &Hooks<'_>) -> Result<DrillReport> {
                         output: Some(output.clone()),
                         with_verify: true,
                         now: None,
+                        ..Default::default()
                     },
                     hooks,
                     &mut std::io::sink(),

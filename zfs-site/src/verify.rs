@@ -73,6 +73,7 @@ pub fn verify(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<VerifyReport> {
             repository: opts.repository.clone(),
             quick: opts.quick,
             now: None,
+            ..Default::default()
         },
         hooks,
     ) {
@@ -80,6 +81,7 @@ pub fn verify(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<VerifyReport> {
         Err(
             e @ (zfs_repozo::Error::Missing(_)
             | zfs_repozo::Error::WrongSize { .. }
+            | zfs_repozo::Error::Unreadable { .. }
             | zfs_repozo::Error::WrongChecksum { .. }
             | zfs_repozo::Error::BadGzip { .. }
             | zfs_repozo::Error::BadDatLine { .. }),
@@ -149,6 +151,7 @@ fn restored_records(
             output: None,
             with_verify: false,
             now: None,
+            ..Default::default()
         },
         hooks,
         &mut out,

@@ -11,6 +11,7 @@ mod pack;
 mod records;
 mod reindex;
 mod site;
+mod standby;
 mod tail;
 
 use std::process::ExitCode;
@@ -71,6 +72,9 @@ enum Command {
     List(site::ListArgs),
     /// Remove old backups: keep the newest N full backups with their blob trees.
     Prune(site::PruneArgs),
+    /// Bring a standby's Data.fs to the newest backed-up state, appending only what it
+    /// lacks (for a cron job; refuses while a running ZODB has the standby open).
+    Standby(standby::StandbyArgs),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(a, &ctx),
         Command::List(a) => site::run_list(a, &ctx),
         Command::Prune(a) => site::run_prune(a, &ctx),
+        Command::Standby(a) => standby::run(a, &ctx),
     };
     // A file that shrank under a read (a live ZODB truncating an aborted commit, or an
     // operator) read as zeros instead of crashing us: nothing derived from it is reliable.

@@ -167,6 +167,7 @@ pub fn run_backup(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
             gzip_level: a.level,
             kill_old: false,
             now: None,
+            lock_wait: std::time::Duration::from_secs(a.lock_wait),
         },
         blobs,
         blob_backups,

@@ -33,10 +33,12 @@ impl Env {
     pub fn read(&self, p: &str) -> Vec<u8> {
         std::fs::read(self.path(p)).expect("read")
     }
+    /// The names in `repo/`, sorted, without the repository's lock file.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.path("repo"))
             .expect("ls")
             .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+            .filter(|n| n != zfs_repozo::repo::LOCK_FILE)
             .collect();
         v.sort();
         v
