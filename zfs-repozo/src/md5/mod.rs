@@ -1,9 +1,14 @@
-//! MD5 of byte streams. On x86-64 CPUs with AVX-512 our own code (`md5/avx512.rs`) runs (about
-//! 18% faster than OpenSSL here); elsewhere OpenSSL's when the `openssl` feature is on, else
-//! RustCrypto's `md-5`. Every state can be cloned, which gives the digest of a prefix for
-//! free.
+//! MD5 of byte streams. Three implementations, chosen when a hasher is made:
+//! - our AVX-512 code (`md5/avx512.rs`) on x86-64 CPUs that have AVX-512F/VL (checked at run
+//!   time; cargo feature `avx512`, on by default);
+//! - else OpenSSL's, when the opt-in cargo feature `openssl` is on (it links libcrypto);
+//! - else RustCrypto's `md-5`, pure Rust, or its assembly block function with the cargo
+//!   feature `md5-asm`.
+//!
+//! `BENCHMARKS.md` has their speeds. Every state can be cloned, which gives the digest of a
+//! prefix for free.
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", feature = "avx512"))]
 mod avx512;
 
 /// A running MD5 computation.
@@ -14,12 +19,12 @@ pub struct Md5 {
 
 #[derive(Clone)]
 enum Backend {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
     Avx512(avx512::Avx512Md5),
     #[cfg(feature = "openssl")]
     OpenSsl(openssl::hash::Hasher),
     #[cfg(not(feature = "openssl"))]
-    Soft(md5::Md5),
+    RustCrypto(md5::Md5),
 }
 
 impl Default for Md5 {
@@ -31,7 +36,7 @@ impl Default for Md5 {
 impl Md5 {
     /// A hasher that has seen nothing, on the fastest code this CPU runs.
     pub fn new() -> Self {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
         if let Some(h) = avx512::Avx512Md5::new() {
             return Md5 {
                 inner: Backend::Avx512(h),
@@ -50,20 +55,34 @@ impl Md5 {
         #[cfg(not(feature = "openssl"))]
         let inner = {
             use md5::Digest as _;
-            Backend::Soft(md5::Md5::new())
+            Backend::RustCrypto(md5::Md5::new())
         };
         Md5 { inner }
+    }
+
+    /// Which implementation `Md5::new` uses on this CPU, for `--version` and bug reports.
+    pub fn implementation() -> &'static str {
+        match Self::new().inner {
+            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+            Backend::Avx512(_) => "AVX-512 (zodbfs)",
+            #[cfg(feature = "openssl")]
+            Backend::OpenSsl(_) => "OpenSSL",
+            #[cfg(all(not(feature = "openssl"), feature = "md5-asm"))]
+            Backend::RustCrypto(_) => "md-5 (assembly)",
+            #[cfg(all(not(feature = "openssl"), not(feature = "md5-asm")))]
+            Backend::RustCrypto(_) => "md-5 (Rust)",
+        }
     }
 
     /// Feeds `data`.
     pub fn update(&mut self, data: &[u8]) {
         match &mut self.inner {
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
             Backend::Avx512(h) => h.update(data),
             #[cfg(feature = "openssl")]
             Backend::OpenSsl(h) => h.update(data).expect("MD5 update does not fail"),
             #[cfg(not(feature = "openssl"))]
-            Backend::Soft(h) => {
+            Backend::RustCrypto(h) => {
                 use md5::Digest as _;
                 h.update(data)
             }
@@ -73,12 +92,12 @@ impl Md5 {
     /// The digest as 32 lowercase hex digits, as Python's `hexdigest()`.
     pub fn hex(self) -> String {
         let d: Vec<u8> = match self.inner {
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
             Backend::Avx512(h) => h.finish().to_vec(),
             #[cfg(feature = "openssl")]
             Backend::OpenSsl(mut h) => h.finish().expect("MD5 finish does not fail").to_vec(),
             #[cfg(not(feature = "openssl"))]
-            Backend::Soft(h) => {
+            Backend::RustCrypto(h) => {
                 use md5::Digest as _;
                 h.finalize().to_vec()
             }
@@ -130,6 +149,23 @@ mod tests {
             b.update(&data[..len]);
             assert_eq!(a.hex(), b.hex(), "length {len}");
         }
+    }
+
+    #[test]
+    fn implementation_names_the_code_new_uses() {
+        #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+        if avx512::Avx512Md5::available() {
+            assert_eq!(Md5::implementation(), "AVX-512 (zodbfs)");
+            return;
+        }
+        let expected = if cfg!(feature = "openssl") {
+            "OpenSSL"
+        } else if cfg!(feature = "md5-asm") {
+            "md-5 (assembly)"
+        } else {
+            "md-5 (Rust)"
+        };
+        assert_eq!(Md5::implementation(), expected);
     }
 
     #[test]
