@@ -122,7 +122,7 @@ fn a_backup_waits_for_the_lock_of_another_run() {
     let repo = repo.to_str().expect("utf8");
     let held =
         zfs_repozo::repo::lock(repo, true, &|| panic!("nobody else holds it")).expect("lock");
-    let child = std::process::Command::cargo_bin("repozo")
+    let child = std::process::Command::cargo_bin("zodbfs-repozo")
         .expect("binary")
         .current_dir(&e.root)
         .env("REPOZO_TEST_NOW", NOW)
@@ -270,7 +270,7 @@ fn sigint_stops_a_restore_between_chain_files_with_status_130() {
     let e = Env::new();
     e.write("repo/2010-05-14-02-03-04.fs", &vec![b'A'; 2 << 20]);
     e.write("repo/2010-05-14-04-05-06.deltafs", &vec![b'B'; 2 << 20]);
-    let mut child = std::process::Command::cargo_bin("repozo")
+    let mut child = std::process::Command::cargo_bin("zodbfs-repozo")
         .expect("binary")
         .current_dir(&e.root)
         .env("REPOZO_TEST_NOW", NOW)
@@ -326,7 +326,7 @@ fn sigterm_stops_a_backup_and_leaves_the_repository_empty() {
         f.push(b);
     }
     e.write("Data.fs", &f.into_bytes());
-    let child = std::process::Command::cargo_bin("repozo")
+    let child = std::process::Command::cargo_bin("zodbfs-repozo")
         .expect("binary")
         .current_dir(&e.root)
         .env("REPOZO_TEST_NOW", NOW)
