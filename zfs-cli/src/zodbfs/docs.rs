@@ -51,8 +51,7 @@ pub fn run_generate_docs(a: GenerateDocsArgs) -> anyhow::Result<u8> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("'{}'", dir.display()))?;
         }
-        zfs_format::index_file::write_atomically(&path, |w| w.write_all(bytes))
-            .with_context(|| format!("'{}'", path.display()))?;
+        zfs_files::write_file(zfs_files::OutputSpec::new(&path), |w| w.write_all(bytes))?;
     }
     eprintln!("wrote {} files under '{}'", files.len(), a.prefix.display());
     Ok(exit::OK)
