@@ -6,8 +6,8 @@
 #   benches/compare/md5.sh DATA.fs NAME=REPOZO_BINARY...
 #
 #   e.g. cargo build --release -p zfs-cli --bin zodbfs-repozo --no-default-features
-#        cp target/release/zodbfs-repozo /tmp/repozo-md5rust    (and so on per feature set)
-#        benches/compare/md5.sh big.fs rust=/tmp/repozo-md5rust openssl=/tmp/repozo-openssl
+#        cp target/release/zodbfs-repozo /tmp/repozo-scalar     (and so on per build)
+#        benches/compare/md5.sh big.fs scalar=/tmp/repozo-scalar other=/tmp/repozo-other
 #
 # Env: REPEAT=N rounds (default 5); in each round every binary runs once, in turn, so that
 # a change of load on a shared machine hits all of them alike. Reports the best and the
@@ -36,7 +36,7 @@ echo "file: $src ($size bytes); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loa
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//');" \
     "AVX-512F: $(grep -qw avx512f /proc/cpuinfo && echo yes || echo no)"
 for ((r = 0; r < repeat; r++)); do
-    timed "openssl-md5" openssl md5 "$src"
+    if command -v openssl > /dev/null; then timed "openssl-md5" openssl md5 "$src"; fi
     timed "md5sum" md5sum "$src"
     for spec in "$@"; do
         name="${spec%%=*}"
