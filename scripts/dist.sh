@@ -16,7 +16,9 @@
 #    no GLIBC symbol version above 2.17 and link no OpenSSL.
 # 4. The tarball and the checksums.
 #
-# Takes about DIST_MINUTES minutes on 2 cores from a cold target directory (a fat-LTO build).
+# From a cold target/x86_64-unknown-linux-gnu: about 7 minutes on the shared 2-core machine
+# (load 10 to 15; a fat-LTO build of everything for the zig target); 10 seconds when cargo
+# has nothing to rebuild.
 # ZODBFS_COMMIT / ZODBFS_COMMIT_DATE name the commit when this is not a git checkout.
 # Prints the artefacts; the last line of stdout is the wheel's path.
 set -euo pipefail
