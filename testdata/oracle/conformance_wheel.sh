@@ -9,7 +9,8 @@
 #            --version (the commit of this tree), bin/zodbfs-repozo full and incremental
 #            backup, verify, restore byte-identical; `python -m zodbfs`; zodbfs.find_bin;
 #            the man pages and completions under the venv's share/ (when the wheel has them)
-#   cron     bin/zodbfs-repozo by absolute path in an empty environment (`env -i`)
+#   cron     bin/zodbfs-repozo by absolute path in an empty environment (`env -i`); a
+#            symlink named repozo first on PATH
 #   uv       `uv venv` + `uv pip install WHEEL`, and `uv tool install WHEEL`: both binaries
 #            from the environment's and the tool's bin/, a backup/restore round trip
 #   clash    ZODB (from PyPI, with its `repozo` console script) and the wheel in one venv, in
@@ -18,7 +19,7 @@
 #   collective.backup   (PyPI `collective-backup`) with COLLECTIVE_BACKUP_REPOZO set to
 #            bin/zodbfs-repozo: backup (full), backup after growth (incremental .deltafsz),
 #            restore (latest) and restore DATE, byte-identical; ZODB's repozo verifies the
-#            repository and restores the same bytes
+#            repository and restores the same bytes; the same setting in pyproject.toml
 #   buildout zc.buildout with a [repozo] part (zc.recipe.egg, entry-points =
 #            repozo=zodbfs:repozo): bin/repozo runs ours, as collective.recipe.backup expects
 #            (buildout keeps only the wheel's Python package: its copy of the binaries)
@@ -183,6 +184,11 @@ if ! skipped cron && [[ -n "${pipv:-}" ]]; then
     check "cron: ... restore" \
         env -i PATH=/usr/bin:/bin HOME="$d" "$pipv/bin/zodbfs-repozo" -R -r "$d/repo" -o "$d/out.fs"
     check "cron: ... byte-identical" cmp "$d/out.fs" "$src/v2.fs"
+    # A script that runs `repozo` from PATH: a symlink of our own that comes first.
+    mkdir -p "$d/symbin"
+    ln -s "$pipv/bin/zodbfs-repozo" "$d/symbin/repozo"
+    check "cron: a symlink named repozo first on PATH runs ours" bash -c \
+        "PATH='$d/symbin':/usr/bin:/bin repozo --version | grep -q '^zodbfs-repozo '"
 fi
 
 # ------------------------------------------------------------------------ uv
@@ -263,6 +269,13 @@ if ! skipped collective.backup; then
     check "collective.backup: restore $first" cb restore --no-prompt "$first"
     check "collective.backup: ... byte-identical to the first state" \
         cmp "$site/var/filestorage/Data.fs" "$src/v1.fs"
+    # The other way to say it: the [tool.collective-backup] table of pyproject.toml.
+    printf '[tool.collective-backup]\nrepozo = "%s"\nbackup_blobs = false\n' \
+        "$v/bin/zodbfs-repozo" > "$site/pyproject.toml"
+    (cd "$site" && "$v/bin/collective-backup" show) > "$W/cb-show2.txt" 2>&1
+    check "collective.backup: repozo from pyproject.toml's table" \
+        grep -qF "'repozo': '$v/bin/zodbfs-repozo'" "$W/cb-show2.txt"
+    rm -f "$site/pyproject.toml"
 fi
 
 # ------------------------------------------------------------------------ buildout
