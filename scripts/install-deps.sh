@@ -2,6 +2,7 @@
 # System packages the scripts use, installed only when missing (Debian/Ubuntu, apt):
 #   time        GNU time, used by the comparison scripts in benches/compare/
 #   faketime    a frozen clock for the repozo conformance suite
+#   rsync       what collective.backup copies blob directories with (site conformance)
 # The build needs nothing but a Rust toolchain (and the linker rustup expects): MD5 is our
 # own Rust code, no OpenSSL.
 # Rust itself comes from rustup; Python ZODB from testdata/oracle/setup.sh (PyPI).
@@ -9,6 +10,7 @@ set -euo pipefail
 missing=()
 [[ -x /usr/bin/time ]] || missing+=(time)
 command -v faketime >/dev/null || missing+=(faketime)
+command -v rsync >/dev/null || missing+=(rsync)
 if ((${#missing[@]})); then
     echo "install-deps: installing ${missing[*]}" >&2
     sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo

@@ -9,6 +9,7 @@
 //! - [`Index`]: oid → position of the current record, built by [`scan::build_index`] on
 //!   all cores, saved and loaded as ZODB's `.index` file by [`index_file`].
 //! - [`pickle`]: persistent references and class names read from pickles without Python.
+//! - [`blob`]: blob records and the names of their files in a blob directory.
 //! - [`timestamp`]: ZODB's TimeStamp arithmetic and printed form.
 //! - [`writer`]: transaction and data record encoding, for the packer and for tests.
 //!
@@ -26,6 +27,7 @@
 //! # Ok::<(), zfs_format::Error>(())
 //! ```
 
+pub mod blob;
 mod bytes;
 mod error;
 #[doc(hidden)]

@@ -42,6 +42,12 @@ pub struct BackupArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The site's blob directory: back it up too, after the Data.fs (needs --blob-backups).
+    #[arg(long, value_name = "DIR", requires = "blob_backups")]
+    pub blobs: Option<PathBuf>,
+    /// Where blob backups go: one NAME.<stamp> tree per backup, unchanged blobs hard-linked.
+    #[arg(long, value_name = "DIR", requires = "blobs")]
+    pub blob_backups: Option<PathBuf>,
 }
 
 /// Arguments of `zodbfs restore`.
@@ -50,8 +56,8 @@ pub struct RestoreArgs {
     /// The repository.
     pub repository: PathBuf,
     /// The file to write (its index goes to OUTPUT.index); `-` writes the data to stdout.
-    #[arg(short, long)]
-    pub output: PathBuf,
+    #[arg(short, long, required_unless_present = "drill")]
+    pub output: Option<PathBuf>,
     /// Restore the state as of this date (yyyy-mm-dd[-hh[-mm[-ss]]], UTC).
     #[arg(short = 'D', long)]
     pub date: Option<String>,
@@ -64,6 +70,24 @@ pub struct RestoreArgs {
     /// Print a JSON summary on stdout (not with `-o -`).
     #[arg(long)]
     pub json: bool,
+    /// The blob backup directory: restore the blob tree that goes with the Data.fs state
+    /// too (needs --blobs-to, or --drill).
+    #[arg(long, value_name = "DIR")]
+    pub blob_backups: Option<PathBuf>,
+    /// The blob directory to restore (both halves are switched in only once complete).
+    #[arg(long, value_name = "DIR", requires = "blob_backups")]
+    pub blobs_to: Option<PathBuf>,
+    /// Restore into a scratch directory, check the result (and the blobs with
+    /// --blob-backups), report how long the restore took, and remove it.
+    #[arg(long, conflicts_with_all = ["output", "blobs_to"])]
+    pub drill: bool,
+    /// Where --drill makes its scratch directory (default: the system's temporary
+    /// directory).
+    #[arg(long, value_name = "DIR", requires = "drill")]
+    pub scratch: Option<PathBuf>,
+    /// Replace an existing site without asking (required when there is no terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Arguments of `zodbfs verify`.
@@ -74,6 +98,13 @@ pub struct VerifyArgs {
     /// Check sizes only, not checksums.
     #[arg(short = 'Q', long)]
     pub quick: bool,
+    /// The blob backup directory: check the newest blob tree against the blob records of
+    /// its Data.fs state.
+    #[arg(long, value_name = "DIR")]
+    pub blob_backups: Option<PathBuf>,
+    /// With --blob-backups: check every blob tree, not only the newest.
+    #[arg(long, requires = "blob_backups")]
+    pub all: bool,
     /// Print repozo's progress messages on stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -130,6 +161,9 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
 
 /// Runs `backup`.
 pub fn run_backup(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
+    if a.blobs.is_some() {
+        return crate::site::run_backup(a, c);
+    }
     let opts = BackupOptions {
         repository: path_str(&a.repository)?,
         file: path_str(&a.file)?,
@@ -175,14 +209,18 @@ pub fn run_backup(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
 
 /// Runs `restore`.
 pub fn run_restore(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
-    let to_stdout = a.output.as_os_str() == "-";
+    if a.drill || a.blob_backups.is_some() {
+        return crate::site::run_restore(a, c);
+    }
+    let output = a.output.clone().expect("clap requires -o unless --drill");
+    let to_stdout = output.as_os_str() == "-";
     let opts = RestoreOptions {
         repository: path_str(&a.repository)?,
         date: a.date.clone(),
         output: if to_stdout {
             None
         } else {
-            Some(a.output.clone())
+            Some(output.clone())
         },
         with_verify: a.with_verify,
         now: None,
@@ -195,7 +233,7 @@ pub fn run_restore(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
     .map_err(plain)?;
     if a.json && !to_stdout {
         print_json(&json!({
-            "output": a.output,
+            "output": output,
             "bytes": r.bytes,
             "md5": r.md5,
             "chain": r.chain,
@@ -207,6 +245,9 @@ pub fn run_restore(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
 
 /// Runs `verify`.
 pub fn run_verify(a: VerifyArgs, c: &Ctx) -> anyhow::Result<u8> {
+    if a.blob_backups.is_some() {
+        return crate::site::run_verify(a, c);
+    }
     let opts = VerifyOptions {
         repository: path_str(&a.repository)?,
         quick: a.quick,

@@ -9,6 +9,7 @@ mod info;
 mod pack;
 mod records;
 mod reindex;
+mod site;
 mod tail;
 
 use std::process::ExitCode;
@@ -61,6 +62,10 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Verify the files of a repozo repository against their recorded checksums.
     Verify(backup::VerifyArgs),
+    /// List every restorable point of a repozo repository (and its blob backups).
+    List(site::ListArgs),
+    /// Remove old backups: keep the newest N full backups with their blob trees.
+    Prune(site::PruneArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(docs::CompletionsArgs),
     /// Write the man pages and completion scripts under a prefix (for packagers).
@@ -104,6 +109,8 @@ fn main() -> ExitCode {
         Command::Backup(a) => backup::run_backup(a, &ctx),
         Command::Restore(a) => backup::run_restore(a, &ctx),
         Command::Verify(a) => backup::run_verify(a, &ctx),
+        Command::List(a) => site::run_list(a, &ctx),
+        Command::Prune(a) => site::run_prune(a, &ctx),
         Command::Completions(a) => docs::run_completions(a),
         Command::GenerateDocs(a) => docs::run_generate_docs(a),
     };
