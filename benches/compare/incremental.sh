@@ -23,7 +23,7 @@ repeat=${REPEAT:-3}
 work=${WORK:-$(dirname "$src")/incremental-bench}
 if [ -z "${REPOZO:-}" ]; then
     (cd "$root" && cargo build --release -q -p zfs-cli --bin repozo)
-    REPOZO="$root/target/release/repozo"
+    REPOZO="$root/target/release/zodbfs-repozo"
 fi
 rm -rf "$work"
 mkdir -p "$work/repo"

@@ -59,14 +59,14 @@ if ! command -v faketime > /dev/null; then
 fi
 conf_oracle_python
 if [[ -z "${REPOZO:-}" && -n "${ZODBFS:-}" && "${ZODBFS%% *}" == /* &&
-      -x "$(dirname "${ZODBFS%% *}")/repozo" ]]; then
-    REPOZO="$(dirname "${ZODBFS%% *}")/repozo"
+      -x "$(dirname "${ZODBFS%% *}")/zodbfs-repozo" ]]; then
+    REPOZO="$(dirname "${ZODBFS%% *}")/zodbfs-repozo"
 fi
 if [[ -z "${REPOZO:-}" ]]; then
     echo "building repozo and zodbfs (cargo build --release -p zfs-cli)"
     (cd "$root" && cargo build --release -p zfs-cli) > "$W/build.log" 2>&1 ||
         { conf_fail "build" "$W/build.log"; finish; }
-    REPOZO="$root/target/release/repozo"
+    REPOZO="$root/target/release/zodbfs-repozo"
 fi
 ZODBFS_BIN="${ZODBFS:-$(dirname "$REPOZO")/zodbfs}"
 ZODBFS_BIN="${ZODBFS_BIN%% *}"

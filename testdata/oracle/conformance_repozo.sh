@@ -81,14 +81,14 @@ if ! command -v faketime > /dev/null; then
 fi
 conf_oracle_python
 if [[ -z "${REPOZO:-}" && -n "${ZODBFS:-}" && "${ZODBFS%% *}" == /* &&
-      -x "$(dirname "${ZODBFS%% *}")/repozo" ]]; then
-    REPOZO="$(dirname "${ZODBFS%% *}")/repozo"     # built with zodbfs by conformance.sh
+      -x "$(dirname "${ZODBFS%% *}")/zodbfs-repozo" ]]; then
+    REPOZO="$(dirname "${ZODBFS%% *}")/zodbfs-repozo"     # built with zodbfs by conformance.sh
 fi
 if [[ -z "${REPOZO:-}" ]]; then
-    echo "building repozo (cargo build --release -p zfs-cli --bin repozo)"
-    (cd "$root" && cargo build --release -p zfs-cli --bin repozo) > "$W/build.log" 2>&1 ||
+    echo "building repozo (cargo build --release -p zfs-cli --bin zodbfs-repozo)"
+    (cd "$root" && cargo build --release -p zfs-cli --bin zodbfs-repozo) > "$W/build.log" 2>&1 ||
         { conf_fail "build repozo" "$W/build.log"; finish; }
-    REPOZO="$root/target/release/repozo"
+    REPOZO="$root/target/release/zodbfs-repozo"
 fi
 
 # Python repozo, made to accept FS21 sources (Python 3 FileStorage refuses their magic;

@@ -72,7 +72,7 @@ if ! conf_zodbfs; then
     finish
 fi
 Z=("${ZODBFS_CMD[@]}")
-REPOZO="$(dirname "${ZODBFS_CMD[0]}")/repozo"
+REPOZO="$(dirname "${ZODBFS_CMD[0]}")/zodbfs-repozo"
 seed="${CONFORMANCE_SEEDS:-$(( (RANDOM << 15 | RANDOM) % 1000000 ))}"
 seed="${seed%% *}"
 echo "site seed: $seed (rerun with CONFORMANCE_SEEDS=$seed)"

@@ -91,7 +91,7 @@ fn require_root() {
 /// Runs `repozo` as `nobody` (setpriv) in `e`'s directory.
 fn run_as_nobody(e: &Env, env: &[(&str, &str)], args: &[&str]) -> Output {
     require_root();
-    let bin = assert_cmd::cargo::cargo_bin("repozo");
+    let bin = assert_cmd::cargo::cargo_bin("zodbfs-repozo");
     let mut c = Command::new("setpriv");
     c.args([
         "--reuid",
@@ -443,7 +443,7 @@ fn another_user_cannot_block_backups_or_restores() {
     ];
     std::thread::sleep(std::time::Duration::from_millis(300));
     let run = |args: &[&str]| {
-        Command::cargo_bin("repozo")
+        Command::cargo_bin("zodbfs-repozo")
             .expect("binary")
             .current_dir(&e.root)
             .env("REPOZO_TEST_NOW", NOW)
@@ -479,7 +479,7 @@ fn a_run_of_ours_holding_the_lock_is_waited_for_boundedly_and_named() {
     })
     .expect("lock");
     let t = std::time::Instant::now();
-    let o = Command::cargo_bin("repozo")
+    let o = Command::cargo_bin("zodbfs-repozo")
         .expect("binary")
         .current_dir(&e.root)
         .env("REPOZO_TEST_NOW", NOW)
@@ -671,7 +671,7 @@ fn a_full_disk_names_the_repository_file() {
     // RLIMIT_FSIZE stands for a full disk: writes past the limit fail with EFBIG.
     let e = Env::new();
     e.write("Data.fs", &datafs(40, 1000));
-    let bin = assert_cmd::cargo::cargo_bin("repozo");
+    let bin = assert_cmd::cargo::cargo_bin("zodbfs-repozo");
     for gzip in ["", "-z"] {
         let o = Command::new("bash")
             .arg("-c")

@@ -132,7 +132,7 @@ fn a_backup_waits_for_the_lock_of_another_run() {
         panic!("nobody else holds it")
     })
     .expect("lock");
-    let child = std::process::Command::cargo_bin("repozo")
+    let child = std::process::Command::cargo_bin("zodbfs-repozo")
         .expect("binary")
         .current_dir(&e.root)
         .env("REPOZO_TEST_NOW", NOW)
@@ -289,7 +289,7 @@ fn sigint_stops_a_restore_between_chain_files_with_status_130() {
     full.resize(2 << 20, b'A');
     e.write("repo/2010-05-14-02-03-04.fs", &full);
     e.write("repo/2010-05-14-04-05-06.deltafs", &vec![b'B'; 2 << 20]);
-    let mut child = std::process::Command::cargo_bin("repozo")
+    let mut child = std::process::Command::cargo_bin("zodbfs-repozo")
         .expect("binary")
         .current_dir(&e.root)
         .env("REPOZO_TEST_NOW", NOW)
@@ -344,7 +344,7 @@ fn sigterm_stops_a_backup_and_leaves_the_repository_empty() {
         f.push(b);
     }
     e.write("Data.fs", &f.into_bytes());
-    let child = std::process::Command::cargo_bin("repozo")
+    let child = std::process::Command::cargo_bin("zodbfs-repozo")
         .expect("binary")
         .current_dir(&e.root)
         .env("REPOZO_TEST_NOW", NOW)

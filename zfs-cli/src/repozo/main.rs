@@ -1,5 +1,6 @@
-//! `repozo`: a drop-in for ZODB's repozo script. Same options (Python getopt rules), same
-//! messages on stderr, same exit statuses, same repository files; faster and safer.
+//! `zodbfs-repozo`: a drop-in for ZODB's repozo script. Same options (Python getopt rules),
+//! same messages on stderr, same exit statuses, same repository files; faster and safer.
+//! Installed under this name so that it never replaces ZODB's own `repozo`.
 
 mod getopt;
 
@@ -27,6 +28,7 @@ const LONG: &[&str] = &[
     "date=",
     "output=",
     "with-verify",
+    "version",
 ];
 
 const USAGE: &str = "\
@@ -49,6 +51,8 @@ Options for every mode:
                     The backup repository (a directory that must exist). Required.
   -v, --verbose     Tell what is being done, on stderr.
   -h, --help        Show this text and exit.
+  --version         Show the version, the commit it was built from and the MD5 code in
+                    use, and exit.
 
 Backup options:
   -f FILE, --file=FILE
@@ -163,6 +167,11 @@ fn parse(program: &str, args: &[String]) -> Result<Options, ExitCode> {
         match opt.name.as_str() {
             "-h" | "--help" => {
                 println!("{}", usage_text(program));
+                let _ = std::io::stdout().flush();
+                return Err(ExitCode::SUCCESS);
+            }
+            "--version" => {
+                println!("zodbfs-repozo {}", zfs_cli::version::long());
                 let _ = std::io::stdout().flush();
                 return Err(ExitCode::SUCCESS);
             }

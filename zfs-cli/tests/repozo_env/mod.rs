@@ -44,7 +44,7 @@ impl Env {
         v
     }
     pub fn run(&self, now: &str, args: &[&str]) -> Output {
-        Command::cargo_bin("repozo")
+        Command::cargo_bin("zodbfs-repozo")
             .expect("binary")
             .current_dir(&self.root)
             .env("REPOZO_TEST_NOW", now)
