@@ -30,7 +30,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 
-use zfs_format::bytes::be_u64_at;
 use zfs_format::chain::{self, ChainError, ChainRules};
 use zfs_format::resync::resync;
 use zfs_format::txn::{RawTxnHeader, Status};
@@ -226,7 +225,7 @@ pub fn recover(
                 "transaction length {} is shorter than its header",
                 h.tlen
             ))
-        } else if be_u64_at(input, pos + h.tlen) != Some(h.tlen) {
+        } else if h.redundant_len(input) != Some(h.tlen) {
             Some(format!(
                 "redundant length at {} does not repeat the length {}",
                 pos + h.tlen,

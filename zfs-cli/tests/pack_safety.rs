@@ -22,10 +22,9 @@ fn zodbfs() -> Command {
 fn txn_positions(d: &[u8]) -> Vec<usize> {
     let mut v = Vec::new();
     let mut pos = 4;
-    while pos + 16 <= d.len() {
-        v.push(pos);
-        let tlen = u64::from_be_bytes(d[pos + 8..pos + 16].try_into().expect("8 bytes"));
-        pos += usize::try_from(tlen).expect("small") + 8;
+    while let Some(h) = zfs_format::txn::RawTxnHeader::decode(d, pos) {
+        v.push(usize::try_from(pos).expect("small"));
+        pos = h.next_pos().expect("small");
     }
     v
 }

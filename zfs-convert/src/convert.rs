@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 use postgres::{Client, GenericClient};
+use zfs_format::txn::RawTxnHeader;
 use zfs_format::{FileStorage, Progress, FIRST_TXN};
 #[cfg(test)]
 use zfs_format::{Status, Tid};
@@ -264,12 +265,7 @@ pub(crate) fn tid_ending_at(bytes: &[u8], pos: u64) -> Option<u64> {
     if pos <= FIRST_TXN {
         return Some(0);
     }
-    let p = usize::try_from(pos).ok()?;
-    let tlen = u64::from_be_bytes(bytes.get(p.checked_sub(8)?..p)?.try_into().ok()?);
-    let start = usize::try_from(pos.checked_sub(8)?.checked_sub(tlen)?).ok()?;
-    Some(u64::from_be_bytes(
-        bytes.get(start..start + 8)?.try_into().ok()?,
-    ))
+    RawTxnHeader::ending_at(bytes, pos).map(|h| h.tid.as_u64())
 }
 
 fn start(

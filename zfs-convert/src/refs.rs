@@ -42,9 +42,9 @@ impl RefScanner {
         found
             .iter()
             .map(|o| {
-                <[u8; 8]>::try_from(&o[..])
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| bad(format!("an oid of {} bytes", o.len())))
+                zfs_format::Oid::from_slice(o)
+                    .map(zfs_format::Oid::as_u64)
+                    .ok_or_else(|| bad(format!("an oid of {} bytes", o.len())))
             })
             .collect()
     }

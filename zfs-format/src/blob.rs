@@ -87,14 +87,7 @@ impl Layout {
     }
 }
 
-/// ZODB's `oid_repr`/`tid_repr`: `0x` + hex without leading zeros, even length.
-pub fn id_repr(v: u64) -> String {
-    let mut s = format!("{v:x}");
-    if s.len() % 2 == 1 {
-        s.insert(0, '0');
-    }
-    format!("0x{s}")
-}
+pub use crate::repr::id_repr;
 
 /// Path of an oid's directory under `dir`.
 pub fn oid_path(dir: &Path, layout: Layout, oid: u64) -> PathBuf {

@@ -21,6 +21,11 @@ macro_rules! id_impl {
             pub fn from_u64(v: u64) -> Self {
                 $t(v.to_be_bytes())
             }
+            /// The id of exactly 8 bytes (a reference read from a pickle), `None` for any
+            /// other length.
+            pub fn from_slice(b: &[u8]) -> Option<Self> {
+                <[u8; 8]>::try_from(b).ok().map($t)
+            }
             /// Parses 16 hex digits (an optional `0x` prefix is accepted; fewer digits are
             /// zero-padded on the left).
             pub fn from_hex(s: &str) -> Option<Self> {
@@ -59,5 +64,10 @@ mod tests {
         assert_eq!(Oid::from_hex("00000000000012345"), None);
         assert_eq!(Tid::from_hex("zz"), None);
         assert!(Oid::from_u64(1) < Oid::from_u64(256));
+        assert_eq!(
+            Oid::from_slice(&[0, 0, 0, 0, 0, 0, 1, 2]),
+            Some(Oid::from_u64(0x102))
+        );
+        assert_eq!(Oid::from_slice(&[1, 2]), None);
     }
 }

@@ -7,7 +7,7 @@
 //! fits in it. Every length read from the file is added with checked arithmetic: a
 //! candidate whose arithmetic overflows is not plausible.
 
-use crate::bytes::{be_u64_at, to_usize};
+use crate::bytes::to_usize;
 use crate::ids::Tid;
 use crate::record::RawDataHeader;
 use crate::txn::{RawTxnHeader, Status, TXN_HEADER_LEN};
@@ -36,7 +36,7 @@ pub fn plausible_txn(file: &[u8], q: u64, after: Option<Tid>) -> bool {
     }
     // In range: q + tlen + 8 fits in the file.
     let tend = q + h.tlen;
-    if be_u64_at(file, tend) != Some(h.tlen) {
+    if h.redundant_len(file) != Some(h.tlen) {
         return false;
     }
     let first = q + hlen;

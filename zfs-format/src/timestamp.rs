@@ -237,19 +237,17 @@ impl TimeStamp {
         if !(-TIME_T_BOUND..TIME_T_BOUND).contains(&whole) {
             return Err(Error::UnixTime(t));
         }
-        let secs = whole as i64; // in range: checked just above
-        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-        let second_of_day = secs.rem_euclid(86_400) as i32; // < 86400
-        if year < i64::from(BASE_YEAR) {
-            return Err(Error::Year(year));
+        let utc = UtcTime::from_unix(whole as i64); // in range: checked just above
+        if utc.year < i64::from(BASE_YEAR) {
+            return Err(Error::Year(utc.year));
         }
-        let year = i32::try_from(year).map_err(|_| Error::UnixTime(t))?;
+        let year = i32::try_from(utc.year).map_err(|_| Error::UnixTime(t))?;
         Self::from_parts(
             year,
-            month,
-            day,
-            second_of_day / 3600,
-            second_of_day % 3600 / 60,
+            utc.month,
+            utc.day,
+            utc.hour,
+            utc.minute,
             python_mod_60(t),
         )
     }
@@ -358,8 +356,68 @@ fn python_mod_60(t: f64) -> f64 {
     }
 }
 
+/// Seconds in a day.
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// A UTC date and time to the second, in the proleptic Gregorian calendar: the civil side
+/// of a Unix time in whole seconds (repository stamps, `--time`, pack times).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UtcTime {
+    /// The year (0 is 1 BC, as in ISO 8601).
+    pub year: i64,
+    /// 1..=12.
+    pub month: i32,
+    /// 1..=31.
+    pub day: i32,
+    /// 0..=23.
+    pub hour: i32,
+    /// 0..=59.
+    pub minute: i32,
+    /// 0..=59.
+    pub second: i32,
+}
+
+impl UtcTime {
+    /// The date and time of `secs` seconds since 1970-01-01 00:00:00 UTC (negative before).
+    pub fn from_unix(secs: i64) -> UtcTime {
+        let (year, month, day) = civil_from_days(secs.div_euclid(SECONDS_PER_DAY));
+        let of_day = secs.rem_euclid(SECONDS_PER_DAY) as i32; // 0..86400
+        UtcTime {
+            year,
+            month,
+            day,
+            hour: of_day / 3600,
+            minute: of_day % 3600 / 60,
+            second: of_day % 60,
+        }
+    }
+
+    /// Seconds since 1970-01-01 00:00:00 UTC. The fields are not checked: a month past 12,
+    /// a day past the month's end or an hour past 23 count on into the following days, as
+    /// in [`days_from_civil`]. `None` when the result does not fit an `i64`.
+    pub fn to_unix(&self) -> Option<i64> {
+        days_from_civil(self.year, self.month.into(), self.day.into())
+            .checked_mul(SECONDS_PER_DAY)?
+            .checked_add(i64::from(self.hour) * 3600)?
+            .checked_add(i64::from(self.minute) * 60)?
+            .checked_add(i64::from(self.second))
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, a form [`parse_utc`] reads back (for years 0 to 9999).
+impl fmt::Display for UtcTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+}
+
 /// Days from 1970-01-01 to a proleptic Gregorian date (month 1..=12), negative before it
-/// (Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`]).
+/// (Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`]). Exact for
+/// years within ±2^40; other months and days are not refused but count on from the year.
 pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -389,7 +447,7 @@ pub fn parse_utc(text: &str) -> Option<f64> {
     if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
         return None;
     }
-    let mut secs = days_from_civil(y.into(), m.into(), d.into()) as f64 * 86_400.0;
+    let mut secs = (days_from_civil(y.into(), m.into(), d.into()) * SECONDS_PER_DAY) as f64;
     if let Some(t) = time {
         let mut tp = t.split(':');
         let (h, mi) = (tp.next()?, tp.next()?);
@@ -669,6 +727,33 @@ mod tests {
     }
 
     #[test]
+    fn utc_times_of_unix_seconds() {
+        let t = UtcTime::from_unix(1_700_000_000);
+        assert_eq!(t.to_string(), "2023-11-14T22:13:20");
+        assert_eq!(UtcTime::from_unix(-1).to_string(), "1969-12-31T23:59:59");
+        assert_eq!(UtcTime::from_unix(0).to_unix(), Some(0));
+        // Fields past their range count on, as repository stamps always did.
+        let odd = UtcTime {
+            year: 2024,
+            month: 2,
+            day: 30,
+            hour: 24,
+            minute: 0,
+            second: 0,
+        };
+        assert_eq!(odd.to_unix(), Some(1_709_337_600));
+        assert_eq!(
+            UtcTime::from_unix(1_709_337_600).to_string(),
+            "2024-03-02T00:00:00"
+        );
+        let huge = UtcTime {
+            year: i64::from(i32::MAX) * 1000,
+            ..t
+        };
+        assert_eq!(huge.to_unix(), None);
+    }
+
+    #[test]
     fn civil_dates_around_the_epoch_and_leap_days() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
@@ -703,6 +788,40 @@ mod tests {
                     day: ts.day(),
                 }));
             }
+        }
+
+        #[test]
+        fn day_counts_and_civil_dates_round_trip(days in -1_000_000_000i64..1_000_000_000) {
+            let (y, m, d) = civil_from_days(days);
+            prop_assert!((1..=12).contains(&m));
+            if let Ok(y32) = i32::try_from(y) {
+                prop_assert!(d >= 1 && d <= days_in_month(y32, m), "{}-{}-{}", y, m, d);
+            }
+            prop_assert_eq!(days_from_civil(y, m.into(), d.into()), days);
+            // The next day is the next date.
+            let next = civil_from_days(days + 1);
+            prop_assert!(next > (y, m, d));
+        }
+
+        #[test]
+        fn valid_dates_survive_days_and_back(y in 0i32..10_000, m in 1i32..=12, d in 1i32..=31) {
+            prop_assume!(d <= days_in_month(y, m));
+            let days = days_from_civil(y.into(), m.into(), d.into());
+            prop_assert_eq!(civil_from_days(days), (i64::from(y), m, d));
+        }
+
+        #[test]
+        fn unix_seconds_format_and_parse_back(secs in -62_167_219_200i64..253_402_300_800) {
+            // Years 0000 to 9999: the ones four digits print.
+            let utc = UtcTime::from_unix(secs);
+            prop_assert_eq!(utc.to_unix(), Some(secs));
+            let text = utc.to_string();
+            prop_assert_eq!(parse_utc(&text), Some(secs as f64), "{}", text);
+            prop_assert_eq!(parse_utc(&text.replace('T', " ")), Some(secs as f64));
+            let micros = secs.rem_euclid(1_000_000);
+            let with_fraction = format!("{text}.{micros:06}Z");
+            let parsed = parse_utc(&with_fraction).expect("a fraction parses");
+            prop_assert!((parsed - secs as f64 - micros as f64 / 1e6).abs() < 1e-3);
         }
 
         #[test]

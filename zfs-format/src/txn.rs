@@ -78,6 +78,16 @@ impl RawTxnHeader {
         Some(Self::from_bytes(bytes, pos))
     }
 
+    /// Decodes the header of the transaction that ends just before `end` (its redundant
+    /// length is the 8 bytes before `end`), or `None` when the length does not lead to a
+    /// header that repeats it. The redundant length is untrusted: all arithmetic is checked.
+    pub fn ending_at(file: &[u8], end: u64) -> Option<Self> {
+        let len_pos = end.checked_sub(8)?;
+        let tlen = crate::bytes::be_u64_at(file, len_pos)?;
+        let h = Self::decode(file, len_pos.checked_sub(tlen)?)?;
+        (h.tlen == tlen).then_some(h)
+    }
+
     /// Decodes the 23 bytes of a header read from file position `pos` (the position is
     /// only recorded).
     pub fn from_bytes(b: &[u8; TXN_HEADER_LEN as usize], pos: u64) -> Self {
@@ -128,6 +138,12 @@ impl RawTxnHeader {
             file.get(u_end..d_end)?,
             file.get(d_end..e_end)?,
         ])
+    }
+
+    /// The redundant length written after this transaction's records (at `pos + tlen`), or
+    /// `None` when those 8 bytes are not in `file`. A sound transaction repeats `tlen` there.
+    pub fn redundant_len(&self, file: &[u8]) -> Option<u64> {
+        crate::bytes::be_u64_at(file, self.pos.checked_add(self.tlen)?)
     }
 
     /// Position just after the whole transaction (redundant length included), if it fits in u64.
@@ -274,6 +290,42 @@ mod tests {
             ..h
         };
         assert_eq!(far.next_pos(), None);
+    }
+
+    #[test]
+    fn the_header_ending_at_a_position() {
+        let h = RawTxnHeader {
+            pos: 4,
+            tid: Tid::from_u64(7),
+            tlen: 25,
+            status: Status::Committed,
+            ulen: 0,
+            dlen: 2,
+            elen: 0,
+        };
+        let mut file = b"FS30".to_vec();
+        h.encode_into(&mut file);
+        file.extend_from_slice(b"dd");
+        file.extend_from_slice(&25u64.to_be_bytes());
+        let end = file.len() as u64;
+        assert_eq!(RawTxnHeader::ending_at(&file, end), Some(h));
+        assert_eq!(h.redundant_len(&file), Some(25));
+        assert_eq!(h.redundant_len(&file[..end as usize - 1]), None);
+        let far = RawTxnHeader {
+            tlen: u64::MAX,
+            ..h
+        };
+        assert_eq!(far.redundant_len(&file), None);
+        assert_eq!(RawTxnHeader::ending_at(&file, end - 1), None);
+        assert_eq!(RawTxnHeader::ending_at(&file, end + 3), None);
+        assert_eq!(RawTxnHeader::ending_at(&file, 7), None);
+        assert_eq!(RawTxnHeader::ending_at(&file, u64::MAX), None);
+        // A redundant length that the header does not repeat is no transaction end.
+        let n = file.len();
+        file[n - 8..].copy_from_slice(&24u64.to_be_bytes());
+        assert_eq!(RawTxnHeader::ending_at(&file, end), None);
+        file[n - 8..].copy_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(RawTxnHeader::ending_at(&file, end), None);
     }
 
     proptest! {

@@ -59,7 +59,7 @@ pub(crate) fn check_magic(first: &ChainFile) -> Result<()> {
     }
     Err(Error::NotFileStorage {
         path: first.path.clone(),
-        found: crate::error::py_bytes_repr(&head),
+        found: zfs_format::repr::bytes_repr(&head),
     })
 }
 

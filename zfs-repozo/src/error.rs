@@ -237,7 +237,7 @@ fn os_error_text(e: &std::io::Error, path: &Path) -> String {
     format!(
         "{}: {}",
         os_error_words(e),
-        py_str_repr(&path.to_string_lossy())
+        zfs_format::repr::str_repr(&path.to_string_lossy())
     )
 }
 
@@ -253,62 +253,6 @@ pub(crate) fn os_error_words(e: &std::io::Error) -> String {
         }
         None => e.to_string(),
     }
-}
-
-/// Python's `repr()` of a str, for the common cases (quotes chosen as Python does).
-pub fn py_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python's `repr()` of bytes: `b'\x1f\x8b'`.
-pub fn py_bytes_repr(b: &[u8]) -> String {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
-        b'"'
-    } else {
-        b'\''
-    };
-    let mut out = String::from("b");
-    out.push(quote as char);
-    for &c in b {
-        match c {
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c as char);
-            }
-            0x20..=0x7e => out.push(c as char),
-            c => out.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    out.push(quote as char);
-    out
 }
 
 #[cfg(test)]
@@ -349,9 +293,8 @@ mod tests {
             "r/x.deltafs has checksum 36486440db255f0ee6ab109d5d231406 instead of f50881ced34c7d9e6bce100bf33dec60"
         );
         assert_eq!(
-            Error::NotGzipped(py_bytes_repr(b"XX")).to_string(),
+            Error::NotGzipped(zfs_format::repr::bytes_repr(b"XX")).to_string(),
             "Not a gzipped file (b'XX')"
         );
-        assert_eq!(py_bytes_repr(b"\x00\xff"), "b'\\x00\\xff'");
     }
 }

@@ -9,7 +9,8 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use rayon::prelude::*;
 use zfs_format::Progress;
 
-use crate::error::{py_bytes_repr, Error, Result};
+use crate::error::{Error, Result};
+use zfs_format::repr::bytes_repr;
 
 /// Uncompressed bytes per parallel block.
 const BLOCK: usize = 1 << 20;
@@ -222,7 +223,7 @@ fn read_header(r: &mut impl BufRead, name: &str) -> Result<bool> {
         return Ok(false);
     }
     if magic[..got] != [0x1f, 0x8b][..got] || got < 2 {
-        return Err(Error::NotGzipped(py_bytes_repr(&magic[..got])));
+        return Err(Error::NotGzipped(bytes_repr(&magic[..got])));
     }
     let mut fixed = [0u8; 8];
     read_exact(r, &mut fixed, name)?;

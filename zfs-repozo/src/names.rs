@@ -3,6 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use zfs_format::timestamp::UtcTime;
+
 /// A run's time stamp: `YYYY-MM-DD-hh-mm-ss`, UTC, whole seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Stamp {
@@ -38,11 +40,20 @@ impl Stamp {
                 return None;
             }
         }
-        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        let days = days_from_civil(y, mo, d);
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        // Two digits each: the casts are lossless. Fields past their range (month 13)
+        // count on, as Python's string comparison of names does not care either.
+        let utc = UtcTime {
+            year,
+            month: month as i32,
+            day: day as i32,
+            hour: hour as i32,
+            minute: minute as i32,
+            second: second as i32,
+        };
         Some(Stamp {
-            secs: days * 86400 + h * 3600 + mi * 60 + s,
+            secs: utc.to_unix()?,
         })
     }
 
@@ -55,41 +66,12 @@ impl Stamp {
 
     /// `YYYY-MM-DD-hh-mm-ss`.
     pub fn format(self) -> String {
-        let days = self.secs.div_euclid(86400);
-        let rem = self.secs.rem_euclid(86400);
-        let (y, m, d) = civil_from_days(days);
+        let t = UtcTime::from_unix(self.secs);
         format!(
-            "{y:04}-{m:02}-{d:02}-{:02}-{:02}-{:02}",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
+            "{:04}-{:02}-{:02}-{:02}-{:02}-{:02}",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
         )
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-/// The date of a day number (inverse of [`days_from_civil`]).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// The kind of a data file, from its extension.
@@ -193,6 +175,28 @@ mod tests {
         for secs in [0i64, 86399, 951868800, 4102444799, 1_800_000_000] {
             assert_eq!(Stamp::parse(&Stamp { secs }.format()), Some(Stamp { secs }));
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stamps_parse_back_and_sort_like_their_times(
+            a in -62_167_219_200i64..253_402_300_800,
+            b in -62_167_219_200i64..253_402_300_800,
+        ) {
+            // Years 0000 to 9999: names of four-digit years.
+            let (sa, sb) = (Stamp { secs: a }, Stamp { secs: b });
+            proptest::prop_assert_eq!(Stamp::parse(&sa.format()), Some(sa));
+            proptest::prop_assert_eq!(sa.format().cmp(&sb.format()), a.cmp(&b));
+        }
+    }
+
+    #[test]
+    fn out_of_range_fields_count_on() {
+        // Python compares names as strings; a hand-made name with month 13 still parses.
+        assert_eq!(
+            Stamp::parse("2010-13-01-00-00-00").map(Stamp::format),
+            Some("2011-01-01-00-00-00".to_string())
+        );
     }
 
     #[test]

@@ -73,15 +73,7 @@ impl BlobTree {
 
 /// Whether `s` is a repozo stamp, `YYYY-MM-DD-HH-MM-SS`.
 pub fn is_stamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 19
-        && b.iter().enumerate().all(|(i, &c)| {
-            if matches!(i, 4 | 7 | 10 | 13 | 16) {
-                c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        })
+    zfs_repozo::Stamp::parse(s).is_some()
 }
 
 /// The trees in `dir` (real directories named `NAME.<stamp>`), oldest stamp first. Names

@@ -2,7 +2,6 @@
 //! it; a transaction whose extent cannot be trusted is skipped by resynchronising on the
 //! next plausible header ([`zfs_format::resync`]).
 
-use zfs_format::bytes::be_u64_at;
 use zfs_format::index_file::load_index;
 use zfs_format::resync::{plausible_txn, resync};
 use zfs_format::txn::{RawTxnHeader, Status, TXN_HEADER_LEN};
@@ -161,7 +160,7 @@ impl Walker<'_> {
             }
         }
         let tend = pos + h.tlen;
-        let rtl = be_u64_at(self.file, tend);
+        let rtl = h.redundant_len(self.file);
         let rtl_ok = rtl == Some(h.tlen);
         let covered = self
             .saved

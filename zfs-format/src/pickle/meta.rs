@@ -206,10 +206,10 @@ impl Render<'_> {
             V::Text(i) => (text::repr_str(self.bytes(i)), true),
             V::Bytes(i) if self.mode == StringMode::Bytes => {
                 // Python 2's repr of a byte string has no b prefix.
-                let r = text::repr_bytes(self.bytes(i));
+                let r = crate::repr::bytes_repr(self.bytes(i));
                 (r.get(1..).unwrap_or_default().to_owned(), true)
             }
-            V::Bytes(i) => (text::repr_bytes(self.bytes(i)), true),
+            V::Bytes(i) => (crate::repr::bytes_repr(self.bytes(i)), true),
             V::Tuple(t) => {
                 let hdr = self.m.tuples[t];
                 let (items, exact) = self.items(&hdr.head, hdr.len, depth);

@@ -481,7 +481,7 @@ pub(super) fn is_utf8_surrogatepass(mut s: &[u8]) -> bool {
 }
 
 /// Decodes generalized UTF-8 to code points; `None` on a malformed sequence.
-fn code_points(s: &[u8]) -> impl Iterator<Item = Option<u32>> + '_ {
+fn code_points(s: &[u8]) -> impl Iterator<Item = Option<u32>> + Clone + '_ {
     let mut i = 0;
     std::iter::from_fn(move || {
         let &b0 = s.get(i)?;
@@ -490,7 +490,11 @@ fn code_points(s: &[u8]) -> impl Iterator<Item = Option<u32>> + '_ {
             0xc0..=0xdf => (2, u32::from(b0 & 0x1f)),
             0xe0..=0xef => (3, u32::from(b0 & 0x0f)),
             0xf0..=0xf7 => (4, u32::from(b0 & 0x07)),
-            _ => return Some(None),
+            _ => {
+                // A byte no sequence starts with ends the text, as a broken sequence does.
+                i = s.len();
+                return Some(None);
+            }
         };
         let mut cp = init;
         for k in 1..len {
@@ -524,78 +528,10 @@ pub(super) fn lossy(s: &[u8]) -> String {
     }
 }
 
-/// Python's `repr()` of a `str` given as generalized UTF-8: single quotes unless the text
-/// has a `'` and no `"`; `\\`, `\t`, `\n`, `\r` and the quote escaped; other control and
-/// non-printable characters as `\xNN`, `\uNNNN` or `\UNNNNNNNN`. Printability of non-ASCII
-/// characters follows Rust's notion (control, surrogate, private use, unassigned and
-/// separator characters other than space are escaped), close to Python's `isprintable`.
+/// Python's `repr()` of a `str` given as generalized UTF-8 (a malformed sequence reads as
+/// U+FFFD, a lone surrogate prints as `\udXXX`).
 pub(super) fn repr_str(s: &[u8]) -> String {
-    let cps: Vec<u32> = code_points(s).map(|c| c.unwrap_or(0xfffd)).collect();
-    let has_single = cps.contains(&u32::from(b'\''));
-    let has_double = cps.contains(&u32::from(b'"'));
-    let quote = if has_single && !has_double { '"' } else { '\'' };
-    let mut out = String::with_capacity(cps.len() + 2);
-    out.push(quote);
-    for cp in cps {
-        match char::from_u32(cp) {
-            Some('\\') => out.push_str("\\\\"),
-            Some('\t') => out.push_str("\\t"),
-            Some('\n') => out.push_str("\\n"),
-            Some('\r') => out.push_str("\\r"),
-            Some(c) if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            Some(c) if c == ' ' || (!c.is_control() && !c.is_whitespace() && printable(c)) => {
-                out.push(c);
-            }
-            _ if cp < 0x100 => out.push_str(&format!("\\x{cp:02x}")),
-            _ if cp < 0x1_0000 => out.push_str(&format!("\\u{cp:04x}")),
-            _ => out.push_str(&format!("\\U{cp:08x}")),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Rough stand-in for Python's `str.isprintable` on non-ASCII characters.
-fn printable(c: char) -> bool {
-    if c.is_ascii() {
-        return true;
-    }
-    let cp = u32::from(c);
-    // Private use areas, soft hyphen and format characters commonly met.
-    !matches!(cp, 0xad | 0xe000..=0xf8ff | 0xf_0000..=0x10_ffff | 0x200b..=0x200f | 0xfeff)
-}
-
-/// Python's `repr()` of `bytes`: `b'...'` with the same quoting rule as `str`.
-pub(super) fn repr_bytes(s: &[u8]) -> String {
-    let has_single = s.contains(&b'\'');
-    let has_double = s.contains(&b'"');
-    let quote = if has_single && !has_double {
-        b'"'
-    } else {
-        b'\''
-    };
-    let mut out = String::with_capacity(s.len() + 3);
-    out.push('b');
-    out.push(char::from(quote));
-    for &b in s {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            _ if b == quote => {
-                out.push('\\');
-                out.push(char::from(b));
-            }
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push(char::from(quote));
-    out
+    crate::repr::code_points_repr(code_points(s).map(|c| c.unwrap_or(0xfffd)))
 }
 
 #[cfg(test)]
@@ -724,11 +660,10 @@ mod tests {
     }
 
     #[test]
-    fn reprs() {
+    fn reprs_of_generalized_utf8() {
         assert_eq!(repr_str(b"abc"), "'abc'");
-        assert_eq!(repr_str(b"it's"), "\"it's\"");
-        assert_eq!(repr_str(b"a'\""), "'a\\'\"'");
         assert_eq!(repr_str("é\u{1}".as_bytes()), "'é\\x01'");
-        assert_eq!(repr_bytes(b"a\x00\xff'"), "b\"a\\x00\\xff'\"");
+        assert_eq!(repr_str(b"a\xed\xa0\x80"), "'a\\ud800'");
+        assert_eq!(repr_str(b"a\xff"), "'a\u{fffd}'");
     }
 }

@@ -50,9 +50,9 @@ fn scan_refs(sc: &mut Scanner, bytes: &[u8], oid: Oid, data_pos: u64) -> Result<
         .map_err(perr)?;
     Ok(out
         .into_iter()
-        .map(|o| match <[u8; 8]>::try_from(&*o) {
-            Ok(b) => Ref::Oid(u64::from_be_bytes(b)),
-            Err(_) => Ref::Raw(o.into_owned()),
+        .map(|o| match zfs_format::Oid::from_slice(&o) {
+            Some(oid) => Ref::Oid(oid.as_u64()),
+            None => Ref::Raw(o.into_owned()),
         })
         .collect())
 }

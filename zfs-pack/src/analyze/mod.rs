@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 
 use rayon::prelude::*;
+use zfs_format::repr::id_repr;
 use zfs_format::{DataRecord, FileStorage, Payload, Progress, Status, Tid, Transaction};
 
 use crate::error::{Dangling, Result};
@@ -64,17 +65,6 @@ pub struct AnalyzeOptions {
     pub allow_dangling: bool,
     /// Stop when set.
     pub interrupt: Option<&'static std::sync::atomic::AtomicBool>,
-}
-
-/// ZODB's `oid_repr`, for its error messages.
-fn oid_repr(b: [u8; 8]) -> String {
-    // ZODB's oid_repr: 0x + hex without leading zeros, padded to an even length.
-    let v = u64::from_be_bytes(b);
-    let mut s = format!("{v:x}");
-    if s.len() % 2 == 1 {
-        s.insert(0, '0');
-    }
-    format!("0x{s}")
 }
 
 /// ZODB's `checkData` for a record of the transaction at `tpos`.
@@ -151,8 +141,8 @@ impl<'a, T: Deref<Target = [u8]>> Walker<'a, T> {
                     t.pos(),
                     format!(
                         "time-stamp reduction: {} <= {}",
-                        oid_repr(t.tid().0),
-                        oid_repr(self.ltid.0)
+                        id_repr(t.tid().as_u64()),
+                        id_repr(self.ltid.as_u64())
                     ),
                 ));
             }

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use zfs_format::record::RawDataHeader;
+use zfs_format::txn::RawTxnHeader;
 use zfs_format::{NoProgress, Tid};
 use zfs_pack::{pack, PackError, PackOptions};
 
@@ -23,15 +25,26 @@ fn damaged(dir: &Path, damage: impl FnOnce(&mut Vec<u8>)) -> (PathBuf, Vec<u8>) 
 }
 
 /// Positions of the transactions of the experiment database.
-fn txn_positions(b: &[u8]) -> Vec<usize> {
+fn txn_positions(b: &[u8]) -> Vec<u64> {
     let mut out = Vec::new();
     let mut pos = 4;
-    while pos + 23 <= b.len() {
+    while let Some(h) = RawTxnHeader::decode(b, pos) {
         out.push(pos);
-        let tlen = u64::from_be_bytes(b[pos + 8..pos + 16].try_into().expect("8")) as usize;
-        pos += tlen + 8;
+        pos = h.next_pos().expect("a small file");
     }
     out
+}
+
+/// The header of the first data record of the transaction at `t`.
+fn first_record(b: &[u8], t: u64) -> RawDataHeader {
+    let h = RawTxnHeader::decode(b, t).expect("a transaction header");
+    RawDataHeader::decode(b, t + h.header_len()).expect("a data record header")
+}
+
+/// Overwrites `b` at `pos` with `bytes`.
+fn put(b: &mut [u8], pos: u64, bytes: &[u8]) {
+    let at = usize::try_from(pos).expect("small");
+    b[at..at + bytes.len()].copy_from_slice(bytes);
 }
 
 fn assert_untouched(dir: &Path, f: &Path, bytes: &[u8]) {
@@ -78,18 +91,15 @@ fn a_backpointer_forward_is_refused_with_its_offset() {
     let d = tempfile::tempdir().expect("tempdir");
     let mut rec = 0;
     let (f, b) = damaged(d.path(), |b| {
-        let t = txn_positions(b)[1];
-        let hlen = 23
-            + usize::from(u16::from_be_bytes([b[t + 17], b[t + 18]]))
-            + usize::from(u16::from_be_bytes([b[t + 19], b[t + 20]]))
-            + usize::from(u16::from_be_bytes([b[t + 21], b[t + 22]]));
-        rec = t + hlen;
-        let plen = u64::from_be_bytes(b[rec + 34..rec + 42].try_into().expect("8")) as usize;
+        let mut h = first_record(b, txn_positions(b)[1]);
+        rec = h.pos;
+        assert!(h.plen >= 8);
         // plen 0, back = its own position; the rest of the old pickle stays as junk the
         // transaction length still covers, so only the record is wrong.
-        b[rec + 34..rec + 42].copy_from_slice(&0u64.to_be_bytes());
-        b[rec + 42..rec + 50].copy_from_slice(&(rec as u64).to_be_bytes());
-        assert!(plen >= 8);
+        h.plen = 0;
+        put(b, h.pos, &h.to_bytes());
+        let back = h.backpointer_pos().expect("small");
+        put(b, back, &h.pos.to_be_bytes());
     });
     let r = pack(
         &f,
@@ -111,13 +121,9 @@ fn a_truncated_record_inside_a_transaction_is_refused() {
     // A data record's length runs past its transaction.
     let d = tempfile::tempdir().expect("tempdir");
     let (f, b) = damaged(d.path(), |b| {
-        let t = txn_positions(b)[2];
-        let hlen = 23
-            + usize::from(u16::from_be_bytes([b[t + 17], b[t + 18]]))
-            + usize::from(u16::from_be_bytes([b[t + 19], b[t + 20]]))
-            + usize::from(u16::from_be_bytes([b[t + 21], b[t + 22]]));
-        let rec = t + hlen;
-        b[rec + 34..rec + 42].copy_from_slice(&100_000u64.to_be_bytes());
+        let mut h = first_record(b, txn_positions(b)[2]);
+        h.plen = 100_000;
+        put(b, h.pos, &h.to_bytes());
     });
     let r = pack(
         &f,

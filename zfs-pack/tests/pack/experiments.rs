@@ -244,8 +244,8 @@ fn damaged_file_is_refused_with_the_offset() {
     let f = copy(d.path());
     let mut bytes = std::fs::read(&f).expect("read");
     // A time-stamp reduction: the second transaction gets the first one's tid.
-    let first_tlen = u64::from_be_bytes(bytes[12..20].try_into().expect("8")) as usize;
-    let second = 4 + first_tlen + 8;
+    let first = zfs_format::txn::RawTxnHeader::decode(&bytes, 4).expect("a transaction");
+    let second = usize::try_from(first.next_pos().expect("small")).expect("small");
     let tid1: [u8; 8] = bytes[4..12].try_into().expect("8");
     bytes[second..second + 8].copy_from_slice(&tid1);
     std::fs::write(&f, &bytes).expect("write");
