@@ -1,7 +1,9 @@
 //! Integrity checks and inspection of FileStorage files.
 //!
-//! `dump` (fsdump's text), `tail` (fstail's text) and `info` are here, with the checks of
-//! the integrity issue (`check`, `refs`, `recover`, `stats`, `oids`).
+//! It owns what `zodbfs` reads a FileStorage for without changing it: `dump` (fsdump's
+//! text), `tail` (fstail's text), `info` (the summary), `check` (everything fstest checks,
+//! and more), `refs` (dangling references), `stats`, `oids` (an object's history), and
+//! `recover` (fsrecover: a new file of what can be read from a damaged one).
 //!
 //! The walks here decode no header bytes themselves: record and transaction layouts, the
 //! resynchronisation after damage, backpointer chains and `_data_find` are

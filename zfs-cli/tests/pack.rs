@@ -159,7 +159,7 @@ fn a_full_disk_leaves_the_original_and_no_pack_file() {
 }
 
 #[test]
-fn decision_11_pack_time_as_zodb_computes_it() {
+fn pack_time_as_zodb_computes_it() {
     // ZODB: TimeStamp(*gmtime(t)[:5] + (t % 60,)) for t = 1700000000.5 and 1700000000.0.
     for (time, want) in [
         ("2023-11-14 22:13:20.5", "03f47f9557777777"),

@@ -518,7 +518,7 @@ mod tests {
 
     #[test]
     fn pos_pickles_match_zodb() {
-        // From shared/spec/experiments-repozo/results/index_bytes.txt.
+        // The bytes ZODB's fsIndex.save wrote for these positions.
         let cases: &[(u64, &[u8])] = &[
             (0, &[0x80, 3, 0x4b, 0, 0x2e]),
             (255, &[0x80, 3, 0x4b, 0xff, 0x2e]),

@@ -13,10 +13,25 @@
 //!
 //! The output, the `.index` file, `.old` and the blob directory are what ZODB's
 //! `FileStorage.pack` leaves, wherever ZODB succeeds without losing data. Where it fails
-//! or loses data, our documented decisions apply (section 6 of the pack spec): dangling
-//! references are listed and refused (or ignored with `allow_dangling`), revisions kept
-//! by backpointers after `S` have their references followed, a pack without GC keeps
-//! the revisions such backpointers need, FS21 files and zlib records are read.
+//! or loses data, these rules apply instead (each has its tests in `tests/pack/`):
+//!
+//! - dangling references reachable from the root are all listed and the pack refused,
+//!   nothing changed (or ignored with `allow_dangling`, missing targets counted absent);
+//! - references no reader can decode (REDUCE-built oids, unreadable pickles) in a reachable
+//!   record refuse the pack with the oid and offset;
+//! - a revision kept by a backpointer after `S` has its references followed, so the
+//!   packed file has no dangling reference (ZODB keeps it and collects its referents);
+//! - without GC, a backpointer after `S` to a non-current revision keeps that revision
+//!   (ZODB's pack fails);
+//! - FS21 (Python 2) files are packed whole: string opcodes are read as bytes, so oids with
+//!   bytes above 0x7f are followed; zlib-compressed records are decompressed before their
+//!   references are read;
+//! - the database must be closed: the pack takes the lock a running ZODB holds.
+//!
+//! ZODB's own rules are kept exactly: the no-op rule (nothing to do when the copy would be
+//! as long as the original), the removal of a previous `.old` before packing, the
+//! `.removed` file in the blob directory, `'u'` transactions copied verbatim, and the stop
+//! tid computed from a float time as `FileStorage.pack` computes it.
 //!
 //! Scanning and reference extraction run on all cores; positions and output order are
 //! those of the sequential algorithm. The state is compact: 8 bytes per object for the

@@ -231,7 +231,7 @@ fn golden_vectors_match_zodb() {
 
 #[test]
 fn zodb_written_records_are_covered() {
-    // The golden file must keep the forms the brief asks for; a regeneration that lost
+    // The golden file must keep the forms listed below; a regeneration that lost
     // them would make the golden test weaker without failing it.
     let cases = load_vectors();
     let kinds: String = cases

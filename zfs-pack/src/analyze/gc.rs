@@ -45,7 +45,7 @@ fn scan_refs(sc: &mut Scanner, bytes: &[u8], oid: Oid, data_pos: u64) -> Result<
     let plain: Cow<'_, [u8]> = untransform(bytes).map_err(perr)?;
     let mut out = Vec::new();
     // Bytes mode reads Python 2 strings as raw bytes: the same oids wherever Python 3
-    // ZODB succeeds, and no UnicodeDecodeError where it fails (decision 2).
+    // ZODB succeeds, and no UnicodeDecodeError where it fails (FS21 files are read whole).
     sc.references_into(&plain, StringMode::Bytes, &mut out)
         .map_err(perr)?;
     Ok(out
@@ -76,7 +76,8 @@ fn refs_at_file<T: Deref<Target = [u8]>>(
 struct Todo {
     oid: u64,
     pos: u64,
-    /// Traced only because of decision 4: missing targets are reported, not fatal.
+    /// Traced only because a backpointer after the pack time keeps the revision: missing
+    /// targets are reported, not fatal.
     lenient: bool,
 }
 
@@ -158,8 +159,8 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
             }
         } else {
             reach.moved.insert(oid, back);
-            // ZODB keeps this revision without following its references (quirk 1.4-2);
-            // we follow them, so the packed file has no dangling reference (decision 4).
+            // ZODB keeps this revision without following its references, so its referents
+            // are collected; we follow them, so the packed file has no dangling reference.
             extra_roots.push(Todo {
                 oid,
                 pos: back,

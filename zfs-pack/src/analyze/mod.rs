@@ -43,10 +43,12 @@ pub struct Plan {
     pub reach: Reach,
     /// Position of the first transaction after the pack time.
     pub packpos: u64,
-    /// Objects kept only because of our fix of ZODB's future-backpointer quirk (decision 4).
+    /// Objects kept only because a revision that a backpointer after the pack time keeps has
+    /// its references followed (ZODB keeps such a revision but collects its referents).
     pub extra_kept: usize,
     /// Dangling references ignored under `allow_dangling`, and those found in revisions kept
-    /// by decision 4 (ZODB keeps those revisions without looking at them).
+    /// for a backpointer after the pack time (ZODB keeps those revisions without looking at
+    /// them).
     pub dangling_ignored: Vec<Dangling>,
     /// Number of data records before the pack time.
     pub records_before: u64,
@@ -331,7 +333,7 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
 
 /// Without GC, ZODB keeps the current revision of every object and ignores backpointers
 /// after the pack time; one to a non-current revision then makes its pack fail. We keep
-/// such revisions (decision 5): only where ZODB fails does the result differ.
+/// such revisions and succeed: only where ZODB fails does the result differ.
 fn no_gc_future<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
     reach: &mut Reach,

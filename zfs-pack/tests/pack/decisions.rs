@@ -1,10 +1,12 @@
-//! The decisions of the spec's section 6, one named test each, on small synthetic files.
+//! The rules where we differ from ZODB's packer (listed in the crate's documentation), one
+//! named test each, on small synthetic files.
 //! Where ZODB's packer succeeds on the same file, its bytes are compared too (when the
 //! oracle's Python is installed; otherwise that half is skipped with a note).
 //!
-//! Decisions 1, 3, 4, 5, 6 and 7 also have tests on ZODB-made files: `experiments` and
-//! `edge` (names starting with `decision_N`); decision 8's failure paths are in
-//! `bad_input`; decision 11's time parsing is a CLI test (`zfs-cli/tests/pack.rs`).
+//! Dangling and unreadable references, revisions kept by later backpointers, the no-op
+//! rule and the lock also have tests on ZODB-made files (`experiments`, `edge`); what is
+//! left behind on failure is in `bad_input`; the pack time's parsing is a CLI test
+//! (`zfs-cli/tests/pack.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -94,7 +96,7 @@ fn same_as_zodb(f: &Path, stop: &str, gc: bool) {
 }
 
 #[test]
-fn decision_2_fs21_oids_with_bytes_above_0x7f_are_followed() {
+fn fs21_oids_with_bytes_above_0x7f_are_followed() {
     // Python 3 ZODB fails on such a file (UnicodeDecodeError in referencesf); Python 2
     // ZODB, whose strings are bytes, keeps the object the root refers to.
     let d = tempfile::tempdir().expect("tempdir");
@@ -129,7 +131,7 @@ fn decision_2_fs21_oids_with_bytes_above_0x7f_are_followed() {
 }
 
 #[test]
-fn decision_3_a_reference_built_by_reduce_is_refused_with_oid_and_offset() {
+fn a_reference_built_by_reduce_is_refused_with_oid_and_offset() {
     // `_codecs.encode(...)` as the oid of a reference: noload makes it None, ZODB's
     // referencesf fails with AssertionError (issue #202). We never guess: refuse.
     let d = tempfile::tempdir().expect("tempdir");
@@ -165,7 +167,7 @@ fn decision_3_a_reference_built_by_reduce_is_refused_with_oid_and_offset() {
 }
 
 #[test]
-fn decision_6_a_no_op_still_removes_old_and_leaves_an_empty_removed_file() {
+fn a_no_op_still_removes_old_and_leaves_an_empty_removed_file() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = write(
         d.path(),
@@ -206,7 +208,7 @@ fn decision_6_a_no_op_still_removes_old_and_leaves_an_empty_removed_file() {
 }
 
 #[test]
-fn decision_9_status_u_transactions_are_copied_verbatim() {
+fn status_u_transactions_are_copied_verbatim() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = write(
         d.path(),
@@ -241,7 +243,7 @@ fn decision_9_status_u_transactions_are_copied_verbatim() {
 }
 
 #[test]
-fn decision_10_zlib_records_are_decompressed_before_reference_scanning() {
+fn zlib_records_are_decompressed_before_reference_scanning() {
     // A raw ZODB pack fails on the compressed root (UnpicklingError); we follow its
     // references, so oid 1 (referenced only from the compressed root) is kept.
     use std::io::Write as _;
@@ -312,7 +314,7 @@ fn many(path: &Path, n: u64) {
 }
 
 #[test]
-fn decision_12_parallelism_does_not_change_a_byte() {
+fn parallelism_does_not_change_a_byte() {
     let d = tempfile::tempdir().expect("tempdir");
     let src = d.path().join("src.fs");
     many(&src, 6000);

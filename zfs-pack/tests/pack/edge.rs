@@ -1,6 +1,6 @@
-//! Edge cases of the spec's experiments (`edge_cases.py`), made by real ZODB 6.4 with a
-//! fake clock: where ZODB packs without losing data, our bytes must be its bytes; where it
-//! fails or loses data, the decisions of the spec's section 6 apply.
+//! Edge cases made by real ZODB 6.4 with a fake clock (`edge_cases.py`): where ZODB packs
+//! without losing data, our bytes must be its bytes; where it fails or loses data, the
+//! rules listed in the crate's documentation apply.
 
 use std::path::PathBuf;
 
@@ -48,7 +48,7 @@ fn undo_after_the_pack_time_to_a_non_current_root_revision_keeps_it_like_zodb() 
 }
 
 #[test]
-fn decision_5_no_gc_with_undo_to_a_non_current_revision_succeeds() {
+fn no_gc_with_undo_to_a_non_current_revision_succeeds() {
     // ZODB: AssertionError (the undo record's target revision was not copied), `.pack`
     // left behind. We keep the revision: here the result equals the GC pack's.
     let (d, f, r) = packed("extra.fs", "03f58e0084444444", false);
@@ -61,7 +61,7 @@ fn decision_5_no_gc_with_undo_to_a_non_current_revision_succeeds() {
 }
 
 #[test]
-fn decision_4_referents_of_revisions_kept_by_undo_are_kept() {
+fn referents_of_revisions_kept_by_undo_are_kept() {
     // root -> x -> y; x.child = None; del root['x']; S; undo of "x.child = None". ZODB
     // keeps x's old revision (it refers to y) but collects y: a dangling reference
     // (ZODB's output: sha1 c6d2ef0e7618df36aea286cefd049731a8614f99). We keep y too.

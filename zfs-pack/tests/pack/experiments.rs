@@ -1,4 +1,4 @@
-//! Packs of the database the spec's experiments made with real ZODB (`build_db.py`: undo,
+//! Packs of a database made with real ZODB (`build_db.py`: undo,
 //! undone creation, blobs, weak and cross-database references, an empty transaction),
 //! compared with the bytes ZODB 6.4's packer produced for the same stop tids; and the
 //! bad inputs derived from it.
@@ -75,7 +75,7 @@ fn byte_identical_to_zodb() {
 }
 
 #[test]
-fn decision_6_before_first_transaction_is_a_no_op_that_removes_old() {
+fn before_first_transaction_is_a_no_op_that_removes_old() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = copy(d.path());
     std::fs::write(d.path().join("Data.fs.old"), b"stale").expect("write");
@@ -120,7 +120,7 @@ fn second_pack_to_same_time_and_earlier_time() {
 }
 
 #[test]
-fn zero_stop_and_decision_7_locked_database_are_refused() {
+fn zero_stop_and_a_locked_database_are_refused() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = copy(d.path());
     assert!(matches!(
@@ -161,7 +161,7 @@ const DANGLING: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dangling
 const DANGLING_STOP: &str = "040d3310866488ef";
 
 #[test]
-fn decision_1_dangling_references_are_listed_and_refused() {
+fn dangling_references_are_listed_and_refused() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = d.path().join("Data.fs");
     std::fs::copy(DANGLING, &f).expect("copy");
@@ -214,7 +214,7 @@ fn root_record(f: &Path) -> u64 {
 }
 
 #[test]
-fn decision_3_unreadable_pickle_in_a_reachable_record_is_refused() {
+fn unreadable_pickle_in_a_reachable_record_is_refused() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = copy(d.path());
     let root = root_record(&f);

@@ -1,10 +1,11 @@
 //! Integration tests of `zfs_pack` (one test binary, one module per concern):
 //!
-//! - `experiments`: the spec's experiment database (made by real ZODB), ZODB's bytes for
-//!   it, the lock, dry runs, blobs, and bad inputs derived from it;
-//! - `edge`: the spec's edge cases (`edge_cases.py`) with ZODB's bytes;
-//! - `decisions`: one test per decision of the spec's section 6 that has behaviour,
-//!   on small synthetic files (compared with ZODB's packer too when its Python is there);
+//! - `experiments`: a database made by real ZODB (`build_db.py`), ZODB's bytes for its
+//!   packs, the lock, dry runs, blobs, and bad inputs derived from it;
+//! - `edge`: edge cases made by real ZODB (`edge_cases.py`) with ZODB's bytes;
+//! - `decisions`: one test per rule where we differ from ZODB's packer (the list is in
+//!   the crate's documentation), on small synthetic files (compared with ZODB's packer too
+//!   when its Python is there);
 //! - `bad_input`: damaged files, interruption, and what is left behind on errors;
 //! - `fuzzed`: inputs the fuzzer found, replayed through the fuzz target's body.
 
@@ -20,7 +21,7 @@ use std::process::{Command, Stdio};
 use sha1::{Digest, Sha1};
 use zfs_format::{NoProgress, Oid, Payload};
 
-/// The spec experiments' database (`build_db.py`, 20 transactions, 9805 bytes).
+/// The database made by real ZODB with `build_db.py` (20 transactions, 9805 bytes).
 pub const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/experiment.fs");
 
 /// A committed test file.

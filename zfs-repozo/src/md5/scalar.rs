@@ -13,8 +13,8 @@
 //! That is 4.5 dependent instructions per byte on average, as OpenSSL's assembly does. One
 //! more trick is needed to keep it: the constants `k` are read through
 //! [`std::hint::black_box`], because the compiler otherwise moves an addition of a constant
-//! to the end of the sum, after `f`, which puts one more add on the chain (measured: 15%
-//! slower).
+//! to the end of the sum, after `f`, which puts one more add on the chain (slower; the
+//! figures are in `BENCHMARKS.md`).
 
 use super::K;
 
