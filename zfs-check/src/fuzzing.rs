@@ -16,7 +16,8 @@ use crate::recover::{recover as run_recover, RecoverError};
 /// they agree on what they counted; every finding lies in the file and they come in file
 /// order.
 pub fn check(input: &[u8]) {
-    let full = run_check(input, &Options::default(), &NoProgress);
+    let never = "NoProgress is never interrupted";
+    let full = run_check(input, &Options::default(), &NoProgress).expect(never);
     let quick = run_check(
         input,
         &Options {
@@ -24,7 +25,8 @@ pub fn check(input: &[u8]) {
             index: None,
         },
         &NoProgress,
-    );
+    )
+    .expect(never);
     for r in [&full, &quick] {
         sound_report(r, input.len() as u64);
     }
@@ -40,7 +42,8 @@ pub fn check(input: &[u8]) {
             index: Some(input),
         },
         &NoProgress,
-    );
+    )
+    .expect(never);
     black_box(with_index);
 }
 
@@ -88,6 +91,7 @@ pub fn recover(input: &[u8]) {
         Err(RecoverError::NotAFileStorage(_)) => return,
         // The scratch space, not the input: nothing to learn.
         Err(RecoverError::Io(_)) => return,
+        Err(RecoverError::Interrupted) => unreachable!("NoProgress is never interrupted"),
     };
     let Ok(bytes) = std::fs::read(&path) else {
         return;

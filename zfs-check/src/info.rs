@@ -41,6 +41,7 @@ pub fn info<T: Deref<Target = [u8]> + Sync>(
     let mut first_tid = None;
     let mut data_records = 0;
     for t in fs.transactions() {
+        progress.check_interrupted()?;
         let t = t?;
         first_tid.get_or_insert(t.tid());
         data_records += t.records().count() as u64;

@@ -102,6 +102,7 @@ pub fn histories<T: Deref<Target = [u8]> + Sync>(
     let parts: Vec<Result<Vec<(Oid, Event)>, Error>> = txns
         .par_chunks(CHUNK)
         .map_init(Scanner::new, |scanner, chunk| {
+            progress.check_interrupted()?;
             let mut out = Vec::new();
             for t in chunk {
                 let ev = |offset: u64, what: What| Event {

@@ -45,6 +45,9 @@ pub enum RecoverError {
     /// Writing or reading back the output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
+    /// The run context said to stop (Ctrl-C); the output is incomplete and must not be kept.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// A stretch of the input that did not make it into the output.
@@ -200,6 +203,9 @@ pub fn recover(
     let mut last_tid: Option<Tid> = None;
     let mut reported = 0;
     while pos < len {
+        if progress.interrupted() {
+            return Err(RecoverError::Interrupted);
+        }
         if pos - reported >= 1 << 20 {
             progress.advance(pos - reported);
             reported = pos;
@@ -492,6 +498,21 @@ mod tests {
         let (r, out) = recovered(&edited(1113 + 16, b"c"));
         assert_eq!(out, &BASE[..1113]);
         assert_eq!(r.checkpoint_at, Some(1113));
+    }
+
+    #[test]
+    fn an_interrupted_run_context_stops_recovery() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = File::create(dir.path().join("x")).expect("create");
+        let flag = std::sync::atomic::AtomicBool::new(true);
+        let run = zfs_format::Interruptible {
+            progress: &NoProgress,
+            flag: &flag,
+        };
+        assert!(matches!(
+            recover(BASE, &f, &run),
+            Err(RecoverError::Interrupted)
+        ));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::ops::Deref;
 
 use rayon::prelude::*;
 use zfs_format::pickle::{class_name, untransform, RefKind, Scanner};
-use zfs_format::{FileStorage, Index, Oid, Progress, Tid};
+use zfs_format::{FileStorage, Index, Interrupted, Oid, Progress, Tid};
 
 /// Why a reference is dangling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -136,13 +136,16 @@ pub fn dangling_refs<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     index: &Index,
     progress: &dyn Progress,
-) -> RefsReport {
+) -> Result<RefsReport, Interrupted> {
     let mode = fs.magic().string_mode();
     let entries: Vec<(Oid, u64)> = index.iter().collect();
     progress.start_counting("loading objects", entries.len() as u64, "objects");
     let states: Vec<State> = entries
         .par_chunks(CHUNK)
         .flat_map_iter(|chunk| {
+            if progress.interrupted() {
+                return Vec::new();
+            }
             let v: Vec<State> = chunk
                 .iter()
                 .map(
@@ -157,6 +160,7 @@ pub fn dangling_refs<T: Deref<Target = [u8]> + Sync>(
             v
         })
         .collect();
+    progress.check_interrupted()?;
     // oid → state: a direct table for dense oids, a binary search otherwise.
     let max_oid = entries.last().map_or(0, |e| e.0.as_u64());
     let dense: Option<Vec<u8>> = (max_oid
@@ -201,6 +205,9 @@ pub fn dangling_refs<T: Deref<Target = [u8]> + Sync>(
         .map_init(Scanner::new, |scanner, (chunk, chunk_states)| {
             let mut found = Vec::new();
             let mut bad = Vec::new();
+            if progress.interrupted() {
+                return (found, bad);
+            }
             for (&(oid, pos), state) in chunk.iter().zip(chunk_states) {
                 let State::Data(data) = *state else {
                     continue;
@@ -256,6 +263,7 @@ pub fn dangling_refs<T: Deref<Target = [u8]> + Sync>(
             (found, bad)
         })
         .collect();
+    progress.check_interrupted()?;
     let mut dangling = Vec::new();
     let mut unscannable = Vec::new();
     for (d, u) in parts {
@@ -277,13 +285,13 @@ pub fn dangling_refs<T: Deref<Target = [u8]> + Sync>(
             },
         })
         .collect();
-    RefsReport {
+    Ok(RefsReport {
         objects: entries.len() as u64,
         undone: states.iter().filter(|s| matches!(s, State::Undone)).count() as u64,
         dangling: dangling.into_iter().map(|(_, _, d)| d).collect(),
         unreadable,
         unscannable,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -294,7 +302,38 @@ mod tests {
     fn refs_of(data: &'static [u8]) -> RefsReport {
         let fs = FileStorage::from_data(data, "t.fs".into()).expect("FS30");
         let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("sound");
-        dangling_refs(&fs, &scan.index, &NoProgress)
+        dangling_refs(&fs, &scan.index, &NoProgress).expect("never interrupted")
+    }
+
+    #[test]
+    fn interrupted_walks_stop_with_an_error() {
+        let fs = FileStorage::from_data(
+            &include_bytes!("../tests/fixtures/base.fs")[..],
+            "t.fs".into(),
+        )
+        .expect("FS30");
+        let flag = std::sync::atomic::AtomicBool::new(true);
+        let run = zfs_format::Interruptible {
+            progress: &NoProgress,
+            flag: &flag,
+        };
+        assert!(matches!(
+            zfs_format::scan::build_index(&fs, &run),
+            Err(zfs_format::Error::Interrupted)
+        ));
+        let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("sound");
+        assert_eq!(
+            dangling_refs(&fs, &scan.index, &run).err(),
+            Some(Interrupted)
+        );
+        assert!(matches!(
+            crate::stats::stats(&fs, &scan.index, &run),
+            Err(zfs_format::Error::Interrupted)
+        ));
+        assert!(matches!(
+            crate::info::info(&fs, &run),
+            Err(zfs_format::Error::Interrupted)
+        ));
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub fn stats<T: Deref<Target = [u8]> + Sync>(
     let parts: Vec<Result<Stats, Error>> = txns
         .par_chunks(CHUNK)
         .map(|chunk| {
+            progress.check_interrupted()?;
             let mut s = Stats::default();
             for t in chunk {
                 s.transactions += 1;

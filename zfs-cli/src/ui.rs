@@ -22,10 +22,12 @@ fn style(template: &str) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-/// A [`zfs_format::Progress`] drawn with indicatif, hidden when stderr is not a terminal or
-/// when asked to be quiet.
+/// The run context the commands give the libraries: a [`zfs_format::Progress`] drawn with
+/// indicatif (hidden when stderr is not a terminal or when asked to be quiet) that reports
+/// the run interrupted once SIGINT or SIGTERM arrived ([`crate::signals`]).
 pub struct Bar {
     bar: ProgressBar,
+    interrupt: &'static std::sync::atomic::AtomicBool,
 }
 
 impl Bar {
@@ -40,7 +42,10 @@ impl Bar {
             ProgressBar::hidden()
         };
         bar.set_style(style(BYTES));
-        Bar { bar }
+        Bar {
+            bar,
+            interrupt: crate::signals::on_signals(),
+        }
     }
 
     /// Whether the bar is drawn (stderr is a terminal and not quiet).
@@ -71,6 +76,9 @@ impl zfs_format::Progress for Bar {
         self.bar.set_message(phase.to_string());
         self.bar.set_length(total);
         self.bar.set_position(0);
+    }
+    fn interrupted(&self) -> bool {
+        self.interrupt.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -128,6 +128,9 @@ pub enum Error {
         /// What was wrong.
         what: String,
     },
+    /// The run context said to stop (Ctrl-C); nothing was written.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Error {
@@ -142,3 +145,9 @@ impl Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::progress::Interrupted> for Error {
+    fn from(_: crate::progress::Interrupted) -> Self {
+        Error::Interrupted
+    }
+}

@@ -14,11 +14,14 @@
 //!   all cores, saved and loaded as ZODB's `.index` file by [`index_file`].
 //! - [`pickle`]: persistent references and class names read from pickles without Python.
 //! - [`blob`]: blob records and the names of their files in a blob directory.
-//! - [`timestamp`]: ZODB's TimeStamp arithmetic and printed form.
+//! - [`timestamp`]: ZODB's TimeStamp arithmetic and printed form, and the UTC calendar
+//!   (dates, `--time`, repository stamps).
+//! - [`repr`]: Python's `repr` of bytes and text, and ZODB's `oid_repr`.
 //! - [`writer`]: transaction and data record encoding (the packer, `recover` and tests write
 //!   through it), and ZODB's two `_data_find`s over a file being written.
 //!
-//! Nothing here prints or exits; long operations report through [`Progress`].
+//! Nothing here prints or exits; long operations report through [`Progress`], the run
+//! context every crate's long walks take (progress, and [`Progress::interrupted`]).
 //!
 //! ```no_run
 //! let fs = zfs_format::FileStorage::open("Data.fs")?;
@@ -55,7 +58,7 @@ pub mod writer;
 pub use error::{Error, Result};
 pub use ids::{Oid, Tid};
 pub use index::{Index, IndexBuilder};
-pub use progress::{NoProgress, Progress};
+pub use progress::{Interrupted, Interruptible, NoProgress, Progress};
 pub use record::{DataRecord, Payload};
 pub use storage::{End, EndReason, FileStorage, Magic, Transactions, TransactionsRev, FIRST_TXN};
 pub use txn::{Status, Transaction};

@@ -49,6 +49,7 @@ pub fn scan_from<T: Deref<Target = [u8]> + Sync>(
     let mut walk = fs.transactions_from(start);
     let mut batch: Vec<Transaction<'_>> = Vec::with_capacity(BATCH);
     loop {
+        progress.check_interrupted()?;
         batch.clear();
         let batch_start = walk.pos();
         let mut bytes = 0;

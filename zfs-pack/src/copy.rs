@@ -260,7 +260,6 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
     blobs: bool,
     out: &mut Out,
     progress: &dyn Progress,
-    interrupt: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<(CopyStats, OutIndex)> {
     progress.start("copying before the pack time", packpos.saturating_sub(4));
     let mut stats = CopyStats::default();
@@ -284,7 +283,7 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
         });
         let encoded = (|| -> Result<()> {
             while !done {
-                crate::interrupt::check(interrupt)?;
+                crate::interrupt::check(progress)?;
                 let mut batch = Vec::new();
                 let mut bytes = 0;
                 while bytes < BATCH_BYTES {
@@ -365,7 +364,6 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
     out: &mut Out,
     index: &mut OutIndex,
     progress: &dyn Progress,
-    interrupt: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<()> {
     progress.start("copying after the pack time", end.saturating_sub(packpos));
     index.fold();
@@ -471,7 +469,7 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
         index.fold_if_large();
         progress.advance(t.tlen() + 8);
         if it.pos() - last_release > BATCH_BYTES {
-            crate::interrupt::check(interrupt)?;
+            crate::interrupt::check(progress)?;
             // Backpointers read pages anywhere before this point: hand them all back.
             fs.release(0, it.pos());
             last_release = it.pos();

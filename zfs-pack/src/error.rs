@@ -54,7 +54,7 @@ pub enum PackError {
     },
     /// The file could not be read as a FileStorage.
     #[error(transparent)]
-    Format(#[from] zfs_format::Error),
+    Format(zfs_format::Error),
     /// A consistency check of ZODB's packer failed (the message is ZODB's).
     #[error("'{path}': offset {offset}: {what}")]
     Corrupt {
@@ -168,3 +168,13 @@ impl PackError {
 
 /// The crate's result type.
 pub type Result<T, E = PackError> = std::result::Result<T, E>;
+
+/// A format error, except that a run context's interruption is [`PackError::Interrupted`].
+impl From<zfs_format::Error> for PackError {
+    fn from(e: zfs_format::Error) -> Self {
+        match e {
+            zfs_format::Error::Interrupted => PackError::Interrupted,
+            e => PackError::Format(e),
+        }
+    }
+}

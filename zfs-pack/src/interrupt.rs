@@ -1,18 +1,17 @@
-//! Stopping a pack cleanly: a flag the pack checks between batches of work.
+//! Stopping a pack cleanly: the run context ([`Progress::interrupted`]) is asked between
+//! batches of work.
 //!
-//! The library never installs signal handlers; a binary sets the flag (zodbfs does on
-//! SIGINT and SIGTERM) and passes it in [`PackOptions::interrupt`](crate::PackOptions::interrupt). When the
-//! flag is seen, the pack removes its `.pack` file and returns
-//! [`PackError::Interrupted`]; the original is unchanged.
+//! The library never installs signal handlers; a binary's run context reports the
+//! interruption (zodbfs's does on SIGINT and SIGTERM). When it is seen, the pack removes
+//! its `.pack` file and returns [`PackError::Interrupted`]; the original is unchanged.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use zfs_format::Progress;
 
 use crate::error::{PackError, Result};
 
-/// `Err(Interrupted)` once `flag` is set.
-pub(crate) fn check(flag: Option<&AtomicBool>) -> Result<()> {
-    match flag {
-        Some(f) if f.load(Ordering::Relaxed) => Err(PackError::Interrupted),
-        _ => Ok(()),
-    }
+/// `Err(Interrupted)` once the run context says to stop.
+pub(crate) fn check(progress: &dyn Progress) -> Result<()> {
+    progress
+        .check_interrupted()
+        .map_err(|_| PackError::Interrupted)
 }

@@ -56,7 +56,6 @@ mod records;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use zfs_files::{Output, OutputSpec};
@@ -81,9 +80,6 @@ pub struct PackOptions {
     pub allow_dangling: bool,
     /// Compute what would happen; write nothing and take no lock.
     pub dry_run: bool,
-    /// Checked between batches of work: once set, the pack stops, removes `.pack` and
-    /// returns [`PackError::Interrupted`] (a binary sets it from its signal handlers).
-    pub interrupt: Option<&'static AtomicBool>,
 }
 
 impl PackOptions {
@@ -96,7 +92,6 @@ impl PackOptions {
             blob_dir: None,
             allow_dangling: false,
             dry_run: false,
-            interrupt: None,
         }
     }
 }
@@ -181,6 +176,9 @@ impl Progress for Renamed<'_> {
     }
     fn start_counting(&self, _phase: &str, total: u64, unit: &'static str) {
         self.inner.start_counting(self.to, total, unit);
+    }
+    fn interrupted(&self) -> bool {
+        self.inner.interrupted()
     }
 }
 
@@ -362,7 +360,6 @@ where
         stop: opts.stop,
         gc: opts.gc,
         allow_dangling: opts.allow_dangling,
-        interrupt: opts.interrupt,
     };
     let analysis = if end <= 4 {
         analyze::Analysis::Empty
@@ -424,7 +421,6 @@ where
         opts.blob_dir.is_some(),
         &mut out,
         if opts.dry_run { &sizing } else { progress },
-        opts.interrupt,
     )?;
     report
         .timings
@@ -460,15 +456,7 @@ where
 
     // Phase D.
     let t2 = Instant::now();
-    copy::copy_rest(
-        fs,
-        plan.packpos,
-        end,
-        &mut out,
-        &mut index,
-        progress,
-        opts.interrupt,
-    )?;
+    copy::copy_rest(fs, plan.packpos, end, &mut out, &mut index, progress)?;
     let data_out = out
         .finish()?
         .expect("a pack that is not a dry run writes a file");
@@ -488,7 +476,7 @@ where
         report.size_after,
     )?;
     drop(index);
-    interrupt::check(opts.interrupt)?;
+    interrupt::check(progress)?;
     // Everything above read the original through its mapping: if it shrank under us, the
     // copies hold zeros where its bytes were, and nothing may be renamed.
     fs.check_intact()?;

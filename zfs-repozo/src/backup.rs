@@ -771,7 +771,6 @@ mod tests {
                 notice: &|_| {},
                 progress: &zfs_format::NoProgress,
                 verbose,
-                interrupt: None,
             };
             backup(&o, &hooks).expect("backup")
         }

@@ -193,6 +193,7 @@ impl Error {
         match e {
             zfs_format::Error::Io { path, source } => Error::Io { path, source },
             zfs_format::Error::File(f) => f.into(),
+            zfs_format::Error::Interrupted => Error::Interrupted,
             other => Error::Format {
                 path: path.to_string(),
                 source: other,

@@ -19,7 +19,7 @@
 //! at or before an existing one, refuses to restore a chain without its full backup, never
 //! deletes a restore target (or leaves an old `.index` beside a new one) before its
 //! replacement is complete unless the disk cannot hold both (then only after reading the
-//! whole chain, and saying so), stops cleanly when [`Hooks::interrupt`] is set, and adds
+//! whole chain, and saying so), stops cleanly when its run context ([`Hooks::progress`]) is interrupted, and adds
 //! the `.dat` line that a killed run did not write (when the data file matches the source).
 //! Nothing here prints: messages that Python repozo logs with `-v` go to `Hooks::log` with
 //! the same texts.
@@ -41,8 +41,6 @@ pub mod verify;
 pub use error::{Error, Result};
 pub use names::Stamp;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use zfs_format::Progress;
 
 /// How a run reports what it does.
@@ -52,14 +50,13 @@ pub struct Hooks<'a> {
     pub log: &'a dyn Fn(&str),
     /// Warnings always worth showing (a lock held by another run, a rejected source index).
     pub notice: &'a dyn Fn(&str),
-    /// Progress of long phases, in bytes.
+    /// The run context: progress of long phases, in bytes, and the interruption (once
+    /// [`Progress::interrupted`], long work stops at the next chunk with
+    /// [`Error::Interrupted`]; temporary files are removed and nothing is renamed).
     pub progress: &'a dyn Progress,
     /// True when `Hooks::log` is shown: MD5s that only appear in log lines are computed
     /// only then.
     pub verbose: bool,
-    /// Once set (by a binary's SIGINT/SIGTERM handler), long work stops at the next chunk
-    /// with [`Error::Interrupted`]; temporary files are removed and nothing is renamed.
-    pub interrupt: Option<&'a AtomicBool>,
 }
 
 impl Hooks<'static> {
@@ -70,7 +67,6 @@ impl Hooks<'static> {
             notice: &|_| {},
             progress: &zfs_format::NoProgress,
             verbose: false,
-            interrupt: None,
         }
     }
 }
@@ -85,7 +81,7 @@ impl Hooks<'_> {
     pub(crate) fn ticker(&self) -> Ticker<'_> {
         Ticker {
             progress: self.progress,
-            interrupt: self.interrupt,
+            run: self.progress,
         }
     }
 
@@ -93,11 +89,11 @@ impl Hooks<'_> {
     pub(crate) fn quiet(&self) -> Ticker<'_> {
         Ticker {
             progress: &zfs_format::NoProgress,
-            interrupt: self.interrupt,
+            run: self.progress,
         }
     }
 
-    /// Reports `n` more bytes done; `Err(Interrupted)` once the interrupt flag is set.
+    /// Reports `n` more bytes done; `Err(Interrupted)` once the run context says to stop.
     pub(crate) fn advance(&self, n: u64) -> Result<()> {
         self.ticker().advance(n)
     }
@@ -107,19 +103,17 @@ impl Hooks<'_> {
 #[derive(Clone, Copy)]
 pub(crate) struct Ticker<'a> {
     progress: &'a dyn Progress,
-    interrupt: Option<&'a AtomicBool>,
+    /// Where the interruption is asked (the run's context, also when progress is not shown).
+    run: &'a dyn Progress,
 }
 
 impl Ticker<'_> {
-    /// `Err(Interrupted)` once the interrupt flag is set.
+    /// `Err(Interrupted)` once the run context says to stop.
     pub(crate) fn check(&self) -> Result<()> {
-        match self.interrupt {
-            Some(f) if f.load(Ordering::Relaxed) => Err(Error::Interrupted),
-            _ => Ok(()),
-        }
+        self.run.check_interrupted().map_err(|_| Error::Interrupted)
     }
 
-    /// True once the interrupt flag is set.
+    /// True once the run context says to stop.
     pub(crate) fn interrupted(&self) -> bool {
         self.check().is_err()
     }

@@ -330,6 +330,9 @@ impl zfs_format::Progress for StopIn<'_> {
             self.flag.store(true, Ordering::SeqCst);
         }
     }
+    fn interrupted(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
 }
 
 #[test]
@@ -349,7 +352,6 @@ fn an_interrupted_or_failed_append_leaves_the_old_target() {
             };
             let hooks = Hooks {
                 progress: &progress,
-                interrupt: Some(&flag),
                 ..Hooks::silent()
             };
             let e =

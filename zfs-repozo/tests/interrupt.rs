@@ -40,7 +40,7 @@ fn listing(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 fn hooks(flag: &AtomicBool) -> Hooks<'_> {
     Hooks {
-        interrupt: Some(flag),
+        progress: flag,
         ..Hooks::silent()
     }
 }

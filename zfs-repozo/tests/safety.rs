@@ -138,10 +138,13 @@ fn a_restore_interrupted_after_deleting_the_old_target_says_it_is_gone() {
     let progress = on_phase("restoring", &stop);
     let notices = Mutex::new(Vec::new());
     let notice = |m: &str| notices.lock().expect("mutex").push(m.to_string());
-    let hooks = Hooks {
+    let run = zfs_format::Interruptible {
         progress: &progress,
+        flag: &flag,
+    };
+    let hooks = Hooks {
+        progress: &run,
         notice: &notice,
-        interrupt: Some(&flag),
         ..Hooks::silent()
     };
     let r = RestoreOptions {

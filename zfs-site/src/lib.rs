@@ -36,15 +36,14 @@ pub use error::{Error, Result};
 pub use zfs_repozo::Hooks;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use zfs_format::Progress;
 
-/// Progress and the interrupt flag of a run, shared by the threads of long loops.
+/// The run context of a run (progress and interruption), shared by the threads of long
+/// loops.
 #[derive(Clone, Copy)]
 pub struct Stop<'a> {
     progress: &'a dyn Progress,
-    interrupt: Option<&'a AtomicBool>,
 }
 
 impl<'a> Stop<'a> {
@@ -52,7 +51,6 @@ impl<'a> Stop<'a> {
     pub fn of(hooks: &Hooks<'a>) -> Stop<'a> {
         Stop {
             progress: hooks.progress,
-            interrupt: hooks.interrupt,
         }
     }
 
@@ -71,12 +69,11 @@ impl<'a> Stop<'a> {
         self.progress.start(phase, total);
     }
 
-    /// `Err(Interrupted)` once the interrupt flag is set.
+    /// `Err(Interrupted)` once the run context says to stop.
     pub fn check(&self) -> Result<()> {
-        match self.interrupt {
-            Some(f) if f.load(Ordering::Relaxed) => Err(Error::Interrupted),
-            _ => Ok(()),
-        }
+        self.progress
+            .check_interrupted()
+            .map_err(|_| Error::Interrupted)
     }
 }
 
@@ -85,7 +82,6 @@ impl Stop<'static> {
     pub fn none() -> Stop<'static> {
         Stop {
             progress: &zfs_format::NoProgress,
-            interrupt: None,
         }
     }
 }

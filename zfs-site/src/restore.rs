@@ -388,7 +388,8 @@ fn check_datafs(path: &Path, hooks: &Hooks<'_>) -> Result<DatafsCheck> {
             index: index.as_deref(),
         },
         hooks.progress,
-    );
+    )
+    .map_err(|_| Error::Interrupted)?;
     Ok(DatafsCheck {
         transactions: report.transactions,
         records: report.records,

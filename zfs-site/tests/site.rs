@@ -393,9 +393,12 @@ fn an_interrupted_backup_leaves_no_tree_and_the_next_run_completes() {
         seen: AtomicU64::new(0),
         after: 5,
     };
-    let hooks = Hooks {
+    let run = zfs_format::Interruptible {
         progress: &progress,
-        interrupt: Some(&flag),
+        flag: &flag,
+    };
+    let hooks = Hooks {
+        progress: &run,
         ..Hooks::silent()
     };
     let e = backup::backup(&site.opts(10, false), &hooks).expect_err("interrupted");

@@ -5,21 +5,24 @@
 use zfs_format::index_file::load_index;
 use zfs_format::resync::{plausible_txn, resync};
 use zfs_format::txn::{RawTxnHeader, Status, TXN_HEADER_LEN};
-use zfs_format::{Magic, Progress, Tid, FIRST_TXN};
+use zfs_format::{Interrupted, Magic, Progress, Tid, FIRST_TXN};
 
 use super::records::Job;
 use super::{Kind, Walker};
 
+/// Transactions between two looks at the run context's interrupt.
+const INTERRUPT_EVERY: u32 = 4096;
+
 impl Walker<'_> {
     /// Checks the magic, loads the saved index, walks the headers, then the records.
-    pub(super) fn run(&mut self, progress: &dyn Progress) {
+    pub(super) fn run(&mut self, progress: &dyn Progress) -> Result<(), Interrupted> {
         if self.len == 0 {
             self.add(
                 0,
                 Kind::EmptyFile,
                 "the file is empty (not even a magic)".into(),
             );
-            return;
+            return Ok(());
         }
         match self.file.get(..4) {
             Some(b"FS30") => self.magic = Some(Magic::Fs30),
@@ -42,7 +45,7 @@ impl Walker<'_> {
                         self.len
                     ),
                 );
-                return;
+                return Ok(());
             }
         }
         if let Some(bytes) = self.index_bytes {
@@ -57,7 +60,12 @@ impl Walker<'_> {
         }
         let mut pos = FIRST_TXN;
         let mut ltid = Tid::default();
+        let mut walked = 0u32;
         while pos < self.len {
+            walked = walked.wrapping_add(1);
+            if walked.is_multiple_of(INTERRUPT_EVERY) {
+                progress.check_interrupted()?;
+            }
             match self.transaction(pos, ltid) {
                 Step::Next(next, tid) => {
                     ltid = tid;
@@ -94,10 +102,11 @@ impl Walker<'_> {
                 Step::End => break,
             }
         }
-        self.walk_records(progress);
+        self.walk_records(progress)?;
         if let Some((ipos, saved)) = self.saved.take() {
             self.compare_index(ipos, &saved);
         }
+        Ok(())
     }
 
     /// Checks the transaction at `pos`; says where to go next.

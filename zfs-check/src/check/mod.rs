@@ -30,7 +30,7 @@ mod saved_index;
 #[cfg(test)]
 mod tests;
 
-use zfs_format::{Index, IndexBuilder, Magic, Oid, Progress};
+use zfs_format::{Index, IndexBuilder, Interrupted, Magic, Oid, Progress};
 
 use records::Job;
 pub use report::{Finding, Kind, Report};
@@ -51,12 +51,17 @@ pub struct Options<'a> {
     pub index: Option<&'a [u8]>,
 }
 
-/// Checks a whole file given as bytes. Never fails: every problem is a [`Finding`].
-pub fn check(file: &[u8], opts: &Options<'_>, progress: &dyn Progress) -> Report {
+/// Checks a whole file given as bytes. Every problem is a [`Finding`]; the check only
+/// stops early when its run context is interrupted.
+pub fn check(
+    file: &[u8],
+    opts: &Options<'_>,
+    progress: &dyn Progress,
+) -> Result<Report, Interrupted> {
     let mut w = Walker::new(file, opts);
     progress.start("checking", w.len);
-    w.run(progress);
-    w.finish()
+    w.run(progress)?;
+    Ok(w.finish())
 }
 
 /// The state of one check: what the header walk found, and what the record walk adds.

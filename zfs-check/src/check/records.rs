@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use zfs_format::record::{RawDataHeader, DATA_HEADER_LEN};
 use zfs_format::txn::Status;
-use zfs_format::{IndexBuilder, Oid, Progress, Tid};
+use zfs_format::{IndexBuilder, Interrupted, Oid, Progress, Tid};
 
 use super::pointers::Pointer;
 use super::{Finding, Kind, Walker, JOB_CHUNK};
@@ -136,13 +136,16 @@ impl Part {
 impl Walker<'_> {
     /// Walks the records of all transactions found by the header walk, on all cores, then
     /// checks every pointer against the complete list of record positions.
-    pub(super) fn walk_records(&mut self, progress: &dyn Progress) {
+    pub(super) fn walk_records(&mut self, progress: &dyn Progress) -> Result<(), Interrupted> {
         let (file, quick) = (self.file, self.quick);
         let jobs = std::mem::take(&mut self.jobs);
         let parts: Vec<Part> = jobs
             .par_chunks(JOB_CHUNK)
             .map(|chunk| {
                 let mut part = Part::default();
+                if progress.interrupted() {
+                    return part;
+                }
                 for j in chunk {
                     part.walk(file, quick, j);
                 }
@@ -152,6 +155,7 @@ impl Walker<'_> {
                 part
             })
             .collect();
+        progress.check_interrupted()?;
         let mut pointers = Vec::new();
         for part in parts {
             self.findings.extend(part.findings);
@@ -163,5 +167,6 @@ impl Walker<'_> {
             self.record_count += part.count;
         }
         self.check_pointers(pointers);
+        Ok(())
     }
 }

@@ -2,7 +2,13 @@
 //! the ways it does not.
 
 use super::*;
-use zfs_format::NoProgress;
+use zfs_format::progress::Counter;
+use zfs_format::{Interruptible, NoProgress};
+
+/// [`super::check`] with a run context that is never interrupted.
+fn check(file: &[u8], opts: &Options<'_>, progress: &dyn Progress) -> Report {
+    super::check(file, opts, progress).expect("never interrupted")
+}
 
 /// A database written by ZODB 6.4 (tests/fixtures/make_fixtures.py): 15 transactions with
 /// an undo (backpointers) and a deleteObject.
@@ -369,4 +375,21 @@ fn overflowing_first_record_is_skipped() {
         assert_eq!(r.skipped_bytes, 96);
         assert_eq!(r.transactions, 0);
     }
+}
+
+#[test]
+fn an_interrupted_run_context_stops_the_check() {
+    let flag = std::sync::atomic::AtomicBool::new(true);
+    let counter = Counter::default();
+    let run = Interruptible {
+        progress: &counter,
+        flag: &flag,
+    };
+    for quick in [false, true] {
+        let r = super::check(BASE, &Options { quick, index: None }, &run);
+        assert_eq!(r.err(), Some(Interrupted));
+    }
+    flag.store(false, std::sync::atomic::Ordering::Relaxed);
+    let r = super::check(BASE, &Options::default(), &run).expect("not interrupted");
+    assert!(r.is_clean(), "{:?}", r.findings);
 }

@@ -307,9 +307,9 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
     let hooks = Hooks {
         log: &log,
         notice: &notice,
-        progress: &zfs_format::NoProgress,
+        // No progress shown; the run stops once SIGINT or SIGTERM set the flag.
+        progress: zfs_cli::signals::on_signals(),
         verbose,
-        interrupt: Some(zfs_cli::signals::on_signals()),
     };
     let repository = o.repository.unwrap_or_default();
     match o.mode {

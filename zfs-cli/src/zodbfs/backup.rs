@@ -161,7 +161,6 @@ pub(crate) fn with_hooks<T>(ctx: &Ctx, verbose: bool, f: impl FnOnce(&Hooks<'_>)
         notice: &notice,
         progress: &bar,
         verbose,
-        interrupt: Some(zfs_cli::signals::on_signals()),
     };
     let r = f(&hooks);
     bar.finish();

@@ -149,6 +149,7 @@ pub fn run_check(a: CheckArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     };
     let report = check(file.bytes(), &opts, &bar);
     bar.finish();
+    let report = report?;
     let mut out = std::io::stdout().lock();
     let magic = report.magic.map(|m| m.as_str());
     let index_shown = index_file.as_ref().map(|(p, _)| p.display().to_string());
@@ -251,6 +252,7 @@ pub fn run_refs(a: RefsArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let index = load_index(&fs, &a.file, &bar)?;
     let r = zfs_check::refs::dangling_refs(&fs, &index, &bar);
     bar.finish();
+    let r = r?;
     let mut out = std::io::stdout().lock();
     if a.json {
         let dangling: Vec<_> = r

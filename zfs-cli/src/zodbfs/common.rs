@@ -53,6 +53,10 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
         return ExitCode::from(exit::USAGE);
     }
     for cause in e.chain() {
+        if stopped_by_run_context(cause) {
+            eprintln!("zodbfs: interrupted; nothing was written");
+            return ExitCode::from(exit::INTERRUPTED);
+        }
         match cause.downcast_ref::<zfs_repozo::Error>() {
             Some(zfs_repozo::Error::Interrupted) => {
                 eprintln!("zodbfs: interrupted; temporary files removed, nothing was changed");
@@ -89,6 +93,20 @@ pub fn message(e: &anyhow::Error) -> String {
         .map(|i| parts[i].as_str())
         .collect();
     kept.join(": ")
+}
+
+/// Whether `cause` is a library's "interrupted" from the run context ([`zfs_cli::ui::Bar`]):
+/// a check, refs, stats, recover or scan stopped by Ctrl-C.
+fn stopped_by_run_context(cause: &(dyn std::error::Error + 'static)) -> bool {
+    cause.is::<zfs_format::Interrupted>()
+        || matches!(
+            cause.downcast_ref::<zfs_format::Error>(),
+            Some(zfs_format::Error::Interrupted)
+        )
+        || matches!(
+            cause.downcast_ref::<zfs_check::recover::RecoverError>(),
+            Some(zfs_check::recover::RecoverError::Interrupted)
+        )
 }
 
 #[cfg(test)]

@@ -290,7 +290,6 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         blob_dir: a.blobs.clone(),
         allow_dangling: a.allow_dangling,
         dry_run: a.dry_run,
-        interrupt: Some(zfs_cli::signals::on_signals()),
     };
     // No bar with --json: the output is for programs.
     let bar = zfs_cli::ui::Bar::new(ctx.quiet || a.json);

@@ -82,7 +82,6 @@ fn with_hooks<T>(ctx: &Ctx, verbose: bool, f: impl FnOnce(&Hooks<'_>) -> T) -> T
         notice: &notice,
         progress: &bar,
         verbose,
-        interrupt: Some(zfs_cli::signals::on_signals()),
     };
     let r = f(&hooks);
     bar.finish();

@@ -141,7 +141,6 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
         &mut plan.dangling_ignored,
         &mut 0,
         progress,
-        opts.interrupt,
     )?;
 
     // From the future: backpointers after the pack time into the packed region.
@@ -178,7 +177,6 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
         &mut plan.dangling_ignored,
         &mut extra_kept,
         progress,
-        opts.interrupt,
     )?;
     plan.extra_kept = extra_kept;
     if !dangling.is_empty() {
@@ -205,13 +203,12 @@ fn trace<T: Deref<Target = [u8]> + Sync>(
     lenient_dangling: &mut Vec<Dangling>,
     lenient_marked: &mut usize,
     progress: &dyn Progress,
-    interrupt: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<()> {
     // A stack worked a chunk at a time: it stays about as deep as the object graph times
     // its fan-out, where a breadth-first frontier would hold whole levels. The order does
     // not matter: the result is a set.
     while !todo.is_empty() {
-        crate::interrupt::check(interrupt)?;
+        crate::interrupt::check(progress)?;
         let chunk_owned = todo.split_off(todo.len().saturating_sub(TRACE_CHUNK));
         let next = &mut todo;
         {

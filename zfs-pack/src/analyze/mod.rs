@@ -65,8 +65,6 @@ pub struct AnalyzeOptions {
     pub gc: bool,
     /// Pack even if reachable objects refer to missing ones.
     pub allow_dangling: bool,
-    /// Stop when set.
-    pub interrupt: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// ZODB's `checkData` for a record of the transaction at `tpos`.
@@ -200,7 +198,7 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
     let mut records_before = 0;
     let mut txns_before = 0;
     loop {
-        crate::interrupt::check(opts.interrupt)?;
+        crate::interrupt::check(progress)?;
         let batch_start = walker.it.pos();
         let batch = walker.batch(Some(opts.stop))?;
         if batch.is_empty() {
@@ -261,7 +259,7 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
     let mut future: Vec<(u64, u64)> = Vec::new();
     let mut walker = Walker::new(fs, packpos, end, ltid);
     loop {
-        crate::interrupt::check(opts.interrupt)?;
+        crate::interrupt::check(progress)?;
         let batch_start = walker.it.pos();
         let batch = walker.batch(None)?;
         if batch.is_empty() {

@@ -141,12 +141,12 @@ static STOP_NOW: AtomicBool = AtomicBool::new(true);
 fn an_interrupted_pack_changes_nothing_and_removes_its_pack_file() {
     let d = tempfile::tempdir().expect("tempdir");
     let (f, b) = damaged(d.path(), |_| {});
-    let mut o = PackOptions::new(Tid::from_hex(STOP).expect("hex"));
-    o.interrupt = Some(&STOP_NOW);
-    assert!(matches!(
-        pack(&f, &o, &NoProgress),
-        Err(PackError::Interrupted)
-    ));
+    let o = PackOptions::new(Tid::from_hex(STOP).expect("hex"));
+    let run = zfs_format::Interruptible {
+        progress: &NoProgress,
+        flag: &STOP_NOW,
+    };
+    assert!(matches!(pack(&f, &o, &run), Err(PackError::Interrupted)));
     assert_untouched(d.path(), &f, &b);
 }
 
