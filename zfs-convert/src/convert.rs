@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::sync_channel;
 use std::time::Duration;
 
@@ -38,9 +37,7 @@ use crate::View;
 pub(crate) struct Ctx<'a> {
     /// The source's blob directory.
     pub blob_dir: Option<&'a BlobDir>,
-    /// The caller's interrupt flag.
-    pub interrupt: Option<&'a AtomicBool>,
-    /// Where progress goes.
+    /// The run context: where progress goes, and whether to stop.
     pub progress: &'a dyn Progress,
     /// Bytes between checkpoints.
     pub checkpoint_bytes: u64,
@@ -53,7 +50,7 @@ const HEAD_BYTES: u64 = 1 << 20;
 
 /// How to convert.
 #[derive(Clone, Debug)]
-pub struct ConvertOptions<'a> {
+pub struct ConvertOptions {
     /// The mode the destination must have; `None` takes the destination's.
     pub mode: Option<Mode>,
     /// The source's blob directory.
@@ -74,12 +71,9 @@ pub struct ConvertOptions<'a> {
     /// Each stream commits its rows (and the manifest its progress) after about this many
     /// bytes of the source: what an interruption loses.
     pub checkpoint_bytes: u64,
-    /// Checked between transactions: once set, the conversion stops, keeping what was
-    /// committed, and returns [`ConvertError::Interrupted`].
-    pub interrupt: Option<&'a AtomicBool>,
 }
 
-impl Default for ConvertOptions<'_> {
+impl Default for ConvertOptions {
     fn default() -> Self {
         ConvertOptions {
             mode: None,
@@ -90,7 +84,6 @@ impl Default for ConvertOptions<'_> {
             pack_refs: false,
             poll: Duration::from_secs(1),
             checkpoint_bytes: 64 << 20,
-            interrupt: None,
         }
     }
 }
@@ -126,7 +119,7 @@ pub struct ConvertReport {
 pub fn convert(
     source: &Path,
     url: &str,
-    opts: &ConvertOptions<'_>,
+    opts: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
     let file = FileStorage::open(source)?;
@@ -457,7 +450,7 @@ fn hp_bulk(
     view: &View<'_>,
     m: &BTreeMap<String, String>,
     blob_dir: Option<&BlobDir>,
-    opts: &ConvertOptions<'_>,
+    opts: &ConvertOptions,
     progress: &dyn Progress,
     release: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(History, Committed, u64)> {
@@ -478,7 +471,7 @@ fn hp_bulk(
                 copy_sql: sql.to_string(),
                 key: format!("{}{name}", key::STREAM),
                 mode,
-                interrupt: opts.interrupt,
+                run: progress,
             };
             handles.push(s.spawn(move || stream.run(rx)));
             Ok(Outlet::new(committed(&name), tx))
@@ -499,7 +492,6 @@ fn hp_bulk(
         let mut history = History::default();
         let ctx = Ctx {
             blob_dir,
-            interrupt: opts.interrupt,
             progress,
             checkpoint_bytes: opts.checkpoint_bytes.max(1),
             release,
@@ -526,7 +518,7 @@ fn hf_bulk(
     mapped: Option<&FileStorage>,
     m: &BTreeMap<String, String>,
     blob_dir: Option<&BlobDir>,
-    opts: &ConvertOptions<'_>,
+    opts: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<(u64, Committed, u64)> {
     let n = usize::try_from(num(m, key::STREAMS)?.max(1)).unwrap_or(1);
@@ -572,7 +564,6 @@ fn hf_bulk(
     };
     let ctx = Ctx {
         blob_dir,
-        interrupt: opts.interrupt,
         progress,
         checkpoint_bytes: opts.checkpoint_bytes.max(1),
         release: &release,
@@ -590,7 +581,7 @@ fn hf_bulk(
                     copy_sql: sql.to_string(),
                     key: name,
                     mode,
-                    interrupt: opts.interrupt,
+                    run: progress,
                 };
                 handles.push(s.spawn(move || stream.run(rx)));
                 Ok(hf::Sink::new(tx, from))

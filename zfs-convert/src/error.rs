@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum ConvertError {
     /// The source Data.fs could not be read.
     #[error(transparent)]
-    Format(#[from] zfs_format::Error),
+    Format(zfs_format::Error),
     /// An output file could not be created or committed.
     #[error(transparent)]
     Files(#[from] zfs_files::Error),
@@ -85,5 +85,16 @@ impl<T> DbContext<T> for std::result::Result<T, postgres::Error> {
             what: what(),
             source,
         })
+    }
+}
+
+/// A format error, except that a run context's interruption is
+/// [`ConvertError::Interrupted`].
+impl From<zfs_format::Error> for ConvertError {
+    fn from(e: zfs_format::Error) -> Self {
+        match e {
+            zfs_format::Error::Interrupted => ConvertError::Interrupted,
+            e => ConvertError::Format(e),
+        }
     }
 }

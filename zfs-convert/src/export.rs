@@ -14,7 +14,6 @@ use std::fs;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use postgres::Client;
 use zfs_files::OutputSpec;
@@ -31,11 +30,9 @@ use crate::schema::{self, Mode};
 
 /// How to export.
 #[derive(Clone, Debug, Default)]
-pub struct ExportOptions<'a> {
+pub struct ExportOptions {
     /// Where to write the blob files (a new or empty directory).
     pub blobs_to: Option<PathBuf>,
-    /// Checked between transactions; once set, the export stops and leaves nothing.
-    pub interrupt: Option<&'a AtomicBool>,
 }
 
 /// What an export wrote.
@@ -69,7 +66,7 @@ struct TxnMeta {
 pub fn export(
     url: &str,
     out: &Path,
-    opts: &ExportOptions<'_>,
+    opts: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<ExportReport> {
     let mut c = db::connect(url)?;
@@ -104,7 +101,7 @@ pub fn export(
         let mut rows = CopyRows::new(BufReader::with_capacity(1 << 20, reader))?;
         let mut next = rows.next_row()?;
         for t in &txns {
-            if opts.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
+            if progress.interrupted() {
                 return Err(ConvertError::Interrupted);
             }
             let status = if t.packed {

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use postgres::Client;
@@ -68,7 +67,7 @@ pub(crate) fn run(
     m: &BTreeMap<String, String>,
     tail: &mut Tail,
     blob_dir: Option<&BlobDir>,
-    opts: &ConvertOptions<'_>,
+    opts: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<Followed> {
     let mut pos = num(m, key::FOLLOW_POS)?;
@@ -77,7 +76,7 @@ pub(crate) fn run(
         last_tid = t;
     }
     let mut out = Followed::default();
-    let interrupted = || opts.interrupt.is_some_and(|f| f.load(Ordering::Relaxed));
+    let interrupted = || progress.interrupted();
     let mut hf_seq = current_sequence(main)?;
     loop {
         let file = FileStorage::open(source)?;

@@ -6,7 +6,6 @@
 //! stream commits up to an oid together with its manifest entry; on resume each range
 //! starts at its committed oid.
 
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 
 use zfs_format::{Index, Oid};
@@ -113,7 +112,6 @@ pub(crate) fn read_range(
 ) -> Result<bool> {
     let Ctx {
         blob_dir,
-        interrupt,
         progress,
         checkpoint_bytes,
         release,
@@ -130,7 +128,7 @@ pub(crate) fn read_range(
         if o >= hi {
             break;
         }
-        if interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
+        if progress.interrupted() {
             return Err(ConvertError::Interrupted);
         }
         let rec = fs.record_at(pos)?;

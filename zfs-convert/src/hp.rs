@@ -7,7 +7,6 @@
 //! manifest entry; on resume the walk starts at the smallest committed position and
 //! sends each stream only the transactions past its own.
 
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 
 use md5::{Digest, Md5};
@@ -239,7 +238,6 @@ pub(crate) fn walk(
     history: &mut History,
 ) -> Result<Walked> {
     let Ctx {
-        interrupt,
         progress,
         checkpoint_bytes,
         release,
@@ -263,7 +261,7 @@ pub(crate) fn walk(
         if txn.pos() < resume_at {
             continue;
         }
-        if interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
+        if progress.interrupted() {
             return Err(ConvertError::Interrupted);
         }
         if send_txn(fs, &txn, &revs, out, ctx, &mut refs)?.is_err() {

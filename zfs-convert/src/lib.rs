@@ -17,8 +17,8 @@
 //!   `zodbconvert` with a FileStorage destination writes them.
 //! - [`schema`]: which RelStorage schema a database holds, and whether we know it.
 //!
-//! Nothing here prints; long work reports to a [`zfs_format::Progress`] and stops when the
-//! caller's interrupt flag is set.
+//! Nothing here prints; long work reports to its run context (a [`zfs_format::Progress`])
+//! and stops when that says it is interrupted.
 
 mod blobs;
 mod convert;

@@ -9,7 +9,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 use postgres::{Client, GenericClient};
@@ -60,8 +59,9 @@ pub(crate) struct Stream<'a> {
     pub key: String,
     /// The mode, for the column order of `blob_chunk`.
     pub mode: Mode,
-    /// Checked between blobs: once set, the open batch is rolled back.
-    pub interrupt: Option<&'a AtomicBool>,
+    /// The run context, asked between blobs: once interrupted, the open batch is rolled
+    /// back.
+    pub run: &'a dyn zfs_format::Progress,
 }
 
 enum End {
@@ -131,7 +131,7 @@ impl Stream<'_> {
         let mut rows = Rows::default();
         let (mut stored, mut missing) = (0, 0);
         for (zoid, tid, path) in blobs {
-            if self.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
+            if self.run.interrupted() {
                 return Err(ConvertError::Interrupted);
             }
             let Some(lo) = blobs::upload(&mut self.client, path)? else {

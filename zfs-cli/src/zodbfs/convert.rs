@@ -146,7 +146,6 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         pack_refs: a.pack_refs,
         poll: Duration::from_secs_f64(a.poll),
         checkpoint_bytes: (a.checkpoint_mb * 1e6).max(1.0) as u64,
-        interrupt: Some(zfs_cli::signals::on_signals()),
     };
     let bar = zfs_cli::ui::Bar::new(ctx.quiet || a.json);
     let t0 = Instant::now();

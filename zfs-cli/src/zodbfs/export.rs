@@ -38,7 +38,6 @@ pub struct Args {
 pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
     let opts = ExportOptions {
         blobs_to: a.blobs_to.clone(),
-        interrupt: Some(zfs_cli::signals::on_signals()),
     };
     let bar = zfs_cli::ui::Bar::new(ctx.quiet || a.json);
     let t0 = Instant::now();
