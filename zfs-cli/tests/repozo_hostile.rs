@@ -474,10 +474,9 @@ fn a_run_of_ours_holding_the_lock_is_waited_for_boundedly_and_named() {
     let e = Env::new();
     two_backups(&e, &datafs(10, 100), &datafs(12, 100), false);
     let repo = e.repo();
-    let _held = zfs_repozo::repo::lock(&repo, true, std::time::Duration::ZERO, &mut |_| {
-        panic!("free")
-    })
-    .expect("lock");
+    let _held = zfs_repozo::Repository::new(repo.as_str())
+        .lock(true, std::time::Duration::ZERO, &mut |_| panic!("free"))
+        .expect("lock");
     let t = std::time::Instant::now();
     let o = Command::cargo_bin("zodbfs-repozo")
         .expect("binary")

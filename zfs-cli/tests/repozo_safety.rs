@@ -128,10 +128,11 @@ fn a_backup_waits_for_the_lock_of_another_run() {
     e.write("Data.fs", &datafs(5));
     let repo = e.path("repo");
     let repo = repo.to_str().expect("utf8");
-    let held = zfs_repozo::repo::lock(repo, true, Duration::from_secs(5), &mut |_| {
-        panic!("nobody else holds it")
-    })
-    .expect("lock");
+    let held = zfs_repozo::Repository::new(repo)
+        .lock(true, Duration::from_secs(5), &mut |_| {
+            panic!("nobody else holds it")
+        })
+        .expect("lock");
     let child = std::process::Command::cargo_bin("zodbfs-repozo")
         .expect("binary")
         .current_dir(&e.root)

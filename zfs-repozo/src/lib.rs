@@ -40,6 +40,7 @@ pub mod verify;
 
 pub use error::{Error, Result};
 pub use names::Stamp;
+pub use repo::Repository;
 
 use zfs_format::Progress;
 
@@ -128,13 +129,3 @@ impl Ticker<'_> {
 /// Seconds a data file may be stamped after the current time and still count as "now"
 /// (stamps are moved forward when backups follow each other within one second).
 pub const FUTURE_SLACK_SECS: i64 = 60;
-
-/// The `when` of a run without `-D`: the current stamp, or the newest data file's stamp
-/// when that is at most [`FUTURE_SLACK_SECS`] ahead (made by a run in the same second).
-pub fn current_when(repository: &str, now: Stamp) -> Result<String> {
-    let newest = repo::newest_stamp(repository)?;
-    Ok(match newest {
-        Some(n) if n > now && n.secs - now.secs <= FUTURE_SLACK_SECS => n.format(),
-        _ => now.format(),
-    })
-}

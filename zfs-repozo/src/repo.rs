@@ -7,6 +7,90 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::names::{basename, join, parse_data_name, strip_ext, Kind, Stamp};
 
+/// A repozo repository: the directory as the user gave it (paths of its files are that
+/// text joined with their names, as Python's `os.path.join` makes them, so that `.dat`
+/// lines read the same as Python repozo's), and what is done with it as a whole: listing
+/// its data files and chains, its lock, `-k`, the cleaning of what killed runs left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repository {
+    dir: String,
+}
+
+impl Repository {
+    /// The repository at `dir`, as given on the command line.
+    pub fn new(dir: impl Into<String>) -> Repository {
+        Repository { dir: dir.into() }
+    }
+
+    /// The directory as given.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// The path of the file `name` in it (`os.path.join(dir, name)`).
+    pub fn path(&self, name: &str) -> String {
+        join(&self.dir, name)
+    }
+
+    /// The names of its data files, ascending, other users' files left out.
+    pub fn data_files(&self) -> Result<Vec<String>> {
+        data_files(&self.dir)
+    }
+
+    /// The chain that makes the state as of `when` (a stamp or any prefix of one), oldest
+    /// first.
+    pub fn find_files(&self, when: &str) -> Result<Vec<ChainFile>> {
+        find_files(&self.dir, when)
+    }
+
+    /// The newest stamp of any of its data files.
+    pub fn newest_stamp(&self) -> Result<Option<Stamp>> {
+        newest_stamp(&self.dir)
+    }
+
+    /// The `when` of a run without `-D`: the current stamp, or the newest data file's
+    /// stamp when that is at most [`FUTURE_SLACK_SECS`](crate::FUTURE_SLACK_SECS) ahead
+    /// (made by a run in the same second).
+    pub fn current_when(&self, now: Stamp) -> Result<String> {
+        Ok(match self.newest_stamp()? {
+            Some(n) if n > now && n.secs - now.secs <= crate::FUTURE_SLACK_SECS => n.format(),
+            _ => now.format(),
+        })
+    }
+
+    /// `-k`: keeps the newest full backup and deletes every other data file with its `.dat`
+    /// and `.index`; returns the data files removed.
+    pub fn kill_old(&self, log: &dyn Fn(&str)) -> Result<Vec<String>> {
+        kill_old(&self.dir, log)
+    }
+
+    /// Removes the temporaries that killed runs of ours left; returns their names.
+    pub fn remove_stale_temps(&self) -> Vec<String> {
+        remove_stale_temps(&self.dir)
+    }
+
+    /// Removes the `.dat` and `.index` that a full backup killed before its data file left;
+    /// returns their names.
+    pub fn remove_orphans(&self) -> Result<Vec<String>> {
+        remove_orphans(&self.dir)
+    }
+
+    /// Locks it: exclusive for a backup, shared for restore and verify (see [`lock`]).
+    pub fn lock(
+        &self,
+        exclusive: bool,
+        wait: Duration,
+        waiting: &mut dyn FnMut(&str),
+    ) -> Result<RepoLock> {
+        lock(&self.dir, exclusive, wait, waiting)
+    }
+
+    /// Whose files in it count as backups.
+    pub(crate) fn trusted(&self) -> Trusted {
+        Trusted::of(&self.dir)
+    }
+}
+
 /// A data file of a chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainFile {
@@ -28,7 +112,7 @@ impl ChainFile {
 /// The names of the data files in `repo`, ascending. A file another user put there (one
 /// owned by neither us, the repository's owner nor root) is no backup of ours and is left
 /// out: a planted file cannot pose as a backup (Python repozo takes it).
-pub fn data_files(repo: &str) -> Result<Vec<String>> {
+fn data_files(repo: &str) -> Result<Vec<String>> {
     // An empty repository argument is no directory (Python's `os.listdir('')` fails too).
     let rd = std::fs::read_dir(repo).map_err(|e| Error::io(repo, e))?;
     let trusted = Trusted::of(repo);
@@ -72,7 +156,7 @@ impl Trusted {
 
 /// The chain that makes the state as of `when` (a stamp or any prefix of one), oldest first:
 /// the newest full backup whose stamp is `<= when` and every newer data file `<= when`.
-pub fn find_files(repo: &str, when: &str) -> Result<Vec<ChainFile>> {
+fn find_files(repo: &str, when: &str) -> Result<Vec<ChainFile>> {
     let mut chain = Vec::new();
     for name in data_files(repo)?.into_iter().rev() {
         let Some((root, kind)) = parse_data_name(&name) else {
@@ -95,7 +179,7 @@ pub fn find_files(repo: &str, when: &str) -> Result<Vec<ChainFile>> {
 }
 
 /// The newest stamp of any data file in the repository.
-pub fn newest_stamp(repo: &str) -> Result<Option<Stamp>> {
+fn newest_stamp(repo: &str) -> Result<Option<Stamp>> {
     Ok(data_files(repo)?
         .iter()
         .filter_map(|n| parse_data_name(n).and_then(|(root, _)| Stamp::parse(root)))
@@ -246,7 +330,7 @@ fn read_nofollow(path: &str) -> std::io::Result<Vec<u8>> {
 /// `-k`: keeps the newest full backup and deletes every other data file with its `.dat` and
 /// `.index`. Calls `log` with repozo's message before each deletion; returns the data files
 /// removed.
-pub fn kill_old(repo: &str, log: &dyn Fn(&str)) -> Result<Vec<String>> {
+fn kill_old(repo: &str, log: &dyn Fn(&str)) -> Result<Vec<String>> {
     let names = data_files(repo)?;
     let Some(keep) = names
         .iter()
@@ -284,7 +368,7 @@ fn is_repository_name(name: &str) -> bool {
 /// zfs-files temporaries of data, `.index` and `.dat` files, and the `.NAME.tmp.PID` names
 /// of earlier versions) whose writer is gone. Python's own `tmp.tmp` is left alone. Call
 /// it under the exclusive lock. Returns the names removed.
-pub fn remove_stale_temps(repo: &str) -> Vec<String> {
+fn remove_stale_temps(repo: &str) -> Vec<String> {
     let dir = std::path::Path::new(if repo.is_empty() { "." } else { repo });
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -319,7 +403,7 @@ pub fn remove_stale_temps(repo: &str) -> Vec<String> {
 /// them (an incremental killed before its data file, or a data file someone deleted):
 /// harmless, and not ours to judge. Call it under the exclusive lock. Returns the names
 /// removed.
-pub fn remove_orphans(repo: &str) -> Result<Vec<String>> {
+fn remove_orphans(repo: &str) -> Result<Vec<String>> {
     let dir = if repo.is_empty() { "." } else { repo };
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(repo, e))?;
     let names: Vec<String> = rd
@@ -415,7 +499,7 @@ impl Drop for RepoLock {
 /// user can block a backup. When another run holds the lock, `waiting` is told who (once),
 /// and the call waits up to `wait`, then fails naming the holder. File systems without
 /// `flock` go on unlocked, as Python repozo always does.
-pub fn lock(
+fn lock(
     repo: &str,
     exclusive: bool,
     wait: Duration,

@@ -108,7 +108,8 @@ pub fn restore(
     hooks: &Hooks<'_>,
     stdout: &mut dyn Write,
 ) -> Result<RestoreReport> {
-    let _lock = repo::lock(&opts.repository, false, opts.lock_wait, &mut |holder| {
+    let repository = crate::Repository::new(opts.repository.as_str());
+    let _lock = repository.lock(false, opts.lock_wait, &mut |holder| {
         (hooks.notice)(&format!(
             "the repository {} is locked by {holder} (a backup is running); waiting up to {} s for it to finish",
             opts.repository,
@@ -117,12 +118,12 @@ pub fn restore(
     })?;
     let when = match opts.date.as_deref().filter(|d| !d.is_empty()) {
         Some(d) => d.to_string(),
-        None => crate::current_when(&opts.repository, opts.now.unwrap_or_else(Stamp::now))?,
+        None => repository.current_when(opts.now.unwrap_or_else(Stamp::now))?,
     };
     hooks.log(&format!(
         "looking for files between last full backup and {when}..."
     ));
-    let chain = repo::find_files(&opts.repository, &when)?;
+    let chain = repository.find_files(&when)?;
     crate::backup::log_chain(hooks, &when, &chain);
     if chain.is_empty() {
         return Err(match opts.date.as_deref().filter(|d| !d.is_empty()) {

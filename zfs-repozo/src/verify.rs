@@ -66,18 +66,19 @@ pub fn verify(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<Vec<Verified>> 
 
 /// Verifies like [`verify`], and also reports what a restore would refuse.
 pub fn verify_report(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<VerifyReport> {
-    let _lock = repo::lock(&opts.repository, false, opts.lock_wait, &mut |holder| {
+    let repository = crate::Repository::new(opts.repository.as_str());
+    let _lock = repository.lock(false, opts.lock_wait, &mut |holder| {
         (hooks.notice)(&format!(
             "the repository {} is locked by {holder} (a backup is running); waiting up to {} s for it to finish",
             opts.repository,
             opts.lock_wait.as_secs()
         ))
     })?;
-    let when = crate::current_when(&opts.repository, opts.now.unwrap_or_else(Stamp::now))?;
+    let when = repository.current_when(opts.now.unwrap_or_else(Stamp::now))?;
     hooks.log(&format!(
         "looking for files between last full backup and {when}..."
     ));
-    let chain = repo::find_files(&opts.repository, &when)?;
+    let chain = repository.find_files(&when)?;
     crate::backup::log_chain(hooks, &when, &chain);
     let Some(first) = chain.first() else {
         return Err(Error::NoFiles);

@@ -101,7 +101,8 @@ pub struct BackupReport {
 
 /// The repozo stamp of the newest data file in `repository`.
 pub fn newest_stamp(repository: &str) -> Result<Option<String>> {
-    Ok(repo::data_files(repository)?
+    Ok(zfs_repozo::Repository::new(repository)
+        .data_files()?
         .last()
         .map(|n| zfs_repozo::names::strip_ext(n).to_string()))
 }
@@ -109,7 +110,7 @@ pub fn newest_stamp(repository: &str) -> Result<Option<String>> {
 /// The `.dat` lines of the chain whose newest file has `stamp`, and that chain's full
 /// backup's stamp.
 fn chain_lines(repository: &str, stamp: &str) -> Result<Option<(String, Vec<DatLine>, u64)>> {
-    let chain = repo::find_files(repository, stamp)?;
+    let chain = zfs_repozo::Repository::new(repository).find_files(stamp)?;
     let (Some(first), Some(last)) = (chain.first(), chain.last()) else {
         return Ok(None);
     };

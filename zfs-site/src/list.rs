@@ -64,7 +64,7 @@ pub(crate) fn chain_state(
     root: &str,
     name: &str,
 ) -> (Option<u64>, Option<String>) {
-    let chain = match repo::find_files(repository, root) {
+    let chain = match zfs_repozo::Repository::new(repository).find_files(root) {
         Ok(c) => c,
         Err(e) => return (None, Some(e.to_string())),
     };
@@ -132,7 +132,7 @@ pub fn list(
         },
         None => Vec::new(),
     };
-    let files = repo::data_files(repository)?;
+    let files = zfs_repozo::Repository::new(repository).data_files()?;
     let mut counts: HashMap<String, Option<(u64, u64)>> = HashMap::new();
     let mut points = Vec::new();
     for name in &files {

@@ -68,7 +68,7 @@ struct Chain {
 
 fn chains(repository: &str) -> Result<Vec<Chain>> {
     let mut out: Vec<Chain> = Vec::new();
-    for name in repo::data_files(repository)? {
+    for name in zfs_repozo::Repository::new(repository).data_files()? {
         let Some((root, kind)) = parse_data_name(&name) else {
             continue;
         };
@@ -255,8 +255,7 @@ pub fn prune(
     expect: Option<&[PathBuf]>,
     hooks: &Hooks<'_>,
 ) -> Result<PrunePlan> {
-    let _repo_lock = repo::lock(
-        &opts.repository,
+    let _repo_lock = zfs_repozo::Repository::new(opts.repository.as_str()).lock(
         true,
         repo::DEFAULT_LOCK_WAIT,
         &mut |holder| {

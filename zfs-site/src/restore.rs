@@ -10,7 +10,6 @@ use std::time::Instant;
 use serde::Serialize;
 use zfs_files::{with_suffix, NewDir};
 use zfs_format::blob::Layout;
-use zfs_repozo::repo;
 use zfs_repozo::Stamp;
 
 use crate::consistency::{self, BlobCheck};
@@ -64,11 +63,12 @@ impl Plan {
 
 /// Picks the Data.fs state and its blob tree, refusing when either is missing.
 pub fn plan(opts: &RestoreOptions) -> Result<Plan> {
+    let repository = zfs_repozo::Repository::new(opts.repository.as_str());
     let when = match opts.date.as_deref().filter(|d| !d.is_empty()) {
         Some(d) => d.to_string(),
-        None => zfs_repozo::current_when(&opts.repository, opts.now.unwrap_or_else(Stamp::now))?,
+        None => repository.current_when(opts.now.unwrap_or_else(Stamp::now))?,
     };
-    let chain = repo::find_files(&opts.repository, &when)?;
+    let chain = repository.find_files(&when)?;
     let Some(last) = chain.last() else {
         return Err(Error::NoDataFsBackup {
             repository: opts.repository.clone(),

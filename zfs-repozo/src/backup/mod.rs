@@ -16,8 +16,8 @@ use zfs_format::FileStorage;
 
 use crate::error::{Error, Result};
 use crate::interrupted;
-use crate::names::{join, Kind, Stamp};
-use crate::repo::{self, ChainFile, DatLine};
+use crate::names::{Kind, Stamp};
+use crate::repo::{self, ChainFile, DatLine, Repository};
 use crate::source::SourceView;
 use crate::Hooks;
 
@@ -136,15 +136,16 @@ impl Source {
 
 /// Runs a backup.
 pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
-    let _lock = repo::lock(&opts.repository, true, opts.lock_wait, &mut |holder| {
+    let repository = Repository::new(opts.repository.as_str());
+    let _lock = repository.lock(true, opts.lock_wait, &mut |holder| {
         (hooks.notice)(&format!(
             "the repository {} is locked by {holder}; waiting up to {} s for it to finish",
             opts.repository,
             opts.lock_wait.as_secs()
         ))
     })?;
-    let mut left = repo::remove_stale_temps(&opts.repository);
-    left.extend(repo::remove_orphans(&opts.repository)?);
+    let mut left = repository.remove_stale_temps();
+    left.extend(repository.remove_orphans()?);
     for name in left {
         (hooks.notice)(&format!(
             "removed {name}, left in {} by an interrupted run",
@@ -152,11 +153,11 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
         ));
     }
     let now = opts.now.unwrap_or_else(Stamp::now);
-    let when = crate::current_when(&opts.repository, now)?;
+    let when = repository.current_when(now)?;
     hooks.log(&format!(
         "looking for files between last full backup and {when}..."
     ));
-    let chain = repo::find_files(&opts.repository, &when)?;
+    let chain = repository.find_files(&when)?;
     log_chain(hooks, &when, &chain);
     let src = Source::open(&opts.file)?;
     let srcsz = src.len();
@@ -221,18 +222,18 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
     // Strictly after every data file (two runs in one second would otherwise collide, or
     // sort a full backup after an incremental of the same second), unless the newest file
     // is far in the future (a clock moved back): then it is invisible anyway, as in Python.
-    let mut stamp = match repo::newest_stamp(&opts.repository)? {
+    let mut stamp = match repository.newest_stamp()? {
         Some(n) if n >= now && n.secs - now.secs <= crate::FUTURE_SLACK_SECS => n.next(),
         _ => now,
     };
     // A name of that second held by another user's file (no backup of ours, see
-    // `repo::data_files`) is passed by: the backup takes the next free second.
-    let trusted = repo::Trusted::of(&opts.repository);
+    // `Repository::data_files`) is passed by: the backup takes the next free second.
+    let trusted = repository.trusted();
     for _ in 0..crate::FUTURE_SLACK_SECS {
         let root = stamp.format();
         let strangers = [".fs", ".fsz", ".deltafs", ".deltafsz", ".index", ".dat"]
             .iter()
-            .map(|ext| join(&opts.repository, &format!("{root}{ext}")))
+            .map(|ext| repository.path(&format!("{root}{ext}")))
             .any(|p| std::fs::symlink_metadata(&p).is_ok() && !trusted.owns(&p));
         if !strangers {
             break;
@@ -241,14 +242,14 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
     }
     let kind = Kind::of(start.is_none(), opts.gzip);
     let name = format!("{}{}", stamp.format(), kind.ext());
-    let dest = join(&opts.repository, &name);
+    let dest = repository.path(&name);
     if std::fs::symlink_metadata(&dest).is_ok() {
         return Err(Error::WouldOverwrite(dest));
     }
     if src.fs.is_empty() {
         return Err(Error::EmptySource(src.path.clone()));
     }
-    let index_path = join(&opts.repository, &format!("{}.index", stamp.format()));
+    let index_path = repository.path(&format!("{}.index", stamp.format()));
     let pending = write_backup(opts, hooks, &src, start.unwrap_or(0), &dest, &index_path)?;
     // Nothing read from the source may be put in place if it shrank while it was read
     // (the temporaries are removed when `pending` is dropped).
@@ -264,7 +265,7 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
     let written = pending.written;
     match start {
         None => {
-            let dat = join(&opts.repository, &format!("{}.dat", stamp.format()));
+            let dat = repository.path(&format!("{}.dat", stamp.format()));
             report.action = Action::Full;
             pending.commit_full(&dat, &line, src.mode)?;
         }
@@ -278,7 +279,7 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
     report.dat_line = Some(line);
     report.written = written;
     if start.is_none() && opts.kill_old {
-        report.removed = repo::kill_old(&opts.repository, &|m| hooks.log(m))?;
+        report.removed = repository.kill_old(&|m| hooks.log(m))?;
     }
     Ok(report)
 }

@@ -31,7 +31,7 @@ impl Pending {
     /// Puts a full backup in place: its `.dat`, its `.index`, then its data file. A run
     /// killed before the last rename leaves a `.dat` (and maybe an `.index`) that no data
     /// file goes with: both tools restore the repository as before, and the next backup
-    /// removes them ([`repo::remove_orphans`]). A failure takes back what was put in place.
+    /// removes them ([`Repository::remove_orphans`](crate::Repository::remove_orphans)). A failure takes back what was put in place.
     pub(super) fn commit_full(self, dat: &str, line: &DatLine, mode: u32) -> Result<()> {
         let index_path = self.index.target().to_path_buf();
         repo::write_atomically(dat, line.to_line().as_bytes(), mode)?;
