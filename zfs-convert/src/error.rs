@@ -56,7 +56,7 @@ pub enum ConvertError {
     /// The database holds something the export cannot write as a FileStorage.
     #[error("{0}")]
     BadData(String),
-    /// The interrupt flag was set; what was committed stays and a rerun resumes.
+    /// The run context was interrupted; what was committed stays and a rerun resumes.
     #[error("interrupted")]
     Interrupted,
 }

@@ -124,8 +124,7 @@ pub enum PackError {
         /// What failed.
         why: &'static str,
     },
-    /// Stopped by [`PackOptions::interrupt`](crate::PackOptions::interrupt) (SIGINT or
-    /// SIGTERM in the binary): the original is unchanged and `.pack` removed.
+    /// Stopped by the run context (SIGINT or SIGTERM in the binary): the original is unchanged and `.pack` removed.
     #[error("interrupted; nothing was changed")]
     Interrupted,
     /// The packed file is in place (the original is `.old` unless `keep_old` is off), but

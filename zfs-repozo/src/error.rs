@@ -78,7 +78,7 @@ pub enum Error {
         /// The line.
         text: String,
     },
-    /// Stopped by [`Hooks::interrupt`](crate::Hooks::interrupt): temporary files were
+    /// Stopped by the run context ([`Hooks::progress`](crate::Hooks::progress)): temporary files were
     /// removed, nothing was renamed into place.
     #[error("interrupted; nothing was changed")]
     Interrupted,
@@ -178,7 +178,7 @@ impl Error {
         }
     }
 
-    /// True when the run was stopped by [`Hooks::interrupt`](crate::Hooks::interrupt)
+    /// True when the run was stopped by its run context
     /// (also when the old restore target had been deleted first).
     pub fn is_interrupted(&self) -> bool {
         match self {

@@ -7,6 +7,8 @@
 //! - [`restore::restore`]: `repozo -R` (as of a date, to a file or a writer, `-w`; an
 //!   existing file is brought up to date by appending what it lacks, unless `-F`).
 //! - [`verify::verify`]: `repozo -V`.
+//! - [`Repository`]: a repository directory and what is done with it as a whole (its
+//!   chains, its lock, `-k`, the cleaning of what killed runs left).
 //!
 //! Where it does better than Python, the files left behind stay the same: it reads the
 //! source once, hashes while copying (`copy_file_range`), compresses on all cores, and

@@ -75,7 +75,11 @@ impl Repository {
         remove_orphans(&self.dir)
     }
 
-    /// Locks it: exclusive for a backup, shared for restore and verify (see [`lock`]).
+    /// Locks it: exclusive for a backup, shared for restore and verify, through
+    /// [`LOCK_FILE`]. A backup creates the lock file (0600), fails if another user owns
+    /// it, and removes it when done; restore and verify only share it while it exists and
+    /// they can open it. When another run holds it, `waiting` is told who (once), and the
+    /// call waits up to `wait`, then fails naming the holder.
     pub fn lock(
         &self,
         exclusive: bool,

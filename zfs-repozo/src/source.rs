@@ -14,7 +14,7 @@ use crate::Ticker;
 /// Bytes per read.
 pub(crate) const CHUNK: usize = 1 << 20;
 
-/// Bytes per kernel copy (`copy_range`) between checks of the interrupt flag, and per
+/// Bytes per kernel copy (`copy_range`) between checks of the run context, and per
 /// parallel copy job.
 pub(crate) const COPY_PIECE: u64 = 64 << 20;
 

@@ -91,7 +91,7 @@ pub enum Error {
     /// The arguments make no sense together.
     #[error("{0}")]
     Usage(String),
-    /// Stopped by the interrupt flag; temporaries removed, nothing switched.
+    /// Stopped by the run context; temporaries removed, nothing switched.
     #[error("interrupted")]
     Interrupted,
 }

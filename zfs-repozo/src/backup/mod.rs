@@ -1,7 +1,7 @@
 //! `repozo -B`: decide between nothing, an incremental and a full backup, then write the
 //! data file, its `.index` and the `.dat` line exactly as Python repozo does.
 //!
-//! `decide.rs` compares the source with the chain into one [`Decision`]; `write.rs` writes
+//! `decide.rs` compares the source with the chain into one `Decision`; `write.rs` writes
 //! the data file and `.index` as temporaries and puts them (and the `.dat` line) in place.
 
 mod decide;
