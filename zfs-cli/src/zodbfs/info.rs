@@ -12,6 +12,10 @@ use crate::common::{open, Ctx};
 
 /// Arguments of `zodbfs info`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 = done; 1 = it could not run (a missing or unreadable file, not a \
+FileStorage file, damage in the middle of the file); 2 = bad arguments."
+)]
 pub struct Args {
     /// The Data.fs file.
     pub file: PathBuf,

@@ -10,13 +10,18 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use zfs_cli::exit;
 use zfs_site::consistency::BlobCheck;
-use zfs_site::Hooks;
 
-use crate::backup::{BackupArgs, RestoreArgs, VerifyArgs};
-use crate::common::Ctx;
+use crate::backup::BackupArgs;
+use crate::common::{path_str, print_json, with_hooks, Ctx};
+use crate::restore::RestoreArgs;
+use crate::verify::VerifyArgs;
 
 /// Arguments of `zodbfs list`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 = listed; 1 = it could not run (no repository, an I/O error); 2 = \
+bad arguments."
+)]
 pub struct ListArgs {
     /// The repozo repository.
     pub repository: PathBuf,
@@ -59,36 +64,6 @@ pub struct PruneArgs {
     pub json: bool,
 }
 
-fn path_str(p: &Path) -> anyhow::Result<String> {
-    p.to_str().map(str::to_string).ok_or_else(|| {
-        anyhow::anyhow!(
-            "'{}': paths must be UTF-8 (they are written into the .dat file)",
-            p.display()
-        )
-    })
-}
-
-/// Runs `f` with hooks: a progress bar, repozo's messages when verbose, the signal flag.
-fn with_hooks<T>(ctx: &Ctx, verbose: bool, f: impl FnOnce(&Hooks<'_>) -> T) -> T {
-    let bar = ctx.bar();
-    let log = move |m: &str| {
-        if verbose {
-            eprintln!("{m}");
-        }
-    };
-    let notice = |m: &str| eprintln!("zodbfs: {m}");
-    let hooks = Hooks {
-        log: &log,
-        notice: &notice,
-        progress: &bar,
-        verbose,
-        interrupt: Some(zfs_cli::signals::on_signals()),
-    };
-    let r = f(&hooks);
-    bar.finish();
-    r
-}
-
 /// The error with its own message; an interruption keeps repozo's type, for the exit code.
 fn plain(e: zfs_site::Error) -> anyhow::Error {
     if e.is_interrupted() {
@@ -101,13 +76,6 @@ fn plain(e: zfs_site::Error) -> anyhow::Error {
 fn usage(msg: &str) -> anyhow::Result<u8> {
     eprintln!("zodbfs: {msg}");
     Ok(exit::USAGE)
-}
-
-fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
-    Ok(())
 }
 
 /// Asks `question` on the terminal; `None` when there is none to ask on.

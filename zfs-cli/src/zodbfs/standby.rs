@@ -7,11 +7,16 @@ use std::path::PathBuf;
 use zfs_cli::exit;
 use zfs_repozo::restore::{restore, RestoreOptions};
 
-use crate::backup::{path_str, plain, print_json, restore_json, restore_summary, with_hooks};
-use crate::common::Ctx;
+use crate::common::{path_str, plain, print_json, with_hooks, Ctx};
+use crate::restore::{restore_json, restore_summary};
 
 /// Arguments of `zodbfs standby`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 = the standby is up to date; 1 = error (the standby is open in a \
+running ZODB, a missing or damaged backup file, an I/O error); 2 = bad \
+arguments; 130 = interrupted."
+)]
 pub struct StandbyArgs {
     /// The repozo repository the backups arrive in.
     pub repository: PathBuf,

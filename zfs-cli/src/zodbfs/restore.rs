@@ -1,0 +1,150 @@
+//! `zodbfs restore`: a Data.fs from a repozo repository, as of a date.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use zfs_cli::exit;
+use zfs_repozo::restore::{restore, Method, RestoreOptions, RestoreReport};
+
+use crate::common::{path_str, plain, print_json, with_hooks, Ctx};
+
+/// Arguments of `zodbfs restore`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 = restored; 3 = with --blob-backups or --drill, restored but the \
+check found problems; 1 = error, OUTPUT unchanged unless the message says \
+otherwise (no backup as of the date, a missing or damaged backup file, an I/O \
+error); 2 = bad arguments (a date that does not parse, an OUTPUT that is a \
+directory); 130 = interrupted."
+)]
+pub struct RestoreArgs {
+    /// The repository.
+    pub repository: PathBuf,
+    /// The file to write (its index goes to OUTPUT.index); `-` writes the data to stdout.
+    /// An existing OUTPUT that is an earlier state of the chain is brought up to date in
+    /// place (see --full). Otherwise the new file is written beside OUTPUT under a private
+    /// temporary name and replaces OUTPUT once complete; only when the disk cannot hold
+    /// both is the old OUTPUT deleted first, after every backup file has been checked, and
+    /// the run says so. An existing OUTPUT's lock, OUTPUT.lock (a running ZODB's), is taken
+    /// meanwhile: a database in use is not restored over.
+    #[arg(short, long, required_unless_present = "drill")]
+    pub output: Option<PathBuf>,
+    /// Restore the state as of this date (yyyy-mm-dd[-hh[-mm[-ss]]], UTC).
+    #[arg(short = 'D', long)]
+    pub date: Option<String>,
+    /// Check every backup file's size and checksum against the .dat while restoring.
+    #[arg(short = 'w', long)]
+    pub with_verify: bool,
+    /// Rebuild an existing OUTPUT in full. Without it, an existing OUTPUT that is an earlier
+    /// state of the chain is brought up to date in place: the backups it holds are checked
+    /// against it by MD5, only the missing ones are appended, and OUTPUT is fsynced (a
+    /// failure cuts it back to its old size). One that does not check out is rebuilt in
+    /// full, and the run says why.
+    #[arg(short = 'F', long)]
+    pub full: bool,
+    /// With an existing OUTPUT, check only the last backup it holds against it.
+    #[arg(short = 'Q', long, conflicts_with = "full")]
+    pub quick: bool,
+    /// Print repozo's progress messages on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Seconds to wait for another run's lock on the repository before failing.
+    #[arg(long, value_name = "SECONDS", default_value_t = zfs_repozo::repo::DEFAULT_LOCK_WAIT.as_secs())]
+    pub lock_wait: u64,
+    /// Print a JSON summary on stdout (not with `-o -`).
+    #[arg(long)]
+    pub json: bool,
+    /// The blob backup directory: restore the blob tree that goes with the Data.fs state
+    /// too (needs --blobs-to, or --drill).
+    #[arg(long, value_name = "DIR")]
+    pub blob_backups: Option<PathBuf>,
+    /// The blob directory to restore (both halves are switched in only once complete).
+    #[arg(long, value_name = "DIR", requires = "blob_backups")]
+    pub blobs_to: Option<PathBuf>,
+    /// Restore into a scratch directory, check the result (and the blobs with
+    /// --blob-backups), report how long the restore took, and remove it.
+    #[arg(long, conflicts_with_all = ["output", "blobs_to"])]
+    pub drill: bool,
+    /// Where --drill makes its scratch directory (default: the system's temporary
+    /// directory).
+    #[arg(long, value_name = "DIR", requires = "drill")]
+    pub scratch: Option<PathBuf>,
+    /// Replace an existing site without asking (required when there is no terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Runs `restore`.
+pub fn run(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
+    if a.drill || a.blob_backups.is_some() {
+        return crate::site::run_restore(a, c);
+    }
+    let output = a.output.clone().expect("clap requires -o unless --drill");
+    let to_stdout = output.as_os_str() == "-";
+    let opts = RestoreOptions {
+        repository: path_str(&a.repository)?,
+        date: a.date.clone(),
+        output: if to_stdout {
+            None
+        } else {
+            Some(output.clone())
+        },
+        with_verify: a.with_verify,
+        now: None,
+        lock_wait: std::time::Duration::from_secs(a.lock_wait),
+        full: a.full,
+        quick: a.quick,
+    };
+    let r = with_hooks(c, a.verbose, |h| {
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        restore(&opts, h, &mut lock)
+    })
+    .map_err(plain)?;
+    if a.json && !to_stdout {
+        print_json(&restore_json(&output, &r))?;
+    } else if !to_stdout && !c.quiet {
+        eprintln!("{}", restore_summary(&output, &r));
+    }
+    Ok(exit::OK)
+}
+
+/// One line saying what a restore to `output` did.
+pub(crate) fn restore_summary(output: &std::path::Path, r: &RestoreReport) -> String {
+    let out = output.display();
+    match &r.method {
+        Method::UpToDate => format!("{out} holds the state already ({} bytes)", r.size),
+        Method::Appended { from, files } => format!(
+            "appended {} bytes ({} backup file{}) to {out} from offset {from}: {} bytes now",
+            r.bytes,
+            files.len(),
+            if files.len() == 1 { "" } else { "s" },
+            r.size
+        ),
+        Method::Full { reason: None } => format!("restored {out} in full: {} bytes", r.size),
+        Method::Full { reason: Some(why) } => {
+            format!("restored {out} in full: {} bytes ({why})", r.size)
+        }
+    }
+}
+
+/// A restore's report as JSON.
+pub(crate) fn restore_json(output: &std::path::Path, r: &RestoreReport) -> serde_json::Value {
+    let (method, reason, from, files) = match &r.method {
+        Method::UpToDate => ("up-to-date", None, None, Vec::new()),
+        Method::Appended { from, files } => ("appended", None, Some(*from), files.clone()),
+        Method::Full { reason } => ("full", reason.clone(), None, Vec::new()),
+    };
+    json!({
+        "output": output,
+        "method": method,
+        "reason": reason,
+        "from": from,
+        "appended": files,
+        "bytes": r.bytes,
+        "size": r.size,
+        "md5": r.md5,
+        "chain": r.chain,
+        "index": r.index,
+    })
+}
