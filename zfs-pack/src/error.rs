@@ -44,7 +44,7 @@ impl fmt::Display for Dangling {
 #[non_exhaustive]
 pub enum PackError {
     /// A file could not be read, written, renamed or removed.
-    #[error("'{path}': {source}")]
+    #[error("'{path}'")]
     Io {
         /// The file concerned.
         path: PathBuf,
@@ -69,7 +69,7 @@ pub enum PackError {
     #[error("{} dangling reference(s) from reachable objects (ZODB's pack fails with KeyError; --allow-dangling packs anyway): {}", .0.len(), list(.0))]
     Dangling(Vec<Dangling>),
     /// The pickle of a reachable record could not be read, so its references are unknown.
-    #[error("cannot read the references of oid {oid} (record at offset {offset}): {source}")]
+    #[error("cannot read the references of oid {oid} (record at offset {offset})")]
     Pickle {
         /// The object.
         oid: Oid,

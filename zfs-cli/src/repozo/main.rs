@@ -374,8 +374,23 @@ fn main() -> ExitCode {
             ExitCode::from(zfs_cli::exit::INTERRUPTED)
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", message(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error as repozo prints it: an OS error in Python's words (which name the error
+/// already), any other with its causes after it.
+fn message(e: &zfs_repozo::Error) -> String {
+    let mut text = e.to_string();
+    if !matches!(e, zfs_repozo::Error::Io { .. }) {
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+    }
+    text
 }

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use zfs_cli::exit;
 use zfs_convert::{ConvertError, ConvertOptions, ConvertReport, Mode};
 
-use crate::common::Ctx;
+use crate::common::{failure, Ctx};
 
 /// Arguments of `zodbfs convert`.
 ///
@@ -135,12 +135,24 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         None
     };
     if !(a.poll > 0.0 && a.poll < 86_400.0) {
-        anyhow::bail!("--poll {}: expected a number of seconds above 0", a.poll);
+        return Err(crate::common::usage(format!(
+            "--poll {}: expected a number of seconds above 0 and below a day",
+            a.poll
+        )));
+    }
+    if !(a.checkpoint_mb > 0.0 && a.checkpoint_mb.is_finite()) {
+        return Err(crate::common::usage(format!(
+            "--checkpoint-mb {}: expected a number of megabytes above 0",
+            a.checkpoint_mb
+        )));
+    }
+    if a.jobs == 0 {
+        return Err(crate::common::usage("--jobs 0: expected 1 or more streams"));
     }
     let opts = ConvertOptions {
         mode,
         blobs: a.blobs.clone(),
-        jobs: a.jobs.max(1),
+        jobs: a.jobs,
         clear: a.clear,
         follow: a.follow,
         pack_refs: a.pack_refs,
@@ -164,13 +176,10 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
             );
             Ok(exit::OK)
         }
-        Err(ConvertError::Interrupted) => {
-            eprintln!(
-                "zodbfs: interrupted; what was copied is committed, and the same command \
-                 resumes the conversion"
-            );
-            Ok(exit::INTERRUPTED)
-        }
+        Err(ConvertError::Interrupted) => Err(failure(
+            exit::INTERRUPTED,
+            "interrupted; what was copied is committed, and the same command resumes the conversion",
+        )),
         Err(e) => Err(e)
             .with_context(|| format!("converting '{}' into '{}'", a.file.display(), a.database)),
     }

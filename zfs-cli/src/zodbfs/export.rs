@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use zfs_cli::exit;
 use zfs_convert::{ConvertError, ExportOptions, Mode};
 
-use crate::common::Ctx;
+use crate::common::{failure, Ctx};
 
 /// Arguments of `zodbfs export`.
 ///
@@ -75,10 +75,10 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
-        Err(ConvertError::Interrupted) => {
-            eprintln!("zodbfs: interrupted; nothing was written");
-            Ok(exit::INTERRUPTED)
-        }
+        Err(ConvertError::Interrupted) => Err(failure(
+            exit::INTERRUPTED,
+            "interrupted; nothing was written",
+        )),
         Err(e) => Err(e).with_context(|| format!("exporting '{}'", a.database)),
     }
 }

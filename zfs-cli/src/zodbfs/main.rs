@@ -106,13 +106,21 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            if !e.use_stderr() {
+                return ExitCode::from(exit::OK);
+            }
+            // With --json, a usage error is a JSON object on stdout too.
+            if std::env::args_os().any(|a| a == "--json") {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                let message = first.strip_prefix("error: ").unwrap_or(first);
+                let v = serde_json::json!({"error": message, "exit": exit::USAGE});
+                let _ = common::print_json(&v);
+            }
+            return ExitCode::from(exit::USAGE);
         }
     };
+    let json = cli.command.json();
     let ctx = common::Ctx { quiet: cli.quiet };
     let result = match cli.command {
         Command::Info(a) => info::run(a, &ctx),
@@ -141,16 +149,46 @@ fn main() -> ExitCode {
     // operator) read as zeros instead of crashing us: nothing derived from it is reliable.
     // Writers have already refused to rename anything; here the command's result goes too.
     if let Some(p) = zfs_files::shrunk_files().first() {
-        eprintln!(
-            "zodbfs: error: '{}' shrank while it was read; the results above are not reliable \
-             (no file was written from it). Run the command again once the file is at rest",
+        let message = format!(
+            "'{}' shrank while it was read; the results above are not reliable (no file was \
+             written from it). Run the command again once the file is at rest",
             p.display()
         );
+        common::print_error(exit::ERROR, &message, json);
         return ExitCode::from(exit::ERROR);
     }
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(e) => common::report(&e),
+        Err(e) => common::report(&e, json),
+    }
+}
+
+impl Command {
+    /// True when the command was given `--json`: its errors are JSON objects too.
+    fn json(&self) -> bool {
+        match self {
+            Command::Info(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Refs(a) => a.json,
+            Command::Recover(a) => a.json,
+            Command::Stats(a) => a.json,
+            Command::Oids(a) => a.json,
+            Command::Pack(a) => a.json,
+            Command::Backup(a) => a.json,
+            Command::Restore(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Convert(a) => a.json,
+            Command::Export(a) => a.json,
+            Command::List(a) => a.json,
+            Command::Prune(a) => a.json,
+            Command::Standby(a) => a.json,
+            Command::Reindex(_)
+            | Command::Dump(_)
+            | Command::Tail(_)
+            | Command::Records(_)
+            | Command::Completions(_)
+            | Command::GenerateDocs(_) => false,
+        }
     }
 }
 

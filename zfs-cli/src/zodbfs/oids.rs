@@ -39,8 +39,11 @@ fn parse_oid(s: &str) -> anyhow::Result<zfs_format::Oid> {
     } else {
         s.parse::<u64>().ok()
     };
-    v.map(zfs_format::Oid::from_u64)
-        .ok_or_else(|| anyhow::anyhow!("'{s}' is not an oid (use 0x1a, 000000000000001a or 26)"))
+    v.map(zfs_format::Oid::from_u64).ok_or_else(|| {
+        crate::common::usage(format!(
+            "'{s}' is not an oid (use 0x1a, 000000000000001a or 26)"
+        ))
+    })
 }
 
 /// Runs `oids`.

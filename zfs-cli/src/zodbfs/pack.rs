@@ -9,7 +9,7 @@ use zfs_format::timestamp::TimeStamp;
 use zfs_format::Tid;
 use zfs_pack::{Outcome, PackError, PackOptions, Report};
 
-use crate::common::{usage, Ctx};
+use crate::common::{failure, usage, Ctx};
 
 /// Arguments of `zodbfs pack`.
 ///
@@ -324,27 +324,26 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Err(PackError::Dangling(list)) => {
-            eprintln!(
-                "zodbfs: error: '{}': {} dangling reference(s) from reachable objects; nothing was changed \
+            let mut m = format!(
+                "'{}': {} dangling reference(s) from reachable objects; nothing was changed \
                  (ZODB's pack fails here with KeyError; --allow-dangling packs anyway):",
                 a.file.display(),
                 list.len()
             );
             for d in &list {
-                eprintln!("  {d}");
+                m.push_str(&format!("\n  {d}"));
             }
-            Ok(exit::FOUND_PROBLEMS)
+            Err(failure(exit::FOUND_PROBLEMS, m))
         }
-        Err(PackError::Interrupted) => {
-            eprintln!(
-                "zodbfs: interrupted; '{}' is unchanged and no temporary file is left",
+        Err(PackError::Interrupted) => Err(failure(
+            exit::INTERRUPTED,
+            format!(
+                "interrupted; '{}' is unchanged and no temporary file is left",
                 a.file.display()
-            );
-            Ok(exit::INTERRUPTED)
-        }
+            ),
+        )),
         Err(e @ PackError::DamagedMiddle { .. }) => {
-            eprintln!("zodbfs: error: {e}");
-            Ok(exit::FOUND_PROBLEMS)
+            Err(failure(exit::FOUND_PROBLEMS, e.to_string()))
         }
         Err(e) if e.original_unchanged() => Err(e).with_context(|| {
             format!(

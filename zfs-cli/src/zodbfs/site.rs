@@ -12,7 +12,7 @@ use zfs_cli::exit;
 use zfs_site::consistency::BlobCheck;
 
 use crate::backup::BackupArgs;
-use crate::common::{path_str, print_json, with_hooks, Ctx};
+use crate::common::{self, path_str, print_json, with_hooks, Ctx};
 use crate::restore::RestoreArgs;
 use crate::verify::VerifyArgs;
 
@@ -64,18 +64,16 @@ pub struct PruneArgs {
     pub json: bool,
 }
 
-/// The error with its own message; an interruption keeps repozo's type, for the exit code.
+/// The error with its chain; repozo's OS errors in our words (see [`common::plain`]).
 fn plain(e: zfs_site::Error) -> anyhow::Error {
-    if e.is_interrupted() {
-        anyhow::Error::new(zfs_repozo::Error::Interrupted)
-    } else {
-        anyhow::Error::msg(e.to_string())
+    match e {
+        zfs_site::Error::Repozo(r) => common::plain(r),
+        other => anyhow::Error::new(other),
     }
 }
 
 fn usage(msg: &str) -> anyhow::Result<u8> {
-    eprintln!("zodbfs: {msg}");
-    Ok(exit::USAGE)
+    Err(common::usage(msg))
 }
 
 /// Asks `question` on the terminal; `None` when there is none to ask on.
