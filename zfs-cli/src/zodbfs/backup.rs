@@ -71,6 +71,7 @@ pub fn run(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
         now: None,
         lock_wait: std::time::Duration::from_secs(a.lock_wait),
     };
+    let t0 = std::time::Instant::now();
     let r = with_hooks(c, a.verbose, |h| backup(&opts, h)).map_err(plain)?;
     let action = match r.action {
         Action::NothingToDo => "nothing",
@@ -91,15 +92,43 @@ pub fn run(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
             "removed": r.removed,
         }))?;
     } else if !c.quiet {
-        match (&r.data_file, &r.dat_line) {
-            (Some(f), Some(l)) => eprintln!(
-                "{action} backup: {} bytes [{}..{}) to {f}",
-                l.end - l.start,
-                l.start,
-                l.end
-            ),
-            _ => eprintln!("no changes, nothing to do"),
-        }
+        eprintln!(
+            "{}",
+            backup_summary(
+                &a.file,
+                action,
+                r.data_file.as_deref(),
+                r.dat_line.as_ref().map(|l| (l.start, l.end)),
+                t0.elapsed()
+            )
+        );
     }
     Ok(exit::OK)
+}
+
+/// One line saying what a backup of `file` did: which kind, how many bytes of the Data.fs
+/// (and which), into which file, how long it took.
+pub(crate) fn backup_summary(
+    file: &std::path::Path,
+    action: &str,
+    data_file: Option<&str>,
+    range: Option<(u64, u64)>,
+    took: std::time::Duration,
+) -> String {
+    let secs = took.as_secs_f64();
+    match (data_file, range) {
+        (Some(to), Some((0, end))) => format!(
+            "{action} backup of '{}': {end} bytes (the whole file) to '{to}'; {secs:.1} s",
+            file.display()
+        ),
+        (Some(to), Some((start, end))) => format!(
+            "{action} backup of '{}': {} bytes (from offset {start} to {end}) to '{to}'; {secs:.1} s",
+            file.display(),
+            end.saturating_sub(start)
+        ),
+        _ => format!(
+            "'{}' has not changed since the last backup: nothing to do; {secs:.1} s",
+            file.display()
+        ),
+    }
 }

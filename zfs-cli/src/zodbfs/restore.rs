@@ -6,7 +6,7 @@ use serde_json::json;
 use zfs_cli::exit;
 use zfs_repozo::restore::{restore, Method, RestoreOptions, RestoreReport};
 
-use crate::common::{path_str, plain, print_json, with_hooks, Ctx};
+use crate::common::{path_str, plain, print_json, usage, with_hooks, Ctx};
 
 /// Arguments of `zodbfs restore`.
 #[derive(clap::Args, Debug)]
@@ -74,13 +74,64 @@ pub struct RestoreArgs {
     pub yes: bool,
 }
 
+/// Checks a `-D` date: `yyyy-mm-dd[-hh[-mm[-ss]]]`, a real day and time (UTC). Python
+/// repozo compares any text with the backups' names; `zodbfs` refuses what is no date, so
+/// that a typo cannot restore the newest state instead.
+pub(crate) fn check_date(d: &str) -> anyhow::Result<()> {
+    let bad = |why: &str| {
+        usage(format!(
+            "-D {d:?}: {why}; expected a UTC date yyyy-mm-dd[-hh[-mm[-ss]]], such as 2026-12-04-22-30"
+        ))
+    };
+    let parts: Vec<&str> = d.split('-').collect();
+    if !(3..=6).contains(&parts.len()) {
+        return Err(bad("not a date"));
+    }
+    let mut v = [0u32; 6];
+    for (i, p) in parts.iter().enumerate() {
+        let width = if i == 0 { 4 } else { 2 };
+        if p.len() != width || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("not a date"));
+        }
+        v[i] = p.parse().map_err(|_| bad("not a date"))?;
+    }
+    let [y, mo, day, h, mi, sec] = v;
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in_month = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad(&format!("there is no month {mo}"))),
+    };
+    if !(1..=days_in_month).contains(&day) {
+        return Err(bad(&format!("month {mo} of {y} has no day {day}")));
+    }
+    if h > 23 || mi > 59 || sec > 59 {
+        return Err(bad("no such time of day"));
+    }
+    Ok(())
+}
+
 /// Runs `restore`.
 pub fn run(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
+    if let Some(d) = &a.date {
+        check_date(d)?;
+    }
     if a.drill || a.blob_backups.is_some() {
         return crate::site::run_restore(a, c);
     }
     let output = a.output.clone().expect("clap requires -o unless --drill");
     let to_stdout = output.as_os_str() == "-";
+    if !to_stdout && output.is_dir() {
+        return Err(usage(format!(
+            "-o '{}' is a directory: give the path of the Data.fs file to write in it, \
+             such as '{}'",
+            output.display(),
+            output.join("Data.fs").display()
+        )));
+    }
+    let t0 = std::time::Instant::now();
     let opts = RestoreOptions {
         repository: path_str(&a.repository)?,
         date: a.date.clone(),
@@ -104,27 +155,40 @@ pub fn run(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
     if a.json && !to_stdout {
         print_json(&restore_json(&output, &r))?;
     } else if !to_stdout && !c.quiet {
-        eprintln!("{}", restore_summary(&output, &r));
+        eprintln!("{}", restore_summary(&output, &r, t0.elapsed()));
     }
     Ok(exit::OK)
 }
 
-/// One line saying what a restore to `output` did.
-pub(crate) fn restore_summary(output: &std::path::Path, r: &RestoreReport) -> String {
+/// One line saying what a restore to `output` did, how much and how long it took.
+pub(crate) fn restore_summary(
+    output: &std::path::Path,
+    r: &RestoreReport,
+    took: std::time::Duration,
+) -> String {
     let out = output.display();
+    let secs = took.as_secs_f64();
+    let files = |n: usize| format!("{n} backup file{}", if n == 1 { "" } else { "s" });
     match &r.method {
-        Method::UpToDate => format!("{out} holds the state already ({} bytes)", r.size),
-        Method::Appended { from, files } => format!(
-            "appended {} bytes ({} backup file{}) to {out} from offset {from}: {} bytes now",
-            r.bytes,
-            files.len(),
-            if files.len() == 1 { "" } else { "s" },
+        Method::UpToDate => format!(
+            "'{out}' holds that state already ({} bytes); checked in {secs:.1} s",
             r.size
         ),
-        Method::Full { reason: None } => format!("restored {out} in full: {} bytes", r.size),
-        Method::Full { reason: Some(why) } => {
-            format!("restored {out} in full: {} bytes ({why})", r.size)
-        }
+        Method::Appended { from, files: f } => format!(
+            "appended {} bytes ({}) to '{out}' from offset {from}: {} bytes now; {secs:.1} s",
+            r.bytes,
+            files(f.len()),
+            r.size
+        ),
+        Method::Full { reason } => format!(
+            "restored '{out}' in full from {}: {} bytes{}; {secs:.1} s",
+            files(r.chain.len()),
+            r.size,
+            reason
+                .as_ref()
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default()
+        ),
     }
 }
 

@@ -138,19 +138,23 @@ pub fn run_backup(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
         blobs,
         blob_backups,
     };
+    let t0 = std::time::Instant::now();
     let r = with_hooks(c, a.verbose, |h| zfs_site::backup::backup(&opts, h)).map_err(plain)?;
     let problems = r.check.as_ref().is_some_and(|c| !c.is_ok());
     if a.json {
         print_json(&r)?;
     } else if !c.quiet {
-        match (&r.datafs.file, r.datafs.start, r.datafs.end) {
-            (Some(f), Some(s), Some(e)) => eprintln!(
-                "{} Data.fs backup: {} bytes [{s}..{e}) to {f}",
+        let range = r.datafs.start.zip(r.datafs.end);
+        eprintln!(
+            "{}",
+            crate::backup::backup_summary(
+                &a.file,
                 r.datafs.action,
-                e - s
-            ),
-            _ => eprintln!("Data.fs: no changes since the last backup"),
-        }
+                r.datafs.file.as_deref(),
+                range,
+                t0.elapsed()
+            )
+        );
         let b = &r.blobs;
         if b.created {
             eprintln!(

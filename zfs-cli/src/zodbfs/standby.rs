@@ -65,11 +65,12 @@ pub fn run(a: StandbyArgs, c: &Ctx) -> anyhow::Result<u8> {
         full: a.full,
         quick: a.quick,
     };
+    let t0 = std::time::Instant::now();
     let r = with_hooks(c, a.verbose, |h| restore(&opts, h, &mut std::io::sink())).map_err(plain)?;
     if a.json {
         print_json(&restore_json(&a.target, &r))?;
     } else if !c.quiet {
-        eprintln!("{}", restore_summary(&a.target, &r));
+        eprintln!("{}", restore_summary(&a.target, &r, t0.elapsed()));
     }
     Ok(exit::OK)
 }

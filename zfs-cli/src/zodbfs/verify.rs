@@ -50,6 +50,7 @@ pub fn run(a: VerifyArgs, c: &Ctx) -> anyhow::Result<u8> {
         now: None,
         lock_wait: std::time::Duration::from_secs(a.lock_wait),
     };
+    let t0 = std::time::Instant::now();
     match with_hooks(c, a.verbose, |h| verify_report(&opts, h)) {
         Ok(report) => {
             let ok = report.warnings.is_empty();
@@ -60,6 +61,25 @@ pub fn run(a: VerifyArgs, c: &Ctx) -> anyhow::Result<u8> {
                     .map(|f| json!({"file": f.path, "size": f.size, "md5": f.md5}))
                     .collect();
                 print_json(&json!({"ok": ok, "files": files, "warnings": report.warnings}))?;
+            } else if !c.quiet {
+                let n = report.files.len();
+                let bytes: u64 = report.files.iter().map(|f| f.size).sum();
+                eprintln!(
+                    "'{}': {n} backup file{} verified ({bytes} bytes): {}{}; {:.1} s",
+                    a.repository.display(),
+                    if n == 1 { "" } else { "s" },
+                    if a.quick {
+                        "sizes as recorded"
+                    } else {
+                        "sizes and checksums as recorded"
+                    },
+                    if ok {
+                        ""
+                    } else {
+                        ", but a restore would refuse the chain (see above)"
+                    },
+                    t0.elapsed().as_secs_f64()
+                );
             }
             // Every listed file is right, but a restore would refuse the chain.
             Ok(if ok { exit::OK } else { exit::FOUND_PROBLEMS })
