@@ -16,6 +16,15 @@ pub struct Dangling {
     pub missing: Vec<u8>,
 }
 
+/// Dangling references as their sentences (for `serialize_with`).
+#[cfg(feature = "serde")]
+pub(crate) fn dangling_texts<S: serde::Serializer>(
+    v: &[Dangling],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ToString::to_string))
+}
+
 impl fmt::Display for Dangling {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match <[u8; 8]>::try_from(self.missing.as_slice()) {

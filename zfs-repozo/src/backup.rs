@@ -58,8 +58,14 @@ impl BackupOptions {
 
 /// What a backup run did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum Action {
     /// The repository already holds the source: nothing written.
+    #[cfg_attr(feature = "serde", serde(rename = "nothing"))]
     NothingToDo,
     /// A full backup was written.
     Full,
@@ -69,14 +75,17 @@ pub enum Action {
 
 /// The result of a backup run.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BackupReport {
     /// What was done.
     pub action: Action,
     /// Why a full backup was made (repozo's log text), if one was.
     pub reason: Option<String>,
     /// The new data file's path as recorded in the `.dat`.
+    #[cfg_attr(feature = "serde", serde(rename = "file"))]
     pub data_file: Option<String>,
-    /// The `.dat` line written.
+    /// The `.dat` line written (in JSON: its `start`, `end` and `md5` beside the others).
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub dat_line: Option<DatLine>,
     /// Size of the source file when the run started.
     pub source_size: u64,

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
 use zfs_cli::exit;
 use zfs_repozo::backup::{backup, Action, BackupOptions};
 
@@ -79,18 +78,7 @@ pub fn run(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
         Action::Incremental => "incremental",
     };
     if a.json {
-        let line = r.dat_line.as_ref();
-        print_json(&json!({
-            "action": action,
-            "reason": r.reason,
-            "file": r.data_file,
-            "start": line.map(|l| l.start),
-            "end": line.map(|l| l.end),
-            "md5": line.map(|l| l.md5.clone()),
-            "source_size": r.source_size,
-            "written": r.written,
-            "removed": r.removed,
-        }))?;
+        print_json(&r)?;
     } else if !c.quiet {
         eprintln!(
             "{}",

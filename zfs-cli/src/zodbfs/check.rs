@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use serde_json::json;
 use zfs_cli::exit;
 
 use crate::common::{Ctx, FileBytes};
@@ -71,31 +70,24 @@ pub fn run(a: CheckArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     };
     let blobs_ok = blobs.as_ref().is_none_or(|b| b.is_ok());
     if a.json {
-        let findings: Vec<_> = report
-            .findings
-            .iter()
-            .map(|f| {
-                json!({
-                    "offset": f.offset,
-                    "kind": f.kind.code(),
-                    "fstest_detects": f.kind.fstest_detects(),
-                    "message": f.message,
-                })
-            })
-            .collect();
-        let v = json!({
-            "file": a.file.display().to_string(),
-            "magic": magic,
-            "file_len": report.file_len,
-            "mode": if a.quick { "quick" } else { "full" },
-            "index": index_shown,
-            "transactions": report.transactions,
-            "records": report.records,
-            "skipped_bytes": report.skipped_bytes,
-            "clean": report.is_clean() && blobs_ok,
-            "findings": findings,
-            "blobs": blobs,
-        });
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            file: String,
+            mode: &'a str,
+            index: Option<&'a str>,
+            clean: bool,
+            #[serde(flatten)]
+            report: &'a zfs_check::check::Report,
+            blobs: Option<&'a zfs_site::consistency::BlobCheck>,
+        }
+        let v = Json {
+            file: a.file.display().to_string(),
+            mode: if a.quick { "quick" } else { "full" },
+            index: index_shown.as_deref(),
+            clean: report.is_clean() && blobs_ok,
+            report: &report,
+            blobs: blobs.as_ref(),
+        };
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {

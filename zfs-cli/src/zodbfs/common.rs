@@ -150,6 +150,15 @@ pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An error as `--json` prints it on stdout.
+#[derive(serde::Serialize)]
+pub struct ErrorJson<'a> {
+    /// The message, as on stderr.
+    pub error: &'a str,
+    /// The exit code.
+    pub exit: u8,
+}
+
 /// A command line that parses but makes no sense (a bad date, a negative count): exit 2,
 /// as clap's own usage errors.
 #[derive(Debug)]
@@ -253,7 +262,10 @@ pub fn print_error(code: u8, message: &str, json: bool) {
     }
     if json {
         // Best effort: stdout may be closed.
-        let _ = print_json(&serde_json::json!({"error": message, "exit": code}));
+        let _ = print_json(&ErrorJson {
+            error: message,
+            exit: code,
+        });
     }
 }
 

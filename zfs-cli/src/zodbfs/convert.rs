@@ -80,21 +80,22 @@ pub struct Args {
 fn print(a: &Args, r: &ConvertReport, secs: f64) {
     let mode = r.mode.map_or("", Mode::name);
     if a.json {
-        let v = serde_json::json!({
-            "file": a.file.display().to_string(),
-            "mode": mode,
-            "schema": r.schema,
-            "resumed": r.resumed,
-            "finished": r.finished,
-            "end_pos": r.end_pos,
-            "transactions": r.transactions,
-            "copied_bytes": r.copied_bytes,
-            "blobs": r.blobs,
-            "missing_blobs": r.missing_blobs,
-            "followed_transactions": r.followed,
-            "seconds": secs,
-        });
-        println!("{v}");
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            file: String,
+            seconds: f64,
+            #[serde(flatten)]
+            report: &'a ConvertReport,
+        }
+        let v = Json {
+            file: a.file.display().to_string(),
+            seconds: secs,
+            report: r,
+        };
+        match serde_json::to_string(&v) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("zodbfs: error: the report cannot be written as JSON: {e}"),
+        }
         return;
     }
     println!(

@@ -114,8 +114,10 @@ fn main() -> ExitCode {
                 let text = e.render().to_string();
                 let first = text.lines().next().unwrap_or_default();
                 let message = first.strip_prefix("error: ").unwrap_or(first);
-                let v = serde_json::json!({"error": message, "exit": exit::USAGE});
-                let _ = common::print_json(&v);
+                let _ = common::print_json(&common::ErrorJson {
+                    error: message,
+                    exit: exit::USAGE,
+                });
             }
             return ExitCode::from(exit::USAGE);
         }

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use serde_json::json;
 use zfs_cli::exit;
 
 use crate::common::{hex_oid, load_index, open, Ctx};
@@ -77,7 +76,7 @@ pub fn run(a: OidsArgs, ctx: &Ctx) -> anyhow::Result<u8> {
                 )
             }
             What::Deleted => "does not exist from here (creation undone or deleted)".into(),
-            What::Unreadable(e) => format!("unreadable revision: {e}"),
+            What::Unreadable { error } => format!("unreadable revision: {error}"),
             What::References { target } => {
                 let t = hex_oid(target);
                 let known = <[u8; 8]>::try_from(target.as_slice())
@@ -92,35 +91,21 @@ pub fn run(a: OidsArgs, ctx: &Ctx) -> anyhow::Result<u8> {
                 )
             }
             What::ReferencedBy { referrer, class } => format!("referenced by {referrer} {class}"),
-            What::Unscannable(e) => format!("references cannot be read: {e}"),
+            What::Unscannable { error } => format!("references cannot be read: {error}"),
         }
     };
     let mut out = std::io::stdout().lock();
     if a.json {
-        let v: Vec<_> = hs
-            .iter()
-            .map(|h| {
-                let events: Vec<_> = h
-                    .events
-                    .iter()
-                    .map(|e| {
-                        json!({
-                            "tid": e.tid.to_string(),
-                            "txn_offset": e.txn_pos,
-                            "offset": e.offset,
-                            "user": String::from_utf8_lossy(&e.user),
-                            "description": String::from_utf8_lossy(&e.description),
-                            "event": describe(&e.what),
-                        })
-                    })
-                    .collect();
-                json!({"oid": h.oid.to_string(), "class": h.class, "revisions": h.revisions, "current": h.in_index, "events": events})
-            })
-            .collect();
-        serde_json::to_writer_pretty(
-            &mut out,
-            &json!({"file": a.file.display().to_string(), "oids": v}),
-        )?;
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            file: String,
+            oids: &'a [zfs_check::oids::History],
+        }
+        let v = Json {
+            file: a.file.display().to_string(),
+            oids: &hs,
+        };
+        serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
         return Ok(exit::OK);
     }

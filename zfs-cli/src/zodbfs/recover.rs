@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use serde_json::json;
 use zfs_cli::exit;
 
 use crate::common::{Ctx, FileBytes};
@@ -84,30 +83,22 @@ pub fn run(a: RecoverArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     }
     let mut out = std::io::stdout().lock();
     if a.json {
-        let losses: Vec<_> = r
-            .losses
-            .iter()
-            .map(|l| json!({"offset": l.offset, "len": l.len, "why": l.why}))
-            .collect();
-        let retimed: Vec<_> = r
-            .retimed
-            .iter()
-            .map(|(p, o, n)| json!({"offset": p, "tid": o.to_string(), "new_tid": n.to_string()}))
-            .collect();
-        let v = json!({
-            "input": a.input.display().to_string(),
-            "output": a.output.display().to_string(),
-            "transactions": r.transactions,
-            "records": r.records,
-            "output_len": r.output_len,
-            "removed_bytes": r.removed_bytes,
-            "undone_bytes": r.undone_bytes,
-            "checkpoint_at": r.checkpoint_at,
-            "tail_file": tail_file.as_ref().map(|p| p.display().to_string()),
-            "retimed": retimed,
-            "losses": losses,
-            "complete": r.is_complete(),
-        });
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            input: String,
+            output: String,
+            tail_file: Option<String>,
+            complete: bool,
+            #[serde(flatten)]
+            report: &'a zfs_check::recover::RecoverReport,
+        }
+        let v = Json {
+            input: a.input.display().to_string(),
+            output: a.output.display().to_string(),
+            tail_file: tail_file.as_ref().map(|p| p.display().to_string()),
+            complete: r.is_complete(),
+            report: &r,
+        };
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use serde_json::json;
 use zfs_cli::exit;
 
 use crate::common::{hex_oid, load_index, open, Ctx};
@@ -34,34 +33,18 @@ pub fn run(a: RefsArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     bar.finish();
     let mut out = std::io::stdout().lock();
     if a.json {
-        let dangling: Vec<_> = r
-            .dangling
-            .iter()
-            .map(|d| {
-                json!({
-                    "referrer": d.referrer.to_string(),
-                    "class": d.class,
-                    "offset": d.offset,
-                    "tid": d.tid.to_string(),
-                    "target": hex_oid(&d.target),
-                    "reason": d.reason.code(),
-                })
-            })
-            .collect();
-        let bad = |v: &[zfs_check::refs::Unscannable]| -> Vec<serde_json::Value> {
-            v.iter()
-                .map(|u| json!({"oid": u.oid.to_string(), "offset": u.offset, "error": u.error}))
-                .collect()
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            file: String,
+            clean: bool,
+            #[serde(flatten)]
+            report: &'a zfs_check::refs::RefsReport,
+        }
+        let v = Json {
+            file: a.file.display().to_string(),
+            clean: r.is_clean(),
+            report: &r,
         };
-        let v = json!({
-            "file": a.file.display().to_string(),
-            "objects": r.objects,
-            "undone": r.undone,
-            "clean": r.is_clean(),
-            "dangling": dangling,
-            "unreadable": bad(&r.unreadable),
-            "unscannable": bad(&r.unscannable),
-        });
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {

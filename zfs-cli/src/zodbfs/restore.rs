@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
 use zfs_cli::exit;
 use zfs_repozo::restore::{restore, Method, RestoreOptions, RestoreReport};
 
@@ -192,23 +191,18 @@ pub(crate) fn restore_summary(
     }
 }
 
-/// A restore's report as JSON.
-pub(crate) fn restore_json(output: &std::path::Path, r: &RestoreReport) -> serde_json::Value {
-    let (method, reason, from, files) = match &r.method {
-        Method::UpToDate => ("up-to-date", None, None, Vec::new()),
-        Method::Appended { from, files } => ("appended", None, Some(*from), files.clone()),
-        Method::Full { reason } => ("full", reason.clone(), None, Vec::new()),
-    };
-    json!({
-        "output": output,
-        "method": method,
-        "reason": reason,
-        "from": from,
-        "appended": files,
-        "bytes": r.bytes,
-        "size": r.size,
-        "md5": r.md5,
-        "chain": r.chain,
-        "index": r.index,
-    })
+/// A restore's report as JSON: the library's report and the output's path.
+pub(crate) fn restore_json<'a>(
+    output: &'a std::path::Path,
+    r: &'a RestoreReport,
+) -> RestoreJson<'a> {
+    RestoreJson { output, report: r }
+}
+
+/// What `restore --json` and `standby --json` print.
+#[derive(serde::Serialize)]
+pub(crate) struct RestoreJson<'a> {
+    output: &'a std::path::Path,
+    #[serde(flatten)]
+    report: &'a RestoreReport,
 }

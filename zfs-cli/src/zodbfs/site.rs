@@ -7,7 +7,6 @@
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
 use zfs_cli::exit;
 use zfs_site::consistency::BlobCheck;
 
@@ -74,6 +73,29 @@ fn plain(e: zfs_site::Error) -> anyhow::Error {
 
 fn usage(msg: &str) -> anyhow::Result<u8> {
     Err(common::usage(msg))
+}
+
+/// A report with whether it found everything right: `{"ok": ..., KEY: report}`.
+#[derive(serde::Serialize)]
+struct Checked<'a, T: serde::Serialize> {
+    ok: bool,
+    #[serde(flatten)]
+    report: Keyed<'a, T>,
+}
+
+/// A report under its name.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Keyed<'a, T: serde::Serialize> {
+    Drill(&'a T),
+    Verify(&'a T),
+}
+
+/// A prune's plan, done or not.
+#[derive(serde::Serialize)]
+struct Pruned<'a> {
+    dry_run: bool,
+    plan: &'a zfs_site::prune::PrunePlan,
 }
 
 /// Asks `question` on the terminal; `None` when there is none to ask on.
@@ -264,7 +286,10 @@ fn run_drill(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
     };
     let r = with_hooks(c, a.verbose, |h| zfs_site::restore::drill(&opts, h)).map_err(plain)?;
     if a.json {
-        print_json(&json!({"ok": r.is_ok(), "drill": r}))?;
+        print_json(&Checked {
+            ok: r.is_ok(),
+            report: Keyed::Drill(&r),
+        })?;
     } else {
         eprintln!(
             "drill: restored the state of {} ({} bytes{}) in {:.1} s; checked in {:.1} s",
@@ -311,7 +336,10 @@ pub fn run_verify(a: VerifyArgs, c: &Ctx) -> anyhow::Result<u8> {
     };
     let r = with_hooks(c, a.verbose, |h| zfs_site::verify::verify(&opts, h)).map_err(plain)?;
     if a.json {
-        print_json(&json!({"ok": r.is_ok(), "verify": r}))?;
+        print_json(&Checked {
+            ok: r.is_ok(),
+            report: Keyed::Verify(&r),
+        })?;
     } else {
         match &r.datafs_problem {
             Some(p) => eprintln!("Data.fs backups: {p}"),
@@ -416,7 +444,10 @@ pub fn run_prune(a: PruneArgs, c: &Ctx) -> anyhow::Result<u8> {
     };
     if a.dry_run || plan.removals.is_empty() {
         if a.json {
-            print_json(&json!({"dry_run": a.dry_run, "plan": plan}))?;
+            print_json(&Pruned {
+                dry_run: a.dry_run,
+                plan: &plan,
+            })?;
         } else {
             show(&plan, "would remove");
         }
@@ -439,7 +470,10 @@ pub fn run_prune(a: PruneArgs, c: &Ctx) -> anyhow::Result<u8> {
     })
     .map_err(plain)?;
     if a.json {
-        print_json(&json!({"dry_run": false, "plan": done}))?;
+        print_json(&Pruned {
+            dry_run: false,
+            plan: &done,
+        })?;
     } else if !c.quiet {
         show(&done, "removed");
     }

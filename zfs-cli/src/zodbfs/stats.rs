@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use serde_json::json;
 use zfs_cli::exit;
 
 use crate::common::{load_index, open, Ctx};
@@ -36,20 +35,16 @@ pub fn run(a: StatsArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     bar.finish();
     let mut out = std::io::stdout().lock();
     if a.json {
-        let row = |c: &zfs_check::stats::ClassStats| json!({"current": c.current, "current_bytes": c.current_bytes, "old": c.old, "old_bytes": c.old_bytes});
-        let classes: serde_json::Map<String, serde_json::Value> =
-            s.classes.iter().map(|(k, v)| (k.clone(), row(v))).collect();
-        let v = json!({
-            "file": a.file.display().to_string(),
-            "transactions": s.transactions,
-            "transaction_bytes": s.transaction_bytes,
-            "records": s.records,
-            "objects": s.objects,
-            "deletions": s.deletions,
-            "unreadable": s.unreadable,
-            "total": row(&s.total),
-            "classes": classes,
-        });
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            file: String,
+            #[serde(flatten)]
+            stats: &'a zfs_check::stats::Stats,
+        }
+        let v = Json {
+            file: a.file.display().to_string(),
+            stats: &s,
+        };
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
         return Ok(exit::OK);

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
 use zfs_cli::exit;
 use zfs_repozo::verify::{verify_report, VerifyOptions};
 
@@ -55,12 +54,16 @@ pub fn run(a: VerifyArgs, c: &Ctx) -> anyhow::Result<u8> {
         Ok(report) => {
             let ok = report.warnings.is_empty();
             if a.json {
-                let files: Vec<_> = report
-                    .files
-                    .iter()
-                    .map(|f| json!({"file": f.path, "size": f.size, "md5": f.md5}))
-                    .collect();
-                print_json(&json!({"ok": ok, "files": files, "warnings": report.warnings}))?;
+                #[derive(serde::Serialize)]
+                struct Json<'a> {
+                    ok: bool,
+                    #[serde(flatten)]
+                    report: &'a zfs_repozo::verify::VerifyReport,
+                }
+                print_json(&Json {
+                    ok,
+                    report: &report,
+                })?;
             } else if !c.quiet {
                 let n = report.files.len();
                 let bytes: u64 = report.files.iter().map(|f| f.size).sum();
@@ -93,7 +96,15 @@ pub fn run(a: VerifyArgs, c: &Ctx) -> anyhow::Result<u8> {
             | zfs_repozo::Error::BadDatLine { .. }),
         ) => {
             if a.json {
-                print_json(&json!({"ok": false, "problem": e.to_string()}))?;
+                #[derive(serde::Serialize)]
+                struct Problem {
+                    ok: bool,
+                    problem: String,
+                }
+                print_json(&Problem {
+                    ok: false,
+                    problem: e.to_string(),
+                })?;
             }
             eprintln!("zodbfs: {e}");
             Ok(exit::FOUND_PROBLEMS)
