@@ -30,7 +30,8 @@ use zfs_cli::exit;
 #[derive(Parser, Debug)]
 #[command(name = "zodbfs", version = zfs_cli::version::SHORT, after_help = EXIT_CODES)]
 struct Cli {
-    /// Never draw progress bars (they are drawn on stderr only when it is a terminal).
+    /// No progress bars (drawn on stderr only when it is a terminal), and no summary line
+    /// from backup, restore, verify, reindex and pack.
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
