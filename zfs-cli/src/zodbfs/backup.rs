@@ -10,11 +10,12 @@ use crate::common::{path_str, plain, print_json, with_hooks, Ctx};
 /// Arguments of `zodbfs backup`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Exit codes: 0 = backed up (or nothing to do); 3 = with --blobs, the backup was \
-made but the blob check found missing or wrong blob files; 1 = error, no backup \
-made (a missing or unreadable file, not a FileStorage file, a repository that \
-does not exist, an I/O error); 2 = bad arguments; 130 = interrupted, nothing \
-added to the repository."
+    after_help = "Exit codes: 0 = backed up (or nothing to do); 3 = backed up, but the \
+Data.fs is damaged in the middle and the complete transactions after the damage are not \
+in the backup (the message says where; run `zodbfs check`), or, with --blobs, the blob \
+check found missing or wrong blob files; 1 = error, nothing put in place (a missing or \
+unreadable file, not a FileStorage file, a repository that does not exist, an I/O \
+error); 2 = bad arguments; 130 = interrupted, nothing put in place."
 )]
 pub struct BackupArgs {
     /// The Data.fs file.
@@ -91,7 +92,13 @@ pub fn run(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
             )
         );
     }
-    Ok(exit::OK)
+    // Damage in the middle kept committed transactions out of the backup (the notice
+    // above says where): the run did its part, and found a problem.
+    Ok(if r.left_out.is_some() {
+        exit::FOUND_PROBLEMS
+    } else {
+        exit::OK
+    })
 }
 
 /// One line saying what a backup of `file` did: which kind, how many bytes of the Data.fs
