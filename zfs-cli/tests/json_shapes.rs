@@ -453,3 +453,98 @@ fn errors() {
     let v = json(&["info", "--json", "/nonexistent/Data.fs"], 1);
     has(&v, "error", &[("error", T::Str), ("exit", T::Int)]);
 }
+
+/// A site with blobs (made by ZODB) backed up once with its blob directory.
+fn blob_site(d: &Path) -> (PathBuf, PathBuf, PathBuf, Value) {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/fixtures");
+    let p = d.join("Data.fs");
+    std::fs::copy(format!("{fixtures}/blobs.fs"), &p).expect("copy");
+    let blobs = d.join("blobstorage");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(format!("{fixtures}/blobs.blobdir"))
+        .arg(&blobs)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let r = d.join("repo");
+    let bb = d.join("blobbackups");
+    std::fs::create_dir(&r).expect("mkdir");
+    std::fs::create_dir(&bb).expect("mkdir");
+    let v = json(
+        &[
+            "backup",
+            "--json",
+            s(&p),
+            "-r",
+            s(&r),
+            "--blobs",
+            s(&blobs),
+            "--blob-backups",
+            s(&bb),
+        ],
+        0,
+    );
+    (p, r, bb, v)
+}
+
+#[test]
+fn site_backup_drill_and_verify() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (_p, r, bb, v) = blob_site(d.path());
+    has(
+        &v,
+        "site backup",
+        &[("datafs", T::Obj), ("stamp", T::Str), ("blobs", T::Obj)],
+    );
+    has(
+        &v["datafs"],
+        "site backup datafs",
+        &[("action", T::Str), ("file", T::OptStr), ("written", T::Int)],
+    );
+    has(
+        &v["blobs"],
+        "site backup blobs",
+        &[
+            ("tree", T::Str),
+            ("created", T::Bool),
+            ("files", T::Int),
+            ("bytes", T::Int),
+            ("linked", T::Int),
+            ("copied", T::Int),
+        ],
+    );
+    let v = json(
+        &[
+            "restore",
+            "--json",
+            s(&r),
+            "--drill",
+            "--blob-backups",
+            s(&bb),
+            "--scratch",
+            s(d.path()),
+        ],
+        0,
+    );
+    has(&v, "drill", &[("ok", T::Bool), ("drill", T::Obj)]);
+    has(
+        &v["drill"],
+        "drill report",
+        &[
+            ("state", T::Str),
+            ("datafs_bytes", T::Int),
+            ("blob_files", T::Int),
+            ("restore_seconds", T::Num),
+            ("check_seconds", T::Num),
+            ("datafs_check", T::Obj),
+        ],
+    );
+    let v = json(&["verify", "--json", s(&r), "--blob-backups", s(&bb)], 0);
+    has(&v, "site verify", &[("ok", T::Bool), ("verify", T::Obj)]);
+    has(
+        &v["verify"],
+        "site verify report",
+        &[("datafs_files", T::Arr), ("trees", T::Arr)],
+    );
+}
