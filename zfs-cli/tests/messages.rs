@@ -451,3 +451,16 @@ fn backup_restore_and_verify_say_one_line_and_nothing_with_q() {
         zodbfs().args(&args).assert().code(0).stderr("").stdout("");
     }
 }
+
+#[test]
+fn restore_to_stdout_keeps_stdout_for_the_data_even_with_json() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let missing = d.path().join("no-repo");
+    zodbfs()
+        .args(["restore", "--json", "-o", "-"])
+        .arg(&missing)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("no-repo"));
+}

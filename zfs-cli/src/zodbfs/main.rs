@@ -178,7 +178,8 @@ impl Command {
             Command::Oids(a) => a.json,
             Command::Pack(a) => a.json,
             Command::Backup(a) => a.json,
-            Command::Restore(a) => a.json,
+            // With `-o -` stdout carries the data: no JSON there.
+            Command::Restore(a) => a.json && a.output.as_deref() != Some(std::path::Path::new("-")),
             Command::Verify(a) => a.json,
             Command::Convert(a) => a.json,
             Command::Export(a) => a.json,
