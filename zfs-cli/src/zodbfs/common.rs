@@ -13,7 +13,7 @@ use zfs_repozo::Hooks;
 /// Options given to every subcommand.
 #[derive(Clone, Copy, Debug)]
 pub struct Ctx {
-    /// No progress bars.
+    /// `-q`: no progress bars, no summary lines.
     pub quiet: bool,
 }
 
@@ -37,8 +37,8 @@ pub fn named(path: &Path, e: zfs_format::Error) -> anyhow::Error {
     }
 }
 
-/// The bytes of a file that `check` and `recover` read: mapped when it has a known magic,
-/// read otherwise. The rule for every subcommand: a file is a FileStorage when its magic
+/// The bytes of a file that `check` and `recover` read, mapped (never read into memory).
+/// The rule for every subcommand: a file is a FileStorage when its magic
 /// is `FS21` or `FS30`; one whose magic is damaged but which holds a plausible transaction
 /// right after it (offset 4) is a damaged FileStorage, which `check` reports and `recover`
 /// reads (exit 3 when damage is found); anything else (empty, text, random bytes) is "not a
@@ -47,7 +47,7 @@ pub enum FileBytes {
     /// A FileStorage with a known magic.
     Mapped(FileStorage),
     /// A FileStorage whose magic is damaged.
-    Read(Vec<u8>),
+    Damaged(zfs_files::Map),
 }
 
 impl FileBytes {
@@ -56,9 +56,9 @@ impl FileBytes {
         match FileStorage::open(path) {
             Ok(fs) => Ok(FileBytes::Mapped(fs)),
             Err(e @ zfs_format::Error::BadMagic { .. }) => {
-                let v = std::fs::read(path).with_context(|| format!("'{}'", path.display()))?;
-                if zfs_format::resync::plausible_txn(&v, zfs_format::FIRST_TXN, None) {
-                    Ok(FileBytes::Read(v))
+                let map = zfs_files::Map::new(zfs_files::open_input(path)?, path)?;
+                if zfs_format::resync::plausible_txn(&map, zfs_format::FIRST_TXN, None) {
+                    Ok(FileBytes::Damaged(map))
                 } else {
                     Err(named(path, e))
                 }
@@ -71,8 +71,25 @@ impl FileBytes {
     pub fn bytes(&self) -> &[u8] {
         match self {
             FileBytes::Mapped(fs) => fs.bytes(),
-            FileBytes::Read(v) => v,
+            FileBytes::Damaged(m) => m,
         }
+    }
+
+    /// The open file.
+    pub fn file(&self) -> &std::fs::File {
+        match self {
+            FileBytes::Mapped(fs) => fs.file(),
+            FileBytes::Damaged(m) => m.file(),
+        }
+    }
+
+    /// Fails when the file shrank while it was read (its lost pages read as zeros).
+    pub fn check_intact(&self) -> anyhow::Result<()> {
+        match self {
+            FileBytes::Mapped(fs) => fs.check_intact()?,
+            FileBytes::Damaged(m) => m.check_intact()?,
+        }
+        Ok(())
     }
 }
 

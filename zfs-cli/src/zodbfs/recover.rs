@@ -40,18 +40,17 @@ pub struct RecoverArgs {
 pub fn run(a: RecoverArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let interrupt = zfs_cli::signals::on_signals();
     let input = FileBytes::load(&a.input)?;
-    let input_meta =
-        std::fs::metadata(&a.input).with_context(|| format!("'{}'", a.input.display()))?;
+    let input_meta = input
+        .file()
+        .metadata()
+        .with_context(|| format!("'{}'", a.input.display()))?;
     let mode = zfs_files::permissions_of(&input_meta);
     // Checked before any work: OUTPUT is never the input (by any name), never reached
     // through a symlink, and replaced (only with --force) once it is complete.
     let mut spec = zfs_files::OutputSpec::new(&a.output)
         .replace(a.force)
         .mode(mode);
-    spec = match &input {
-        FileBytes::Mapped(fs) => spec.not_input_file(&a.input, fs.file())?,
-        FileBytes::Read(_) => spec.not_input(&a.input)?,
-    };
+    spec = spec.not_input_file(&a.input, input.file())?;
     let out = spec.create().map_err(|e| match e {
         zfs_files::Error::Exists { path } => {
             anyhow::anyhow!("'{}' exists (use --force to replace it)", path.display())
@@ -64,9 +63,7 @@ pub fn run(a: RecoverArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         other => anyhow::Error::new(other).context(format!("recovering '{}'", a.input.display())),
     });
     bar.finish();
-    if let FileBytes::Mapped(fs) = &input {
-        fs.check_intact()?;
-    }
+    input.check_intact()?;
     let r = r?;
     if interrupt.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(zfs_repozo::Error::Interrupted.into());
