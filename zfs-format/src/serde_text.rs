@@ -51,3 +51,35 @@ pub fn hex_bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize)]
+    struct Txn<'a> {
+        tid: Tid,
+        #[serde(serialize_with = "text")]
+        user: &'a [u8],
+        #[serde(serialize_with = "hex_bytes")]
+        target: &'a [u8],
+    }
+
+    #[test]
+    fn utf8_is_text_and_anything_else_is_hex_without_loss() {
+        let v = |user: &[u8]| {
+            serde_json::to_value(Txn {
+                tid: Tid::from_u64(0x1a),
+                user,
+                target: &[0, 0xff, 3],
+            })
+            .expect("serializes")
+        };
+        let ok = v("/ admin é".as_bytes());
+        assert_eq!(ok["user"], "/ admin é");
+        assert_eq!(ok["tid"], "000000000000001a");
+        assert_eq!(ok["target"], "00ff03");
+        let latin1 = v(b"/ caf\xe9");
+        assert_eq!(latin1["user"]["hex"], "2f20636166e9");
+    }
+}
