@@ -452,6 +452,15 @@ fn list_and_prune() {
 fn errors() {
     let v = json(&["info", "--json", "/nonexistent/Data.fs"], 1);
     has(&v, "error", &[("error", T::Str), ("exit", T::Int)]);
+    // A pack refused for dangling references ends with exit 3, as an error object.
+    let (_d, p) = site();
+    let v = json(&["pack", "--json", s(&p)], 3);
+    has(&v, "pack refused", &[("error", T::Str), ("exit", T::Int)]);
+    assert_eq!(v["exit"], 3);
+    assert!(
+        v["error"].as_str().is_some_and(|m| m.contains("dangling")),
+        "{v}"
+    );
 }
 
 /// A site with blobs (made by ZODB) backed up once with its blob directory.
