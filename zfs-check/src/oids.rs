@@ -17,6 +17,11 @@ use zfs_format::{Error, FileStorage, Index, Oid, Payload, Progress, Tid, Transac
 
 /// What happened to an object in one record.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "type", rename_all = "kebab-case")
+)]
 pub enum What {
     /// A new revision with a state of this class and size.
     NewRevision {
@@ -30,10 +35,17 @@ pub enum What {
     /// A record saying the object does not exist (undone creation, deleteObject).
     Deleted,
     /// A record whose backpointer chain is broken.
-    Unreadable(String),
+    Unreadable {
+        /// What is wrong with it.
+        error: String,
+    },
     /// The object of interest refers to `target`.
     References {
         /// The referenced oid (raw bytes, normally 8).
+        #[cfg_attr(
+            feature = "serde",
+            serde(serialize_with = "zfs_format::serde_text::hex_bytes")
+        )]
         target: Vec<u8>,
     },
     /// `referrer` (of class `class`) refers to the object of interest.
@@ -44,19 +56,32 @@ pub enum What {
         class: String,
     },
     /// The record's pickle could not be scanned for references.
-    Unscannable(String),
+    Unscannable {
+        /// What went wrong.
+        error: String,
+    },
 }
 
 /// One event in an object's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Event {
     /// Position of the transaction.
+    #[cfg_attr(feature = "serde", serde(rename = "txn_offset"))]
     pub txn_pos: u64,
     /// Its tid.
     pub tid: Tid,
-    /// Its user.
+    /// Its user: text when UTF-8, else `{"hex": ...}` in JSON.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "zfs_format::serde_text::text")
+    )]
     pub user: Vec<u8>,
-    /// Its description.
+    /// Its description: text when UTF-8, else `{"hex": ...}` in JSON.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "zfs_format::serde_text::text")
+    )]
     pub description: Vec<u8>,
     /// Position of the record concerned.
     pub offset: u64,
@@ -66,6 +91,7 @@ pub struct Event {
 
 /// The history of one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct History {
     /// The object.
     pub oid: Oid,
@@ -74,6 +100,7 @@ pub struct History {
     /// Revisions with a state.
     pub revisions: u64,
     /// True when the index has it (it has a current record).
+    #[cfg_attr(feature = "serde", serde(rename = "current"))]
     pub in_index: bool,
     /// Events in file order.
     pub events: Vec<Event>,
@@ -131,7 +158,15 @@ pub fn histories<T: Deref<Target = [u8]> + Sync>(
                         }
                         Err(e) => {
                             if interesting {
-                                out.push((r.oid, ev(r.pos, What::Unreadable(e.to_string()))));
+                                out.push((
+                                    r.oid,
+                                    ev(
+                                        r.pos,
+                                        What::Unreadable {
+                                            error: e.to_string(),
+                                        },
+                                    ),
+                                ));
                             }
                             continue;
                         }
@@ -149,7 +184,15 @@ pub fn histories<T: Deref<Target = [u8]> + Sync>(
                     let mut refs = Vec::new();
                     if let Err(e) = scanner.persistent_refs_into(&data, mode, &mut refs) {
                         if interesting {
-                            out.push((r.oid, ev(r.pos, What::Unscannable(e.to_string()))));
+                            out.push((
+                                r.oid,
+                                ev(
+                                    r.pos,
+                                    What::Unscannable {
+                                        error: e.to_string(),
+                                    },
+                                ),
+                            ));
                         }
                         continue;
                     }

@@ -49,8 +49,16 @@ impl Reason {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
 /// One dangling reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Dangling {
     /// The referring object.
     pub referrer: Oid,
@@ -61,6 +69,10 @@ pub struct Dangling {
     /// The referrer's class, as fsdump/fsrefs name it.
     pub class: String,
     /// The referenced oid (raw bytes: normally 8, but pickles may hold anything).
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "zfs_format::serde_text::hex_bytes")
+    )]
     pub target: Vec<u8>,
     /// Why it dangles.
     pub reason: Reason,
@@ -68,6 +80,7 @@ pub struct Dangling {
 
 /// A current record whose references could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Unscannable {
     /// The object.
     pub oid: Oid,
@@ -79,6 +92,7 @@ pub struct Unscannable {
 
 /// The result of a reference check.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RefsReport {
     /// Objects in the index.
     pub objects: u64,

@@ -15,6 +15,7 @@ use zfs_format::{Error, FileStorage, Index, Payload, Progress, Transaction};
 
 /// Counts and sizes for one class (or for the whole file).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ClassStats {
     /// Current revisions.
     pub current: u64,
@@ -45,6 +46,7 @@ impl ClassStats {
 
 /// The result of `stats`.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Stats {
     /// Committed transactions.
     pub transactions: u64,

@@ -90,6 +90,7 @@ impl Default for ConvertOptions {
 
 /// What a conversion did.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ConvertReport {
     /// The destination's mode.
     pub mode: Option<Mode>,
@@ -109,6 +110,7 @@ pub struct ConvertReport {
     /// zodbconvert does).
     pub missing_blobs: u64,
     /// Transactions copied after the bulk copy (`follow`, or catching up).
+    #[cfg_attr(feature = "serde", serde(rename = "followed_transactions"))]
     pub followed: u64,
     /// The conversion is complete: the manifest is gone and the schema whole.
     pub finished: bool,

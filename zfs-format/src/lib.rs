@@ -50,6 +50,8 @@ pub mod record;
 pub mod repr;
 pub mod resync;
 pub mod scan;
+#[cfg(feature = "serde")]
+pub mod serde_text;
 mod storage;
 pub mod timestamp;
 pub mod txn;

@@ -271,6 +271,19 @@ pub enum EndReason {
     Junk,
 }
 
+impl EndReason {
+    /// Stable kebab-case name.
+    pub fn code(self) -> &'static str {
+        match self {
+            EndReason::Clean => "clean",
+            EndReason::ShortHeader => "short-header",
+            EndReason::PastEnd => "torn-transaction",
+            EndReason::Checkpoint => "uncommitted-transaction",
+            EndReason::Junk => "junk",
+        }
+    }
+}
+
 /// Where the committed data of a file ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct End {

@@ -98,6 +98,11 @@ impl PackOptions {
 
 /// How a pack ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum Outcome {
     /// The storage holds no object: nothing was done at all.
     Empty,
@@ -113,22 +118,28 @@ pub enum Outcome {
 
 /// What a pack did (or, for a dry run, would do).
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Report {
     /// How it ended.
     pub outcome: Outcome,
     /// The stop tid used.
+    #[cfg_attr(feature = "serde", serde(rename = "stop_tid"))]
     pub stop: Tid,
     /// Size of the committed data before.
     pub size_before: u64,
     /// Size of the file after (equal to `size_before` unless packed).
     pub size_after: u64,
     /// Position of the first transaction after the pack time, in the original.
+    #[cfg_attr(feature = "serde", serde(rename = "pack_position"))]
     pub packpos: u64,
     /// Transactions before the pack time.
+    #[cfg_attr(feature = "serde", serde(rename = "transactions_before_stop"))]
     pub txns_before: u64,
     /// Of those, transactions left out entirely.
+    #[cfg_attr(feature = "serde", serde(rename = "transactions_removed"))]
     pub txns_removed: u64,
     /// Data records before the pack time.
+    #[cfg_attr(feature = "serde", serde(rename = "records_before_stop"))]
     pub records_before: u64,
     /// Of those, records left out.
     pub records_removed: u64,
@@ -138,27 +149,38 @@ pub struct Report {
     pub objects_kept: u64,
     /// Objects kept only because we follow the references of revisions that
     /// backpointers after the pack time keep (ZODB would have dropped them).
+    #[cfg_attr(feature = "serde", serde(rename = "extra_objects_kept"))]
     pub extra_kept: u64,
     /// Dangling references ignored (`allow_dangling`, or in revisions ZODB keeps unseen).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "error::dangling_texts"))]
     pub dangling_ignored: Vec<Dangling>,
     /// Lines of the blob `.removed` file (garbage blob objects and revisions).
+    #[cfg_attr(feature = "serde", serde(rename = "blob_removed_lines"))]
     pub blob_lines: u64,
     /// Blob files removed (moved to `<blob_dir>.old` with `keep_old`).
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub blobs: BlobStats,
     /// Objects in the new index.
     pub index_entries: u64,
     /// Heap bytes of the reachability structures at their peak.
     pub state_bytes: u64,
     /// Time per phase: analysis, copy before, copy after, files.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub timings: Vec<(&'static str, Duration)>,
     /// Bytes after the last committed transaction (a torn or unfinished commit): not part
     /// of the packed file.
+    #[cfg_attr(feature = "serde", serde(rename = "tail_bytes"))]
     pub tail: u64,
     /// Where those bytes were saved (the first free `<file>.trN`) when the file was packed.
+    #[cfg_attr(feature = "serde", serde(rename = "tail_saved_to"))]
     pub tail_saved: Option<PathBuf>,
     /// Whether `<file>.index` was written (always when packed; when nothing changed, only
     /// if it was missing or did not describe the file).
     pub index_written: bool,
+    /// For a dry run: the database's lock file is held (it is open in a running ZODB, or
+    /// being packed), so the real pack would refuse now. Always false otherwise (the pack
+    /// took the lock).
+    pub database_open: bool,
 }
 
 /// A progress that reports every phase under one name.
@@ -303,7 +325,10 @@ pub fn pack(path: &Path, opts: &PackOptions, progress: &dyn Progress) -> Result<
     // A file that shrank under the pack was refused before anything was renamed (see
     // `pack_storage`); say so rather than whatever the zeros read looked like.
     fs.check_intact()?;
-    report
+    let mut report = report?;
+    // A dry run takes no lock; it says when the real pack would be refused.
+    report.database_open = opts.dry_run && lock::is_held(path).unwrap_or(false);
+    Ok(report)
 }
 
 /// [`pack`] over an already opened storage (the lock, if needed, is the caller's).
@@ -355,6 +380,7 @@ where
         tail,
         tail_saved: None,
         index_written: false,
+        database_open: false,
     };
     let aopts = AnalyzeOptions {
         stop: opts.stop,

@@ -1,4 +1,5 @@
-//! Interrupted runs (the binaries set `Hooks::interrupt` on SIGINT and SIGTERM): backup,
+//! Interrupted runs (the binaries' run context, `Hooks::progress`, reports SIGINT and
+//! SIGTERM as an interruption): backup,
 //! restore and verify stop with `Error::Interrupted`, leave no temporary file, and change
 //! nothing that was there before. The flag is set before each run starts, so the first
 //! check (after the first chunk of work) stops it: no timing is involved.

@@ -66,8 +66,14 @@ impl BackupOptions {
 
 /// What a backup run did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum Action {
     /// The repository already holds the source: nothing written.
+    #[cfg_attr(feature = "serde", serde(rename = "nothing"))]
     NothingToDo,
     /// A full backup was written.
     Full,
@@ -77,14 +83,17 @@ pub enum Action {
 
 /// The result of a backup run.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BackupReport {
     /// What was done.
     pub action: Action,
     /// Why a full backup was made (repozo's log text), if one was.
     pub reason: Option<String>,
     /// The new data file's path as recorded in the `.dat`.
+    #[cfg_attr(feature = "serde", serde(rename = "file"))]
     pub data_file: Option<String>,
-    /// The `.dat` line written.
+    /// The `.dat` line written (in JSON: its `start`, `end` and `md5` beside the others).
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub dat_line: Option<DatLine>,
     /// Size of the source file when the run started.
     pub source_size: u64,
@@ -92,6 +101,22 @@ pub struct BackupReport {
     pub written: u64,
     /// Data files removed by `-k`.
     pub removed: Vec<String>,
+    /// Committed-looking data the backup could not include: the source is damaged where
+    /// its readable data ends, and complete transactions follow the damage.
+    pub left_out: Option<LeftOut>,
+}
+
+/// Bytes of the source after damage in its middle, which a backup (like Python repozo's)
+/// does not hold: only what FileStorage reads up to the damage is copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct LeftOut {
+    /// Where the readable data ends (the end of the backed-up range).
+    pub at: u64,
+    /// Where the first complete transaction after the damage starts.
+    pub next_transaction: u64,
+    /// Bytes from `at` to the end of the source.
+    pub bytes: u64,
 }
 
 /// The source, opened once: its mapping, a file handle on the same inode, its mode.
@@ -203,6 +228,7 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
         source_size: srcsz,
         written: 0,
         removed: Vec::new(),
+        left_out: None,
     };
     // Whatever was decided from the source's bytes is void if it shrank under us.
     src.fs
@@ -263,6 +289,15 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
         md5: pending.md5.clone(),
     };
     let written = pending.written;
+    let left_out = pending.left_out;
+    if let Some(l) = left_out {
+        (hooks.notice)(&format!(
+            "{}: the data readable from the start ends at byte {}, but a complete transaction \
+             starts at byte {}: the file is damaged there, and this backup (like Python \
+             repozo's) holds none of the {} bytes from byte {} on; run `zodbfs check` on it",
+            src.path, l.at, l.next_transaction, l.bytes, l.at
+        ));
+    }
     match start {
         None => {
             let dat = repository.path(&format!("{}.dat", stamp.format()));
@@ -278,6 +313,7 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
     report.data_file = Some(dest);
     report.dat_line = Some(line);
     report.written = written;
+    report.left_out = left_out;
     if start.is_none() && opts.kill_old {
         report.removed = repository.kill_old(&|m| hooks.log(m))?;
     }

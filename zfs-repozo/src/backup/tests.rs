@@ -80,6 +80,41 @@ impl Run {
     }
 }
 
+/// Transaction start positions of a file made by `file`.
+fn txn_starts(data: &[u8]) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut pos = 4;
+    while let Some(h) = zfs_format::txn::RawTxnHeader::decode(data, pos) {
+        v.push(usize::try_from(pos).expect("small"));
+        pos = h.next_pos().expect("small");
+    }
+    v
+}
+
+#[test]
+fn data_after_damage_in_the_middle_is_reported_not_dropped_silently() {
+    let clean = file(6);
+    let starts = txn_starts(&clean);
+    // The fourth transaction marked as still being committed: FileStorage reads up to it.
+    let mut damaged = clean.clone();
+    damaged[starts[3] + 16] = b'c';
+    let r = Run::new().backup(&damaged, 1_700_000_000, false, false);
+    assert_eq!(
+        r.left_out,
+        Some(LeftOut {
+            at: starts[3] as u64,
+            next_transaction: starts[4] as u64,
+            bytes: (damaged.len() - starts[3]) as u64,
+        })
+    );
+    assert_eq!(r.dat_line.expect("a full backup").end, starts[3] as u64);
+    // A torn last transaction is an unfinished commit, not damage.
+    let torn = &clean[..clean.len() - 5];
+    let r = Run::new().backup(torn, 1_700_000_000, false, false);
+    assert_eq!(r.left_out, None);
+    assert_eq!(r.dat_line.expect("a full backup").end, starts[5] as u64);
+}
+
 #[test]
 fn every_decision_path_makes_the_same_repository() {
     let full = file(30);

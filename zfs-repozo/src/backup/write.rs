@@ -12,7 +12,7 @@ use crate::md5::Md5;
 use crate::repo::{self, DatLine};
 use crate::{Hooks, Ticker};
 
-use super::{BackupOptions, Source};
+use super::{BackupOptions, LeftOut, Source};
 
 /// A backup written but not yet in place: its data file and `.index` as private
 /// temporaries (removed if this is dropped), with what its `.dat` line needs.
@@ -25,6 +25,8 @@ pub(super) struct Pending {
     pub(super) written: u64,
     /// MD5 of the copied (uncompressed) bytes.
     pub(super) md5: String,
+    /// What lies after damage and is not copied.
+    pub(super) left_out: Option<LeftOut>,
 }
 
 impl Pending {
@@ -89,6 +91,14 @@ pub(super) fn write_backup(
         (hooks.notice)(&format!("Ignoring index for {}", abs.display()));
     }
     let pos = scan.end.pos;
+    let left_out = src
+        .fs
+        .next_complete_txn(pos, scan.end.last_complete_tid)
+        .map(|next_transaction| LeftOut {
+            at: pos,
+            next_transaction,
+            bytes: src.len().saturating_sub(pos),
+        });
     if pos < start {
         return Err(Error::ShortCopy {
             path: src.path.clone(),
@@ -125,6 +135,7 @@ pub(super) fn write_backup(
         pos,
         written,
         md5,
+        left_out,
     })
 }
 
