@@ -327,6 +327,14 @@ mod tests {
         assert_eq!(classify(&e).0, exit::INTERRUPTED);
         let e = anyhow::Error::new(zfs_site::Error::Usage("x".into()));
         assert_eq!(classify(&e).0, exit::USAGE);
+        // The libraries' interruptions by the run context: check, refs, stats, recover.
+        for e in [
+            anyhow::Error::new(zfs_format::Interrupted).context("checking"),
+            anyhow::Error::new(zfs_format::Error::Interrupted).context("stats"),
+            anyhow::Error::new(zfs_check::recover::RecoverError::Interrupted),
+        ] {
+            assert_eq!(classify(&e).0, exit::INTERRUPTED, "{e:#}");
+        }
         let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
         assert_eq!(classify(&anyhow::Error::new(pipe)), (exit::OK, None));
     }
