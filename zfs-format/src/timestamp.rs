@@ -299,6 +299,16 @@ impl TimeStamp {
     }
 }
 
+/// The number of days of `month` (1 to 12) in `year` of the proleptic Gregorian calendar;
+/// `None` for a month that does not exist.
+pub fn month_len(year: i64, month: u32) -> Option<u32> {
+    let leap = year.rem_euclid(4) == 0 && (year.rem_euclid(100) != 0 || year.rem_euclid(400) == 0);
+    let i = usize::try_from(month.checked_sub(1)?).ok()?;
+    MONTH_LEN[usize::from(leap)]
+        .get(i)
+        .and_then(|&d| u32::try_from(d).ok())
+}
+
 /// `persistent`'s leap-year rule (the Gregorian one).
 fn is_leap(year: i32) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
@@ -751,6 +761,30 @@ mod tests {
             ..t
         };
         assert_eq!(huge.to_unix(), None);
+    }
+
+    #[test]
+    fn month_lengths() {
+        assert_eq!(month_len(2024, 2), Some(29));
+        assert_eq!(month_len(2023, 2), Some(28));
+        assert_eq!(month_len(1900, 2), Some(28));
+        assert_eq!(month_len(2000, 2), Some(29));
+        assert_eq!(month_len(-4, 2), Some(29));
+        assert_eq!(month_len(2024, 12), Some(31));
+        assert_eq!(month_len(2024, 4), Some(30));
+        assert_eq!(month_len(2024, 0), None);
+        assert_eq!(month_len(2024, 13), None);
+        for y in 1900..2100 {
+            for m in 1..=12 {
+                let len = month_len(y, m).expect("a month");
+                assert_eq!(i64::from(len), i64::from(days_in_month(y as i32, m as i32)));
+                let first = days_from_civil(y, m.into(), 1);
+                assert_eq!(
+                    civil_from_days(first + i64::from(len) - 1),
+                    (y, m as i32, len as i32)
+                );
+            }
+        }
     }
 
     #[test]

@@ -95,13 +95,8 @@ pub(crate) fn check_date(d: &str) -> anyhow::Result<()> {
         v[i] = p.parse().map_err(|_| bad("not a date"))?;
     }
     let [y, mo, day, h, mi, sec] = v;
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let days_in_month = match mo {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return Err(bad(&format!("there is no month {mo}"))),
+    let Some(days_in_month) = zfs_format::timestamp::month_len(y.into(), mo) else {
+        return Err(bad(&format!("there is no month {mo}")));
     };
     if !(1..=days_in_month).contains(&day) {
         return Err(bad(&format!("month {mo} of {y} has no day {day}")));
