@@ -4,3 +4,6 @@
 //! home of `zfs-gen`, the generator of large realistic Data.fs files ([`gen`]).
 
 pub mod gen;
+mod maker;
+
+pub use maker::datafs;

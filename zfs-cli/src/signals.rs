@@ -1,34 +1,34 @@
 //! SIGINT and SIGTERM for long runs: the first sets a flag that the libraries check between
 //! chunks of work (they then remove their temporary files and return an "interrupted"
-//! error); a second one ends the process at once with status 130.
+//! error); a second one ends the process at once with status 130. A temporary file left by
+//! that second signal is removed by the next run (see `zfs_files::remove_stale_temps`);
+//! nothing is ever renamed over the user's files by an interrupted run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 static FLAG: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn handler(_sig: libc::c_int) {
-    if FLAG.swap(true, Ordering::SeqCst) {
-        // A second signal: the user insists. Temporary files may be left (the next run
-        // removes them); nothing was renamed over the user's files.
-        // SAFETY: `_exit` is async-signal-safe and ends the process without running any
-        // non-reentrant code.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::_exit(130)
-        };
-    }
-}
+static INSTALLED: OnceLock<()> = OnceLock::new();
 
 /// Installs the handlers once; returns the flag they set.
 pub fn on_signals() -> &'static AtomicBool {
-    let h = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls `_exit`, both
-        // async-signal-safe.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::signal(sig, h);
+    INSTALLED.get_or_init(|| {
+        for sig in [SIGINT, SIGTERM] {
+            // One action per signal, so there is no moment at which a signal is caught but
+            // not recorded.
+            // SAFETY: the action only swaps an atomic and calls `_exit`, both
+            // async-signal-safe.
+            #[allow(unsafe_code)]
+            let _ = unsafe {
+                signal_hook::low_level::register(sig, || {
+                    if FLAG.swap(true, Ordering::SeqCst) {
+                        signal_hook::low_level::exit(130);
+                    }
+                })
+            };
         }
-    }
+    });
     &FLAG
 }

@@ -143,7 +143,7 @@ fn a_full_disk_leaves_the_original_and_no_pack_file() {
         assert_eq!(out.status.code(), Some(1), "limit {kib} KiB");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("Data.fs.pack")
+            err.contains(".Data.fs.tmp-")
                 && err.contains("unchanged")
                 && err.contains("File too large"),
             "limit {kib} KiB: {err}"

@@ -113,6 +113,10 @@ pub enum Error {
         #[source]
         source: crate::pickle::PickleError,
     },
+    /// A file could not be opened, mapped, created or replaced safely, or shrank while
+    /// it was read.
+    #[error(transparent)]
+    File(#[from] zfs_files::Error),
     /// A `.index` file that cannot be decoded.
     #[error("index file: {what} at offset {offset}")]
     IndexFile {

@@ -7,7 +7,7 @@
 
 use std::io::{self, Write};
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::bytes::{be_u64, to_usize};
 use crate::error::{Error, Result};
@@ -118,57 +118,10 @@ pub fn index_bytes(index: &Index, pos: u64) -> Vec<u8> {
     v
 }
 
-/// Writes `bytes` to `path` safely: a unique temporary file beside it, fsync, rename over
-/// `path`, fsync of the directory. Nothing is visible at `path` until it is complete.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}.{}", std::process::id(), unique()));
-    let result = (|| -> io::Result<()> {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        let mut w = io::BufWriter::with_capacity(1 << 20, f);
-        write(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename durable; a directory that cannot be opened (Windows) is skipped.
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (u64::from(t) << 16) ^ N.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Saves `index` at `pos` to `path` with [`write_atomically`].
-pub fn save_index(path: &Path, index: &Index, pos: u64) -> Result<()> {
-    write_atomically(path, |w| write_index(w, index, pos))
+/// Saves `index` at `pos` as a new file at `spec`'s target (temporary file, fsync, rename:
+/// see [`zfs_files::Output`]).
+pub fn save_index(spec: zfs_files::OutputSpec, index: &Index, pos: u64) -> Result<()> {
+    Ok(zfs_files::write_file(spec, |w| write_index(w, index, pos))?)
 }
 
 /// A value of the tiny pickle machine that reads index files.

@@ -33,7 +33,6 @@ pub mod fuzzing;
 mod ids;
 pub mod index;
 pub mod index_file;
-mod mmap;
 pub mod pickle;
 pub mod progress;
 pub mod record;

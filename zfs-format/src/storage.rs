@@ -1,14 +1,16 @@
 //! The file: magic, mapping, and walking its transactions forwards and backwards.
 //!
 //! A live FileStorage truncates its file when a commit aborts (ZODB `FileStorage._abort`), so
-//! a mapping of a file that is being written may lose its tail under us. We map read-only, and
-//! callers that copy a live file (repozo) read only up to the end of the last complete
-//! transaction found when they started.
+//! a mapping of a file that is being written may lose its tail under us. We map read-only
+//! through [`zfs_files::Map`], whose guard turns a read of a lost page into zeros and a
+//! recorded shrink: callers check [`FileStorage::check_intact`] before they use or write
+//! anything they read. Callers that copy a live file (repozo) read only up to the end of
+//! the last complete transaction found when they started.
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use zfs_files::Map;
 
 use crate::bytes::{be_u64, to_usize};
 use crate::error::{Error, Result};
@@ -54,24 +56,35 @@ impl Magic {
 }
 
 /// A read-only view of a FileStorage file over any bytes (an mmap, a `Vec`, a slice).
-pub struct FileStorage<T = Mmap> {
+pub struct FileStorage<T = Map> {
     data: T,
     path: PathBuf,
     magic: Magic,
-    /// True when `data` is a file mapping whose pages may be handed back to the kernel.
+    /// True when `data` is a [`Map`] (guarded, its pages may be handed back).
     mapped: bool,
 }
 
 /// Instantiation.
-impl FileStorage<Mmap> {
-    /// Maps the file at `path` read-only and checks its magic.
+impl FileStorage<Map> {
+    /// Maps the file at `path` read-only and checks its magic. Only regular files are
+    /// accepted (a FIFO or device is refused without blocking).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let map = crate::mmap::map(&file).map_err(|e| Error::io(path, e))?;
+        let file = zfs_files::open_input(path)?;
+        Self::open_file(file, path)
+    }
+
+    /// Maps an already opened file (at `path`, for messages) and checks its magic.
+    pub fn open_file(file: std::fs::File, path: &Path) -> Result<Self> {
+        let map = Map::new(file, path)?;
         let mut fs = Self::from_data(map, path.to_path_buf())?;
         fs.mapped = true;
         Ok(fs)
+    }
+
+    /// The open file behind the mapping.
+    pub fn file(&self) -> &std::fs::File {
+        self.data.file()
     }
 }
 
@@ -125,8 +138,23 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// and are read back transparently if touched). Does nothing for in-memory data.
     pub fn release(&self, start: u64, end: u64) {
         if self.mapped {
-            crate::mmap::release(&self.data, start, end);
+            zfs_files::release_mapped(&self.data, start, end);
         }
+    }
+
+    /// Fails if the mapped file shrank under a read (see the module docs): nothing read
+    /// from this storage may then be used. Always `Ok` for in-memory data.
+    pub fn check_intact(&self) -> Result<()> {
+        if self.mapped && Map::shrunk_under(&self.data) {
+            let now = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+            return Err(zfs_files::Error::Shrunk {
+                path: self.path.clone(),
+                len: self.len(),
+                now,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Walks forward from the first transaction.
@@ -165,6 +193,34 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
             t?;
         }
         Ok(it.finish())
+    }
+
+    /// The first position after `from` where a complete transaction with a tid later than
+    /// `after` starts: its header fits, its status is committed, packed or undone (not
+    /// `'c'`), its redundant length repeats its length and its strings and records fit.
+    /// Bytes after a walk's end that hold such a transaction are damage in the middle of
+    /// the file, not a torn or unfinished last commit.
+    pub fn next_complete_txn(&self, from: u64, after: Tid) -> Option<u64> {
+        let len = self.len();
+        let mut q = from.checked_add(1)?;
+        while q.checked_add(TXN_HEADER_LEN + 8)? <= len {
+            if let Some(h) = RawTxnHeader::decode(&self.data, q) {
+                let plausible = matches!(
+                    h.status,
+                    Status::Committed | Status::Packed | Status::Undone
+                ) && h.tid > after
+                    && h.tlen >= h.header_len()
+                    && h.next_pos().is_some_and(|n| n <= len)
+                    && to_usize(q + h.tlen).and_then(|r| be_u64(&self.data, r)) == Some(h.tlen)
+                    && Transaction::checked(&self.data, h)
+                        .is_ok_and(|t| t.records().all(|r| r.is_ok()));
+                if plausible {
+                    return Some(q);
+                }
+            }
+            q += 1;
+        }
+        None
     }
 
     /// Decodes the data record at `pos`.

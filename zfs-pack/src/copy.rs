@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rayon::prelude::*;
+use zfs_files::{Output, OutputSpec};
 use zfs_format::record::DATA_HEADER_LEN;
 use zfs_format::txn::TXN_HEADER_LEN;
 use zfs_format::{FileStorage, Oid, Payload, Progress, Tid, Transaction};
@@ -28,26 +29,21 @@ const CHUNK: usize = 64;
 /// Bytes of input transactions per batch.
 const BATCH_BYTES: u64 = 2 << 20;
 
-/// Where the packed file goes: a buffered file, or nowhere (a dry run only counts).
+/// Where the packed file goes: a new private file beside the original (see
+/// [`zfs_files::Output`]), or nowhere (a dry run only counts).
 pub struct Out {
-    w: Option<BufWriter<File>>,
+    w: Option<BufWriter<Output>>,
     path: PathBuf,
     pos: u64,
 }
 
 impl Out {
-    /// Creates (truncating) the output file.
-    pub fn create(path: &Path) -> Result<Out> {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(|e| PackError::io(path, e))?;
+    /// Creates the output: a new temporary file for `spec`'s target.
+    pub fn create(spec: OutputSpec) -> Result<Out> {
+        let out = spec.create()?;
         Ok(Out {
-            w: Some(BufWriter::with_capacity(1 << 20, f)),
-            path: path.to_path_buf(),
+            path: out.temp_path().to_path_buf(),
+            w: Some(BufWriter::with_capacity(1 << 20, out)),
             pos: 0,
         })
     }
@@ -88,20 +84,25 @@ impl Out {
         w.flush().map_err(|e| PackError::io(&self.path, e))?;
         let mut buf = vec![0; len];
         w.get_ref()
+            .file()
             .read_exact_at(&mut buf, pos)
             .map_err(|e| PackError::io(&self.path, e))?;
         Ok(buf)
     }
 
-    /// Flushes and fsyncs the file.
-    pub fn finish(self) -> Result<()> {
-        if let Some(w) = self.w {
-            let f = w
-                .into_inner()
-                .map_err(|e| PackError::io(&self.path, e.into_error()))?;
-            f.sync_all().map_err(|e| PackError::io(&self.path, e))?;
-        }
-        Ok(())
+    /// Flushes and fsyncs the file (so a full disk fails here, before anything is
+    /// renamed); the output is returned for its commit (`None` for a dry run).
+    pub fn finish(self) -> Result<Option<Output>> {
+        let Some(w) = self.w else {
+            return Ok(None);
+        };
+        let out = w
+            .into_inner()
+            .map_err(|e| PackError::io(&self.path, e.into_error()))?;
+        out.file()
+            .sync_all()
+            .map_err(|e| PackError::io(&self.path, e))?;
+        Ok(Some(out))
     }
 }
 

@@ -80,8 +80,35 @@ pub enum PackError {
         source: zfs_format::pickle::PickleError,
     },
     /// The database is open elsewhere (a running ZODB holds its lock file).
-    #[error("'{0}' is locked: the database is open in another process; nothing was changed")]
-    Locked(PathBuf),
+    #[error("'{}' is locked by {}: the database is open in another process; nothing was changed",
+        path.display(), holder.as_deref().unwrap_or("another process"))]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as its lock file says.
+        holder: Option<String>,
+    },
+    /// Committed transactions follow damage in the middle of the file: packing would keep
+    /// only what comes before the damage.
+    #[error("'{}': the transactions end at offset {end} ({why}), but a complete transaction \
+        follows at offset {next} ({tail} bytes after the damage): packing would drop them; \
+        nothing was changed. Run `zodbfs check` to see the damage and `zodbfs recover` to \
+        salvage the file, then pack the recovered file", path.display())]
+    DamagedMiddle {
+        /// The data file.
+        path: PathBuf,
+        /// Where the readable transactions end.
+        end: u64,
+        /// Why the walk stopped there.
+        why: &'static str,
+        /// A complete, plausible transaction found after it.
+        next: u64,
+        /// Bytes from `end` to the end of the file.
+        tail: u64,
+    },
+    /// A file could not be opened, created, locked or replaced safely.
+    #[error(transparent)]
+    File(#[from] zfs_files::Error),
     /// A stop tid of zero (ZODB: "Invalid pack time").
     #[error("invalid pack time: the stop tid is zero")]
     InvalidPackTime,

@@ -33,14 +33,14 @@ pub mod lock;
 mod oidmap;
 mod reach;
 
-use std::ffi::OsString;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use zfs_format::{FileStorage, Progress, Tid};
+use zfs_files::{Output, OutputSpec};
+use zfs_format::{End, EndReason, FileStorage, Progress, Tid};
 
 pub use analyze::AnalyzeOptions;
 pub use blob::BlobStats;
@@ -136,15 +136,14 @@ pub struct Report {
     pub state_bytes: u64,
     /// Time per phase: analysis, copy before, copy after, files.
     pub timings: Vec<(&'static str, Duration)>,
-    /// Where the bytes after the last committed transaction were saved, when `.old` was
-    /// not kept and the file had such a tail.
+    /// Bytes after the last committed transaction (a torn or unfinished commit): not part
+    /// of the packed file.
+    pub tail: u64,
+    /// Where those bytes were saved (the first free `<file>.trN`) when the file was packed.
     pub tail_saved: Option<PathBuf>,
-}
-
-fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
-    let mut s: OsString = p.as_os_str().to_os_string();
-    s.push(suffix);
-    PathBuf::from(s)
+    /// Whether `<file>.index` was written (always when packed; when nothing changed, only
+    /// if it was missing or did not describe the file).
+    pub index_written: bool,
 }
 
 fn remove_if_exists(p: &Path) -> Result<()> {
@@ -155,20 +154,15 @@ fn remove_if_exists(p: &Path) -> Result<()> {
     }
 }
 
-fn sync_dir(p: &Path) {
-    let dir = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+fn sync_dir(p: &Path) -> Result<()> {
+    let dir = zfs_files::parent_dir(p);
+    zfs_files::sync_dir(&dir).map_err(|e| PackError::io(&dir, e))
 }
 
-/// The end of the last committed transaction (ZODB's `_pos`), walking headers and
+/// Walks the headers to the end of the last committed transaction (ZODB's `_pos`),
 /// handing the pages back as it goes (a mapped walk otherwise keeps the whole file
 /// resident: the kernel maps neighbouring cached pages on every fault).
-fn committed_end<T: std::ops::Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Result<u64> {
+fn committed_end<T: std::ops::Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Result<End> {
     let mut it = fs.transactions();
     let mut released = 0;
     while let Some(t) = it.next() {
@@ -179,42 +173,78 @@ fn committed_end<T: std::ops::Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Resu
         }
     }
     fs.release(0, fs.len());
-    Ok(it.finish().pos)
+    Ok(it.finish())
 }
 
-/// Writes `tail` to the first free `<path>.trN` (ZODB's `_truncate`); returns its path.
-fn save_tail(path: &Path, tail: &[u8]) -> Result<PathBuf> {
-    for n in 0.. {
-        let p = with_suffix(path, &format!(".tr{n}"));
-        match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
-            Ok(mut f) => {
-                f.write_all(tail).map_err(|e| PackError::io(&p, e))?;
-                f.sync_all().map_err(|e| PackError::io(&p, e))?;
-                return Ok(p);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(PackError::io(&p, e)),
-        }
+/// Words for why the committed data ends before the end of the file.
+fn end_words(r: EndReason) -> &'static str {
+    match r {
+        EndReason::Clean => "end of file",
+        EndReason::ShortHeader => "a header cut short",
+        EndReason::PastEnd => "a transaction whose length runs past the end of the file",
+        EndReason::Checkpoint => "a transaction with status 'c'",
+        EndReason::Junk => "a header too short for its own strings",
     }
-    unreachable!("some .trN is free")
 }
 
-/// Writes an index file as `fsIndex.save` does, fsynced.
-fn write_index_file(p: &Path, index: &zfs_format::Index, pos: u64) -> Result<()> {
-    let io = |e| PackError::io(p, e);
-    let f = fs::File::create(p).map_err(io)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+/// Writes an index file as `fsIndex.save` does into a new private file, fsynced; it is
+/// renamed into place by the caller.
+fn write_index_output(spec: OutputSpec, index: &zfs_format::Index, pos: u64) -> Result<Output> {
+    let out = spec.create()?;
+    let tmp = out.temp_path().to_path_buf();
+    let io = |e| PackError::io(&tmp, e);
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
     zfs_format::index_file::write_index(&mut w, index, pos).map_err(io)?;
     w.flush().map_err(io)?;
-    let f = w.into_inner().map_err(|e| io(e.into_error()))?;
-    f.sync_all().map_err(io)
+    let out = w.into_inner().map_err(|e| io(e.into_error()))?;
+    out.file().sync_all().map_err(io)?;
+    Ok(out)
+}
+
+/// Makes `old` a second name of `path` (a hard link), or a copy where links are not
+/// possible; never through a symlink.
+fn keep_as_old(path: &Path, old: &Path, mode: u32) -> Result<()> {
+    remove_if_exists(old)?;
+    if fs::hard_link(path, old).is_ok() {
+        return Ok(());
+    }
+    let mut src = zfs_files::open_input(path)?;
+    let mut out = OutputSpec::new(old).mode(mode).create()?;
+    std::io::copy(&mut src, &mut out).map_err(|e| PackError::io(old, e))?;
+    out.commit()?;
+    Ok(())
+}
+
+/// Writes `<path>.index` when it is missing or does not describe the file up to `end`
+/// (ZODB writes the index whenever it closes a storage, a pack that changed nothing
+/// included). Returns whether it was written.
+fn ensure_index<T>(fs: &FileStorage<T>, path: &Path, end: u64, mode: u32) -> Result<bool>
+where
+    T: std::ops::Deref<Target = [u8]> + Sync,
+{
+    let index_path = zfs_files::with_suffix(path, ".index");
+    let current = match fs::read(&index_path) {
+        Ok(bytes) => zfs_format::index_file::load_index(&bytes)
+            .ok()
+            .is_some_and(|(pos, index)| {
+                pos == end && zfs_format::index_file::check_sanity(fs, &index, pos).is_some()
+            }),
+        Err(_) => false,
+    };
+    if current {
+        return Ok(false);
+    }
+    let scan = zfs_format::scan::build_index(fs, &zfs_format::NoProgress)?;
+    let spec = OutputSpec::new(&index_path).mode(mode);
+    write_index_output(spec, &scan.index, end)?.commit()?;
+    Ok(true)
 }
 
 /// Packs the FileStorage at `path`.
 ///
 /// Takes the database lock (`<path>.lock`) first, unless `dry_run`, and fails with
 /// [`PackError::Locked`] while a ZODB has the database open. On any error the original
-/// file is unchanged and `<path>.pack` is removed.
+/// file is unchanged and no temporary file is left.
 pub fn pack(path: &Path, opts: &PackOptions, progress: &dyn Progress) -> Result<Report> {
     if opts.stop == Tid::default() {
         return Err(PackError::InvalidPackTime);
@@ -224,8 +254,20 @@ pub fn pack(path: &Path, opts: &PackOptions, progress: &dyn Progress) -> Result<
     } else {
         Some(lock::acquire(path)?)
     };
+    if !opts.dry_run {
+        // Partial copies that a killed ZODB pack (or an earlier version of ours) left at
+        // ZODB's fixed names; under the database lock nobody is writing them. A symlink
+        // there is removed itself, never followed.
+        for leftover in [".pack", ".index.index_tmp"] {
+            remove_if_exists(&zfs_files::with_suffix(path, leftover))?;
+        }
+    }
     let fs = FileStorage::open(path)?;
-    pack_storage(&fs, path, opts, progress)
+    let report = pack_storage(&fs, path, opts, progress);
+    // A file that shrank under the pack was refused before anything was renamed (see
+    // `pack_storage`); say so rather than whatever the zeros read looked like.
+    fs.check_intact()?;
+    report
 }
 
 /// [`pack`] over an already opened storage (the lock, if needed, is the caller's).
@@ -239,7 +281,22 @@ where
     T: std::ops::Deref<Target = [u8]> + Sync,
 {
     let t0 = Instant::now();
-    let end = committed_end(fs)?.max(if fs.is_empty() { 0 } else { 4 });
+    let walked = committed_end(fs)?;
+    let end = walked.pos.max(if fs.is_empty() { 0 } else { 4 });
+    let tail = fs.len().saturating_sub(end);
+    if tail > 0 {
+        // Bytes after the last committed transaction: a torn or unfinished last commit is
+        // kept (below); committed transactions after damage are not ours to drop.
+        if let Some(next) = fs.next_complete_txn(end, walked.last_complete_tid) {
+            return Err(PackError::DamagedMiddle {
+                path: path.to_path_buf(),
+                end,
+                why: end_words(walked.reason),
+                next,
+                tail,
+            });
+        }
+    }
     let mut report = Report {
         outcome: Outcome::Empty,
         stop: opts.stop,
@@ -259,7 +316,9 @@ where
         index_entries: 0,
         state_bytes: 0,
         timings: Vec::new(),
+        tail,
         tail_saved: None,
+        index_written: false,
     };
     let aopts = AnalyzeOptions {
         stop: opts.stop,
@@ -273,12 +332,19 @@ where
         analyze::analyze(fs, end, aopts, progress)?
     };
     report.timings.push(("analysis", t0.elapsed()));
-    let old = with_suffix(path, ".old");
+    let old = zfs_files::with_suffix(path, ".old");
+    let mode = if opts.dry_run {
+        0o600
+    } else {
+        zfs_files::mode_of(path)?
+    };
     let mut plan = match analysis {
         analyze::Analysis::Empty => return Ok(report),
         analyze::Analysis::Redundant => {
             report.outcome = Outcome::Redundant;
             if !opts.dry_run {
+                fs.check_intact()?;
+                report.index_written = ensure_index(fs, path, end, mode)?;
                 remove_if_exists(&old)?;
                 if let Some(b) = &opts.blob_dir {
                     blob::remove_old(b)?;
@@ -298,36 +364,25 @@ where
     report.dangling_ignored = plan.dangling_ignored.clone();
     report.state_bytes = plan.reach.heap_bytes() as u64;
 
-    // Phase C.
+    // Phase C, into a new private file beside the original (removed on any error).
     let t1 = Instant::now();
-    let pack_path = with_suffix(path, ".pack");
     let mut out = if opts.dry_run {
         copy::Out::counting()
     } else {
-        copy::Out::create(&pack_path)?
-    };
-    let cleanup = |e: PackError| {
-        let _ = fs::remove_file(&pack_path);
-        e
+        copy::Out::create(OutputSpec::new(path).mode(mode))?
     };
     let magic = fs.bytes().get(..4).unwrap_or(b"FS30");
     let reach = std::mem::take(&mut plan.reach);
-    let phase_c = (|| {
-        out.write_magic(magic)?;
-        copy::copy_to_packtime(
-            fs,
-            plan.packpos,
-            reach,
-            opts.blob_dir.is_some(),
-            &mut out,
-            progress,
-            opts.interrupt,
-        )
-    })();
-    let (stats, mut index) = match phase_c {
-        Ok(x) => x,
-        Err(e) => return Err(if opts.dry_run { e } else { cleanup(e) }),
-    };
+    out.write_magic(magic)?;
+    let (stats, mut index) = copy::copy_to_packtime(
+        fs,
+        plan.packpos,
+        reach,
+        opts.blob_dir.is_some(),
+        &mut out,
+        progress,
+        opts.interrupt,
+    )?;
     report
         .timings
         .push(("copy before the pack time", t1.elapsed()));
@@ -341,7 +396,8 @@ where
         report.outcome = Outcome::NothingToDo;
         if !opts.dry_run {
             drop(out);
-            remove_if_exists(&pack_path)?;
+            fs.check_intact()?;
+            report.index_written = ensure_index(fs, path, end, mode)?;
             remove_if_exists(&old)?;
             if let Some(b) = &opts.blob_dir {
                 blob::remove_old(b)?;
@@ -361,21 +417,18 @@ where
 
     // Phase D.
     let t2 = Instant::now();
-    let phase_d = (|| {
-        copy::copy_rest(
-            fs,
-            plan.packpos,
-            end,
-            &mut out,
-            &mut index,
-            progress,
-            opts.interrupt,
-        )?;
-        out.finish()
-    })();
-    if let Err(e) = phase_d {
-        return Err(cleanup(e));
-    }
+    copy::copy_rest(
+        fs,
+        plan.packpos,
+        end,
+        &mut out,
+        &mut index,
+        progress,
+        opts.interrupt,
+    )?;
+    let data_out = out
+        .finish()?
+        .expect("a pack that is not a dry run writes a file");
     report
         .timings
         .push(("copy after the pack time", t2.elapsed()));
@@ -385,55 +438,58 @@ where
     let t3 = Instant::now();
     let index = index.finish();
     report.index_entries = index.len() as u64;
-    let index_path = with_suffix(path, ".index");
-    let index_tmp = with_suffix(path, ".index.index_tmp");
-    let written = write_index_file(&index_tmp, &index, report.size_after);
+    let index_path = zfs_files::with_suffix(path, ".index");
+    let index_out = write_index_output(
+        OutputSpec::new(&index_path).mode(mode),
+        &index,
+        report.size_after,
+    )?;
     drop(index);
-    if let Err(e) = written {
-        let _ = fs::remove_file(&index_tmp);
-        return Err(cleanup(e));
-    }
-    interrupt::check(opts.interrupt).map_err(|e| {
-        let _ = fs::remove_file(&index_tmp);
-        cleanup(e)
-    })?;
+    interrupt::check(opts.interrupt)?;
+    // Everything above read the original through its mapping: if it shrank under us, the
+    // copies hold zeros where its bytes were, and nothing may be renamed.
+    fs.check_intact()?;
+
+    // A torn or unfinished last commit is not part of the packed file: it is saved where
+    // ZODB saves the bytes it cuts from a file, before the original can go.
+    let tail_saved = if tail > 0 {
+        let tail_bytes = usize::try_from(end)
+            .ok()
+            .and_then(|e| fs.bytes().get(e..))
+            .unwrap_or_default();
+        Some(zfs_files::save_free_trn(path, tail_bytes, mode)?)
+    } else {
+        None
+    };
+    let forget_tail = |e: PackError| {
+        if let Some(t) = &tail_saved {
+            let _ = fs::remove_file(t);
+        }
+        e
+    };
 
     // The swap. The original stays reachable under one of its two names at every moment,
     // and the old `.index` goes first, so no crash can pair the packed file with it.
     let swap = (|| {
-        remove_if_exists(&old)?;
-        if fs::hard_link(path, &old).is_err() {
-            fs::copy(path, &old).map_err(|e| PackError::io(&old, e))?;
-        }
+        keep_as_old(path, &old, mode)?;
         remove_if_exists(&index_path)?;
-        sync_dir(path);
-        Ok(())
+        sync_dir(path)
     })();
-    if let Err(e) = swap {
-        let _ = fs::remove_file(&index_tmp);
-        return Err(cleanup(e));
-    }
-    fs::rename(&pack_path, path).map_err(|e| {
-        let _ = fs::remove_file(&index_tmp);
-        cleanup(PackError::io(path, e))
-    })?;
+    swap.map_err(forget_tail)?;
+    data_out.commit().map_err(|e| forget_tail(e.into()))?;
     report.outcome = Outcome::Packed;
+    report.tail_saved = tail_saved;
     let finish = (|| {
-        fs::rename(&index_tmp, &index_path).map_err(|e| PackError::io(&index_path, e))?;
-        sync_dir(path);
+        index_out.commit()?;
+        report.index_written = true;
         if let Some(b) = &opts.blob_dir {
             progress.start_counting("removing blob files", report.blob_lines, "files");
             blob::remove_old(b)?;
             report.blobs = blob::apply(b, &stats.blob_removed, opts.keep_old)?;
         }
         if !opts.keep_old {
-            // Bytes after the last committed transaction (a torn or unfinished commit)
-            // were not packed; before `.old` goes, they are saved where ZODB saves them
-            // when it truncates a file on open: the first free `<file>.trN`.
-            if fs.len() > end {
-                report.tail_saved = Some(save_tail(path, &fs.bytes()[end as usize..])?);
-            }
             remove_if_exists(&old)?;
+            sync_dir(path)?;
         }
         Ok(())
     })();

@@ -1,8 +1,6 @@
 //! The repository: listing its data files, choosing the chain that makes a state
 //! (`find_files`), its `.dat` file, deleting old backups (`-k`), and a lock on the directory.
 
-use std::path::Path;
-
 use crate::error::{Error, Result};
 use crate::names::{basename, join, parse_data_name, strip_ext, Kind, Stamp};
 
@@ -159,12 +157,8 @@ pub fn read_dat(path: &str) -> Result<Option<Vec<DatLine>>> {
 /// Writes `bytes` to `path` atomically: a unique temporary name beside it, fsync, rename,
 /// fsync of the directory.
 pub fn write_atomically(path: &str, bytes: &[u8]) -> Result<()> {
-    zfs_format::index_file::write_atomically(Path::new(path), |w| w.write_all(bytes)).map_err(|e| {
-        match e {
-            zfs_format::Error::Io { path, source } => Error::Io { path, source },
-            other => Error::io(path, std::io::Error::other(other.to_string())),
-        }
-    })
+    zfs_files::write_file(zfs_files::OutputSpec::new(path), |w| w.write_all(bytes))
+        .map_err(|e| Error::io(path, e.into_io()))
 }
 
 /// Appends a line to a `.dat` (creating it if missing, as Python's mode `a`), atomically:
@@ -285,6 +279,7 @@ pub fn lock(repo: &str, exclusive: bool, waiting: &dyn Fn()) -> Result<RepoLock>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn touch(dir: &Path, names: &[&str]) {
         for n in names {

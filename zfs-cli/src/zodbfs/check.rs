@@ -318,45 +318,48 @@ pub fn run_refs(a: RefsArgs, ctx: &Ctx) -> anyhow::Result<u8> {
 
 /// Runs `recover`.
 pub fn run_recover(a: RecoverArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    let interrupt = zfs_cli::signals::on_signals();
     let input = FileBytes::load(&a.input)?;
-    if a.output.exists() && !a.force {
-        anyhow::bail!(
-            "'{}' exists (use --force to overwrite it)",
-            a.output.display()
-        );
-    }
-    let out = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&a.output)
-        .with_context(|| format!("'{}'", a.output.display()))?;
+    let input_meta =
+        std::fs::metadata(&a.input).with_context(|| format!("'{}'", a.input.display()))?;
+    let mode = zfs_files::permissions_of(&input_meta);
+    // Checked before any work: OUTPUT is never the input (by any name), never reached
+    // through a symlink, and replaced (only with --force) once it is complete.
+    let mut spec = zfs_files::OutputSpec::new(&a.output)
+        .replace(a.force)
+        .mode(mode);
+    spec = match &input {
+        FileBytes::Mapped(fs) => spec.not_input_file(&a.input, fs.file())?,
+        FileBytes::Read(_) => spec.not_input(&a.input)?,
+    };
+    let out = spec.create().map_err(|e| match e {
+        zfs_files::Error::Exists { path } => {
+            anyhow::anyhow!("'{}' exists (use --force to replace it)", path.display())
+        }
+        other => other.into(),
+    })?;
     let bar = ctx.bar();
-    let r = zfs_check::recover::recover(input.bytes(), &out, &bar)
-        .with_context(|| format!("recovering '{}'", a.input.display()))?;
-    out.sync_all()
-        .with_context(|| format!("'{}'", a.output.display()))?;
+    let r = zfs_check::recover::recover(input.bytes(), out.file(), &bar).map_err(|e| match e {
+        zfs_check::recover::RecoverError::Io(io) => anyhow::Error::new(out.write_error(io)),
+        other => anyhow::Error::new(other).context(format!("recovering '{}'", a.input.display())),
+    });
     bar.finish();
+    if let FileBytes::Mapped(fs) = &input {
+        fs.check_intact()?;
+    }
+    let r = r?;
+    if interrupt.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(zfs_repozo::Error::Interrupted.into());
+    }
+    out.commit()?;
     let mut tail_file = None;
     if let Some(at) = r.checkpoint_at {
         // As fsrecover: save the unfinished transaction and what follows in OUTPUT.trN.
-        let mut n = 0;
-        let path = loop {
-            let mut s = a.output.as_os_str().to_owned();
-            s.push(format!(".tr{n}"));
-            let p = PathBuf::from(s);
-            if !p.exists() {
-                break p;
-            }
-            n += 1;
-        };
         let tail = usize::try_from(at)
             .ok()
             .and_then(|at| input.bytes().get(at..))
             .unwrap_or_default();
-        std::fs::write(&path, tail).with_context(|| format!("'{}'", path.display()))?;
-        tail_file = Some(path);
+        tail_file = Some(zfs_files::save_free_trn(&a.output, tail, mode)?);
     }
     let mut out = std::io::stdout().lock();
     if a.json {

@@ -91,6 +91,17 @@ fn main() -> ExitCode {
         Command::Restore(a) => backup::run_restore(a, &ctx),
         Command::Verify(a) => backup::run_verify(a, &ctx),
     };
+    // A file that shrank under a read (a live ZODB truncating an aborted commit, or an
+    // operator) read as zeros instead of crashing us: nothing derived from it is reliable.
+    // Writers have already refused to rename anything; here the command's result goes too.
+    if let Some(p) = zfs_files::shrunk_files().first() {
+        eprintln!(
+            "zodbfs: error: '{}' shrank while it was read; the results above are not reliable \
+             (no file was written from it). Run the command again once the file is at rest",
+            p.display()
+        );
+        return ExitCode::from(exit::ERROR);
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => common::report(&e),

@@ -194,7 +194,9 @@ fn print_json(a: &Args, r: &Report, secs: f64, database_open: bool) {
         "blob_removed_lines": r.blob_lines,
         "blob_files_removed": r.blobs.files_removed,
         "blob_bytes_removed": r.blobs.bytes_removed,
+        "tail_bytes": r.tail,
         "tail_saved_to": r.tail_saved.as_ref().map(|p| p.display().to_string()),
+        "index_written": r.index_written,
         "seconds": secs,
     });
     println!("{v}");
@@ -246,13 +248,25 @@ fn print_summary(a: &Args, r: &Report, secs: f64) {
                     }
                 );
             }
-            if let Some(p) = &r.tail_saved {
-                println!(
-                    "  the bytes after the last committed transaction were saved to '{}'",
-                    p.display()
-                );
-            }
             println!("  time: {secs:.2} s");
+        }
+    }
+    if r.tail > 0 {
+        match &r.tail_saved {
+            Some(p) => println!(
+                "  the {} bytes after the last committed transaction (a torn or unfinished commit) were saved to '{}'",
+                r.tail,
+                p.display()
+            ),
+            None if r.outcome == Outcome::WouldPack => println!(
+                "  the {} bytes after the last committed transaction (a torn or unfinished commit) would be saved to {}.trN",
+                r.tail,
+                f
+            ),
+            None => println!(
+                "  {} bytes after the last committed transaction (a torn or unfinished commit) stay in the file",
+                r.tail
+            ),
         }
     }
     for d in &r.dangling_ignored {
@@ -309,10 +323,14 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         }
         Err(PackError::Interrupted) => {
             eprintln!(
-                "zodbfs: interrupted; '{}' is unchanged and no .pack file is left",
+                "zodbfs: interrupted; '{}' is unchanged and no temporary file is left",
                 a.file.display()
             );
             Ok(exit::INTERRUPTED)
+        }
+        Err(e @ PackError::DamagedMiddle { .. }) => {
+            eprintln!("zodbfs: error: {e}");
+            Ok(exit::FOUND_PROBLEMS)
         }
         Err(e) if e.original_unchanged() => Err(e).with_context(|| {
             format!(

@@ -1,9 +1,11 @@
 //! `zodbfs reindex`.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use zfs_cli::exit;
+use zfs_files::OutputSpec;
 use zfs_format::index_file::save_index;
 use zfs_format::scan::build_index;
 
@@ -25,16 +27,24 @@ pub struct Args {
 
 /// Runs `reindex`.
 pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
+    let interrupt = zfs_cli::signals::on_signals();
     let fs = open(&a.file)?;
+    let out = a
+        .output
+        .unwrap_or_else(|| zfs_files::with_suffix(&a.file, ".index"));
+    // Refused before any work: the output may never be the database itself.
+    let spec = OutputSpec::new(&out)
+        .not_input_file(&a.file, fs.file())?
+        .mode(zfs_files::permissions_of(&fs.file().metadata()?));
+    spec.check()?;
     let bar = ctx.bar();
     let scan = build_index(&fs, &bar).with_context(|| format!("'{}'", a.file.display()))?;
     bar.finish();
-    let out = a.output.unwrap_or_else(|| {
-        let mut p = a.file.clone().into_os_string();
-        p.push(".index");
-        PathBuf::from(p)
-    });
-    save_index(&out, &scan.index, scan.end.pos.max(zfs_format::FIRST_TXN))?;
+    fs.check_intact()?;
+    if interrupt.load(Ordering::SeqCst) {
+        return Err(zfs_repozo::Error::Interrupted.into());
+    }
+    save_index(spec, &scan.index, scan.end.pos.max(zfs_format::FIRST_TXN))?;
     if !ctx.quiet {
         eprintln!(
             "wrote '{}': {} objects, data ends at {}",

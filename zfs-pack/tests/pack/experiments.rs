@@ -133,7 +133,7 @@ fn zero_stop_and_decision_7_locked_database_are_refused() {
         &PackOptions::new(Tid::from_hex("03f58e00b7777778").expect("hex")),
         &NoProgress,
     );
-    assert!(matches!(e, Err(PackError::Locked(_))), "{e:?}");
+    assert!(matches!(e, Err(PackError::Locked { .. })), "{e:?}");
     drop(lock);
     assert_eq!(sha1(&f), sha1(Path::new(FIXTURE)));
 }

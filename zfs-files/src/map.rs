@@ -1,0 +1,233 @@
+//! Read-only file mappings that survive their file shrinking.
+
+use std::fs::File;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+use crate::sigbus;
+
+/// Guarded maps by slot (live), and the files of maps that were hit and are gone.
+static LIVE: Mutex<Vec<(usize, PathBuf)>> = Mutex::new(Vec::new());
+static SHRUNK: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Every file that shrank under a read of one of this process's maps (live or dropped):
+/// a binary checks this before it reports success, so that no output built on the zeros
+/// of lost pages passes for good.
+pub fn shrunk_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = SHRUNK.lock().map(|g| g.clone()).unwrap_or_default();
+    if let Ok(live) = LIVE.lock() {
+        v.extend(
+            live.iter()
+                .filter(|(s, _)| sigbus::was_hit(*s))
+                .map(|(_, p)| p.clone()),
+        );
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A read-only mapping of a whole file, guarded against SIGBUS (see the crate docs): if
+/// the file shrinks while mapped, the lost pages read as zeros and
+/// [`Map::check_intact`] fails.
+pub struct Map {
+    map: Mmap,
+    slot: Option<usize>,
+    file: File,
+    path: PathBuf,
+}
+
+impl Map {
+    /// Maps `file` (at `path`, for messages) as long as it is now.
+    pub fn new(file: File, path: &Path) -> Result<Map> {
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading the metadata of", path, e))?
+            .len();
+        let map = if len == 0 {
+            // An empty file cannot be mapped on every platform.
+            memmap2::MmapOptions::new()
+                .len(0)
+                .map_anon()
+                .and_then(|m| m.make_read_only())
+        } else {
+            // SAFETY: the map is read-only and lives as long as this `Map`. The usual risk
+            // of mapped files, SIGBUS when the file shrinks under us, is handled by the guard
+            // registered below: lost pages read as zeros and `check_intact` reports them.
+            #[allow(unsafe_code)]
+            unsafe {
+                Mmap::map(&file)
+            }
+        }
+        .map_err(|e| Error::io("mapping", path, e))?;
+        let slot = if map.is_empty() {
+            None
+        } else {
+            sigbus::register(map.as_ptr() as usize, map.len())
+        };
+        if let (Some(s), Ok(mut live)) = (slot, LIVE.lock()) {
+            live.push((s, path.to_path_buf()));
+        }
+        Ok(Map {
+            map,
+            slot,
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Fails with [`Error::Shrunk`] if a read found part of the file gone: whatever was
+    /// read from the map since it was made must then not be used.
+    pub fn check_intact(&self) -> Result<()> {
+        if self.slot.is_some_and(sigbus::was_hit) {
+            let now = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+            return Err(Error::Shrunk {
+                path: self.path.clone(),
+                len: self.map.len() as u64,
+                now,
+            });
+        }
+        Ok(())
+    }
+
+    /// The mapped file's handle.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Hands the resident pages of `start..end` (whole pages inside it) back to the kernel:
+    /// they leave this process's memory and are read again from the page cache if touched.
+    pub fn release(&self, start: u64, end: u64) {
+        release_mapped(&self.map, start, end);
+    }
+
+    /// Whether `bytes` lie in a guarded map whose file shrank under a read (false for
+    /// bytes that are not such a map, e.g. a `Vec`). Lets code that only sees the bytes
+    /// ask what [`Map::check_intact`] would say.
+    pub fn shrunk_under(bytes: &[u8]) -> bool {
+        !bytes.is_empty() && sigbus::hit_at(bytes.as_ptr() as usize)
+    }
+}
+
+/// [`Map::release`] for bytes seen through a generic view: does something only when the
+/// pages lie inside a live [`Map`] (checked against the guard's registry), nothing for any
+/// other bytes (a `Vec`'s pages must never be dropped).
+pub fn release_mapped(data: &[u8], start: u64, end: u64) {
+    {
+        const PAGE: usize = 4096;
+        let len = data.len();
+        let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
+            return;
+        };
+        let end = end.min(len);
+        if end <= start {
+            return;
+        }
+        let base = data.as_ptr() as usize;
+        let first = (base + start).div_ceil(PAGE) * PAGE;
+        let last = ((base + end) / PAGE) * PAGE;
+        if last <= first || !sigbus::is_guarded(first, last) {
+            return;
+        }
+        // SAFETY: `first..last` lies inside a read-only shared file mapping of a live `Map`
+        // (checked just above against the registry its constructor filled). MADV_DONTNEED
+        // on such a mapping only drops this process's page table entries: the next access
+        // reads the same bytes back from the page cache or the file, so every `&[u8]` into
+        // the mapping stays valid and unchanged. Failure is harmless and ignored.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::madvise(
+                first as *mut libc::c_void,
+                last - first,
+                libc::MADV_DONTNEED,
+            );
+        }
+    }
+}
+
+impl Deref for Map {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // Unguard before the mapping goes (fields drop after this).
+        if let Some(s) = self.slot.take() {
+            if let Ok(mut live) = LIVE.lock() {
+                live.retain(|(slot, _)| *slot != s);
+            }
+            if sigbus::was_hit(s) {
+                if let Ok(mut shrunk) = SHRUNK.lock() {
+                    shrunk.push(self.path.clone());
+                }
+            }
+            sigbus::unregister(s);
+        }
+    }
+}
+
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map")
+            .field("path", &self.path)
+            .field("len", &self.map.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_shrinking_under_the_map_reads_zeros_and_is_reported() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("Data.fs");
+        std::fs::write(&p, vec![7u8; 64 * 1024]).expect("write");
+        let m = Map::new(File::open(&p).expect("open"), &p).expect("map");
+        assert_eq!(m[60_000], 7);
+        m.check_intact().expect("intact");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .expect("open")
+            .set_len(4096)
+            .expect("truncate");
+        // Without the guard this read raises SIGBUS and ends the test process.
+        let sum: u64 = m[8192..].iter().map(|&b| u64::from(b)).sum();
+        assert_eq!(sum, 0);
+        assert_eq!(m[100], 7, "pages still in the file are untouched");
+        let e = m.check_intact().expect_err("shrunk");
+        assert!(
+            e.to_string()
+                .contains("shrank while it was read (it was 65536 bytes when opened, now 4096)"),
+            "{e}"
+        );
+        drop(m);
+        assert!(
+            shrunk_files().contains(&p),
+            "the shrink is remembered after the map"
+        );
+        // A fresh map of the same file is intact.
+        let m2 = Map::new(File::open(&p).expect("open"), &p).expect("map");
+        assert_eq!(m2.len(), 4096);
+        m2.check_intact().expect("intact");
+    }
+
+    #[test]
+    fn empty_files_map_to_nothing() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("e");
+        std::fs::write(&p, b"").expect("write");
+        let m = Map::new(File::open(&p).expect("open"), &p).expect("map");
+        assert!(m.is_empty());
+        m.check_intact().expect("intact");
+    }
+}
