@@ -2,14 +2,15 @@
 //! thread (generation and writing overlap), blob files in ZODB's bushy layout.
 //!
 //! Nothing appears under the final names until everything is written and synced: the
-//! Data.fs is written to a new private file beside it and renamed, the blob directory is
-//! built under a temporary name and renamed.
+//! Data.fs is a [`zfs_files::Output`] (a private temporary beside it, fsynced and renamed),
+//! the blob directory is built under a temporary name, synced and renamed.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
+use zfs_files::{Output, OutputSpec};
 use zfs_format::{Progress, Tid};
 
 use super::{generate, Config, Sink, Summary};
@@ -17,9 +18,9 @@ use super::{generate, Config, Sink, Summary};
 /// Bytes handed to the writer thread at once.
 const PIECE: usize = 8 << 20;
 
-/// Creates a new file for writing: never an existing file, never through a symlink
-/// (`O_CREAT | O_EXCL`), readable by its owner only until it is complete. The one place
-/// the generator creates files.
+/// Creates a new file inside the private temporary blob directory: never an existing file,
+/// never through a symlink (`O_CREAT | O_EXCL`). Blob files are not fsynced one by one: the
+/// whole directory is synced once ([`sync_filesystem`]) before it is renamed into place.
 fn create_new(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
@@ -34,15 +35,6 @@ fn temp_twin(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".zfs-gen-tmp");
     path.with_file_name(name)
-}
-
-/// Syncs the directory holding `path` (a rename inside it is then durable).
-fn sync_parent(path: &Path) -> io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(parent)?.sync_all()
 }
 
 /// ZODB's `tid_repr`/`oid_repr`: `0x` and the hex digits without leading zeros, padded to
@@ -105,7 +97,7 @@ impl Sink for Channel {
 }
 
 /// The writer thread's loop.
-fn write_all(mut data: File, rx: Receiver<Msg>) -> io::Result<File> {
+fn write_all(mut data: Output, rx: Receiver<Msg>) -> io::Result<Output> {
     for m in rx {
         match m {
             Msg::Data(b) => data.write_all(&b)?,
@@ -150,8 +142,10 @@ pub fn write_files(
             ));
         }
     }
-    let tmp = temp_twin(out);
-    let data = create_new(&tmp)?;
+    let data = OutputSpec::new(out)
+        .replace(false)
+        .create()
+        .map_err(io::Error::other)?;
     let blob_tmp = blobs.map(temp_twin);
     if let Some(dir) = &blob_tmp {
         std::fs::create_dir(dir)?;
@@ -176,14 +170,11 @@ pub fn write_files(
         let file = writer.join().expect("the writer thread does not panic");
         // The writer's error (disk full) explains a closed channel: it wins.
         let file = file?;
-        let summary = summary?;
-        file.sync_all()?;
-        Ok::<_, io::Error>(summary)
+        Ok::<_, io::Error>((summary?, file))
     });
-    let summary = match result {
+    let (summary, data) = match result {
         Ok(s) => s,
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
             if let Some(dir) = &blob_tmp {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -193,11 +184,9 @@ pub fn write_files(
     if let (Some(dir), Some(done)) = (&blob_tmp, blobs) {
         sync_filesystem(dir)?;
         std::fs::rename(dir, done)?;
-        sync_parent(done)?;
+        zfs_files::sync_dir(&zfs_files::parent_dir(done))?;
     }
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    std::fs::rename(&tmp, out)?;
-    sync_parent(out)?;
+    data.commit().map_err(io::Error::other)?;
     Ok(summary)
 }
 
@@ -255,7 +244,8 @@ mod tests {
             s.blob_records > 0 && files as u64 == s.blob_records,
             "{files} files, {s:?}"
         );
-        assert!(!temp_twin(&out).exists() && !temp_twin(&blobs).exists());
+        assert!(!temp_twin(&blobs).exists());
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2);
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {
