@@ -16,6 +16,7 @@
 //! of the transactions found are then walked on all cores, and every pointer is checked
 //! against the sorted list of all sound record positions in one merge.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use rayon::prelude::*;
@@ -179,8 +180,26 @@ impl Report {
 }
 
 /// Checks a whole file given as bytes. Never fails: every problem is a [`Finding`].
+///
+/// The file is walked once, in order, a batch of transactions at a time (bounded in
+/// bytes): the kernel reads ahead of the walk, the pages behind it leave the process, and
+/// pointers are checked against the index as the walk builds it; only pointers to older
+/// revisions (undo) are checked by reading their targets, gathered and sorted by position.
+/// Memory: the index the file makes (8 bytes per object), the saved one when it is
+/// compared, and a batch.
 pub fn check(file: &[u8], opts: &Options<'_>, progress: &dyn Progress) -> Report {
+    check_in_batches(file, opts, progress, BATCH_BYTES)
+}
+
+/// [`check`] with batches of `batch_bytes`.
+fn check_in_batches(
+    file: &[u8],
+    opts: &Options<'_>,
+    progress: &dyn Progress,
+    batch_bytes: u64,
+) -> Report {
     let mut w = Walker::new(file, opts);
+    w.batch_bytes = batch_bytes;
     progress.start("checking", w.len);
     w.run(progress);
     w.finish()
@@ -302,25 +321,42 @@ struct Walker<'a> {
     len: u64,
     quick: bool,
     findings: Vec<Finding>,
-    /// Positions of all structurally sound records, ascending (full mode only).
-    records: Vec<u64>,
-    /// The oid of each record of `records`.
-    record_oids: Vec<[u8; 8]>,
-    /// Positions of all sound transactions, ascending.
-    txns: Vec<u64>,
+    /// Findings about the saved index (reported after all others at the same offset).
+    index_findings: Vec<Finding>,
     /// Byte ranges already reported as damaged (skipped regions, the unread rest of a
     /// transaction), ascending: pointers into them are not reported again.
     damaged: Vec<(u64, u64)>,
+    /// The ranges in which the header walk found no transaction to walk, ascending.
+    skipped_ranges: Vec<(u64, u64)>,
     record_count: u64,
+    /// Transactions whose header and redundant length were sound.
+    txn_count: u64,
+    /// The end of the last sound transaction.
+    last_sound_end: u64,
     skipped: u64,
-    /// The saved index and the position it covers, when one is to be compared.
+    /// The saved index and the position it covers, until it is compared.
     saved: Option<(u64, Index)>,
-    /// The index as the file says it is, up to the saved index's position.
-    ours: IndexBuilder,
+    /// A sound transaction starts at the saved index's position.
+    saved_pos_is_start: bool,
+    /// True when a saved index was read (compared or not).
+    index_checked: bool,
+    /// oid → position of its last record so far in a sound (and not undone) transaction:
+    /// the index as the file says it is, which `prev` pointers are checked against.
+    ours: Index,
     index_bytes: Option<&'a [u8]>,
     magic: Option<Magic>,
-    /// Transactions whose records are walked (in parallel) once the headers are walked.
+    /// Transactions whose records are walked (in parallel) once a batch is complete.
     jobs: Vec<Job>,
+    /// Bytes of the transactions in `jobs`.
+    job_bytes: u64,
+    /// Pointers whose target is checked by reading it (see [`Walker::flush_pointers`]).
+    pointers: Vec<Pointer>,
+    /// End of the range the kernel was asked to read ahead.
+    prefetched: u64,
+    /// Start of the bytes whose pages are still mapped into the process.
+    released: u64,
+    /// Bytes of transactions whose records are walked at once.
+    batch_bytes: u64,
 }
 
 /// A transaction whose records are to be walked.
@@ -329,13 +365,13 @@ struct Job {
     tpos: u64,
     tend: u64,
     tid: Tid,
-    status: Status,
     hlen: u64,
-    /// Its records go into the index compared with a saved one.
+    /// Its records go into the index (`prev` pointers and a saved index are checked
+    /// against it): a sound redundant length and a status other than `u`.
     index_it: bool,
 }
 
-/// A `prev` pointer or backpointer to check once every record position is known.
+/// A `prev` pointer or backpointer whose target is checked by reading it.
 #[derive(Clone, Copy, Debug)]
 struct Pointer {
     pos: u64,
@@ -344,15 +380,23 @@ struct Pointer {
     back: bool,
 }
 
+/// A structurally sound record, for the checks done in file order.
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    pos: u64,
+    oid: [u8; 8],
+    prev: u64,
+    /// The backpointer of a `plen == 0` record (0 for none).
+    back: u64,
+}
+
 /// What walking the records of some transactions found.
 #[derive(Default)]
 struct Part {
     findings: Vec<Finding>,
     damaged: Vec<(u64, u64)>,
-    records: Vec<u64>,
-    record_oids: Vec<[u8; 8]>,
-    pointers: Vec<Pointer>,
-    index: IndexBuilder,
+    /// Per job of the chunk, its sound records in order.
+    recs: Vec<Vec<Rec>>,
     count: u64,
 }
 
@@ -369,6 +413,7 @@ impl Part {
     /// (the rest of the transaction cannot be delimited).
     fn walk(&mut self, file: &[u8], quick: bool, j: &Job) {
         let len = file.len() as u64;
+        let mut recs = Vec::new();
         let mut p = j.tpos + j.hlen;
         while p < j.tend {
             let Some(r) = RawRecord::read(file, p) else {
@@ -378,7 +423,7 @@ impl Part {
                     format!("data record header ({DATA_HEADER_LEN} bytes) runs past the end of the file ({len} bytes)"),
                 );
                 self.damaged.push((p, j.tend));
-                return;
+                break;
             };
             if r.tloc != j.tpos {
                 self.add(
@@ -390,7 +435,7 @@ impl Part {
                     ),
                 );
                 self.damaged.push((p, j.tend));
-                return;
+                break;
             }
             let end = r.len().and_then(|l| p.checked_add(l));
             let Some(end) = end.filter(|&e| e <= j.tend) else {
@@ -401,54 +446,46 @@ impl Part {
                     format!("data record of oid {} ends at {shown}, beyond the end of its transaction's records at {}", Oid(r.oid), j.tend),
                 );
                 self.damaged.push((p, j.tend));
-                return;
+                break;
             };
             self.count += 1;
             if !quick {
-                self.semantics(file, p, &r, j.tid);
-                if j.status != Status::Undone && j.index_it {
-                    self.index.insert(Oid(r.oid), p);
+                if r.serial != j.tid.0 {
+                    self.add(
+                        p,
+                        Kind::SerialMismatch,
+                        format!(
+                            "data record of oid {} has serial {}, its transaction's tid is {}",
+                            Oid(r.oid),
+                            Tid(r.serial),
+                            j.tid
+                        ),
+                    );
                 }
+                let back = if r.plen == 0 {
+                    u64_at(file, r.backpointer_pos(p)).unwrap_or(0)
+                } else {
+                    0
+                };
+                recs.push(Rec {
+                    pos: p,
+                    oid: r.oid,
+                    prev: r.prev,
+                    back,
+                });
             }
             p = end;
         }
-    }
-
-    /// The serial check of a structurally sound record; its pointers are kept for later.
-    fn semantics(&mut self, file: &[u8], p: u64, r: &RawRecord, tid: Tid) {
-        if r.serial != tid.0 {
-            self.add(
-                p,
-                Kind::SerialMismatch,
-                format!(
-                    "data record of oid {} has serial {}, its transaction's tid is {tid}",
-                    Oid(r.oid),
-                    Tid(r.serial)
-                ),
-            );
-        }
-        if r.prev != 0 {
-            self.pointers.push(Pointer {
-                pos: p,
-                oid: r.oid,
-                target: r.prev,
-                back: false,
-            });
-        }
-        if r.plen == 0 {
-            if let Some(back) = u64_at(file, r.backpointer_pos(p)).filter(|&b| b != 0) {
-                self.pointers.push(Pointer {
-                    pos: p,
-                    oid: r.oid,
-                    target: back,
-                    back: true,
-                });
-            }
-        }
-        self.records.push(p);
-        self.record_oids.push(r.oid);
+        self.recs.push(recs);
     }
 }
+
+/// Bytes of transactions whose records are walked at once.
+const BATCH_BYTES: u64 = 16 << 20;
+/// Bytes the kernel is asked to read ahead of the walk.
+const AHEAD: u64 = 64 << 20;
+/// Pointers gathered before their targets are read (32 bytes each).
+const POINTER_BATCH: usize = 256 * 1024;
 
 impl<'a> Walker<'a> {
     fn new(file: &'a [u8], opts: &Options<'a>) -> Self {
@@ -457,17 +494,25 @@ impl<'a> Walker<'a> {
             len: file.len() as u64,
             quick: opts.quick,
             findings: Vec::new(),
-            records: Vec::new(),
-            record_oids: Vec::new(),
-            txns: Vec::new(),
+            index_findings: Vec::new(),
             damaged: Vec::new(),
+            skipped_ranges: Vec::new(),
             record_count: 0,
+            txn_count: 0,
+            last_sound_end: FIRST_TXN,
             skipped: 0,
             saved: None,
-            ours: IndexBuilder::new(),
+            saved_pos_is_start: false,
+            index_checked: false,
+            ours: Index::new(),
             index_bytes: if opts.quick { None } else { opts.index },
             magic: None,
             jobs: Vec::new(),
+            job_bytes: 0,
+            pointers: Vec::new(),
+            prefetched: 0,
+            released: 0,
+            batch_bytes: BATCH_BYTES,
         }
     }
 
@@ -513,6 +558,7 @@ impl<'a> Walker<'a> {
             }
         }
         if let Some(bytes) = self.index_bytes {
+            self.index_checked = true;
             match load_index(bytes) {
                 Ok(saved) => self.saved = Some(saved),
                 Err(e) => self.add(
@@ -522,9 +568,17 @@ impl<'a> Walker<'a> {
                 ),
             }
         }
+        // The walk prefetches explicitly; the pointer targets it reads at random must not
+        // bring megabytes of read-ahead each.
+        zfs_files::random_access_mapped(self.file);
         let mut pos = FIRST_TXN;
         let mut ltid = Tid::default();
         while pos < self.len {
+            if self.prefetched < pos + AHEAD / 2 {
+                let from = self.prefetched.max(pos);
+                self.prefetched = pos + AHEAD;
+                zfs_files::prefetch_mapped(self.file, from, self.prefetched);
+            }
             match self.transaction(pos, ltid) {
                 Step::Next(next, tid) => {
                     ltid = tid;
@@ -560,8 +614,12 @@ impl<'a> Walker<'a> {
                 },
                 Step::End => break,
             }
+            if self.job_bytes >= self.batch_bytes {
+                self.walk_records(progress);
+            }
         }
         self.walk_records(progress);
+        self.flush_pointers();
         if let Some((ipos, saved)) = self.saved.take() {
             self.compare_index(ipos, &saved);
         }
@@ -629,18 +687,22 @@ impl<'a> Walker<'a> {
         let tend = pos + h.tlen;
         let rtl = u64_at(self.file, tend);
         let rtl_ok = rtl == Some(h.tlen);
-        let covered = self
-            .saved
-            .as_ref()
-            .is_some_and(|(ipos, _)| tend + 8 <= *ipos);
+        // A saved index is compared once the walk reaches the position it covers: the
+        // records of this transaction must not be in the index then.
+        if let Some(&(ipos, _)) = self.saved.as_ref() {
+            if tend + 8 > ipos {
+                self.saved_pos_is_start |= pos == ipos && rtl_ok;
+                self.walk_records_before_saved_pos();
+            }
+        }
         self.jobs.push(Job {
             tpos: pos,
             tend,
             tid: h.tid,
-            status: h.status,
             hlen,
-            index_it: rtl_ok && covered,
+            index_it: rtl_ok && h.status != Status::Undone,
         });
+        self.job_bytes += h.tlen + 8;
         if !rtl_ok {
             let found = rtl.map_or_else(|| "missing".to_string(), |v| v.to_string());
             self.add(
@@ -660,15 +722,29 @@ impl<'a> Walker<'a> {
             }
             return Step::Lost(pos + 1);
         }
-        self.txns.push(pos);
+        self.txn_count += 1;
+        self.last_sound_end = tend + 8;
         Step::Next(tend + 8, h.tid)
     }
 
-    /// Walks the records of all transactions found by the header walk, on all cores, then
-    /// checks every pointer against the complete list of record positions.
+    /// Walks the records of the transactions gathered so far, then compares the saved index
+    /// with the index they make.
+    fn walk_records_before_saved_pos(&mut self) {
+        self.walk_records(&zfs_format::NoProgress);
+        self.flush_pointers();
+        if let Some((ipos, saved)) = self.saved.take() {
+            self.compare_index(ipos, &saved);
+        }
+    }
+
+    /// Walks the records of the gathered transactions on all cores, then checks, in file
+    /// order, every pointer against the index as it stands at the record: a `prev` pointer
+    /// naming the oid's last record (before or within this transaction) is sound; any
+    /// other pointer is kept for [`Walker::flush_pointers`].
     fn walk_records(&mut self, progress: &dyn Progress) {
         let (file, quick) = (self.file, self.quick);
         let jobs = std::mem::take(&mut self.jobs);
+        self.job_bytes = 0;
         let parts: Vec<Part> = jobs
             .par_chunks(JOB_CHUNK)
             .map(|chunk| {
@@ -682,85 +758,171 @@ impl<'a> Walker<'a> {
                 part
             })
             .collect();
-        let mut pointers = Vec::new();
+        let mut updates = IndexBuilder::new();
+        // oid → its last record in this batch, and its last record before the current
+        // transaction.
+        let mut latest: HashMap<[u8; 8], u64> = HashMap::new();
+        let mut before_txn: Vec<([u8; 8], Option<u64>)> = Vec::new();
+        let mut jobs_done = jobs.iter();
         for part in parts {
             self.findings.extend(part.findings);
             self.damaged.extend(part.damaged);
-            self.records.extend(part.records);
-            self.record_oids.extend(part.record_oids);
-            pointers.extend(part.pointers);
-            self.ours.append(part.index);
             self.record_count += part.count;
+            for recs in part.recs {
+                let job = jobs_done.next().expect("one record list per job");
+                before_txn.clear();
+                for r in recs {
+                    let last = latest
+                        .get(&r.oid)
+                        .copied()
+                        .or_else(|| self.ours.get(Oid(r.oid)));
+                    let earlier = before_txn
+                        .iter()
+                        .find(|(o, _)| *o == r.oid)
+                        .map_or(last, |(_, b)| *b);
+                    if r.prev != 0 && Some(r.prev) != last && Some(r.prev) != earlier {
+                        self.pointer(r.pos, r.oid, r.prev, false);
+                    }
+                    if r.back != 0 {
+                        self.pointer(r.pos, r.oid, r.back, true);
+                    }
+                    if job.index_it {
+                        if !before_txn.iter().any(|(o, _)| *o == r.oid) {
+                            before_txn.push((r.oid, last));
+                        }
+                        latest.insert(r.oid, r.pos);
+                        updates.insert(Oid(r.oid), r.pos);
+                    }
+                }
+            }
         }
+        self.ours.apply(updates);
         self.damaged.sort_unstable();
-        // Every pointer target is looked up in the sorted record positions: sorting the
-        // pointers by target turns the lookups into one linear merge, much cheaper than a
-        // binary search per pointer over a large file.
-        pointers.par_sort_unstable_by_key(|p| p.target);
-        let mut found = Vec::new();
-        let mut i = 0;
-        for ptr in &pointers {
-            while self.records.get(i).is_some_and(|&r| r < ptr.target) {
-                i += 1;
+        if let Some(last) = jobs.last() {
+            let end = last.tend + 8;
+            if self.pointers.len() >= POINTER_BATCH {
+                self.flush_pointers();
             }
-            let at = (self.records.get(i) == Some(&ptr.target)).then_some(i);
-            if let Some(why) = self.pointer_problem(ptr.pos, ptr.oid, ptr.target, at) {
-                let oid = Oid(ptr.oid);
-                found.push(if ptr.back {
-                    Finding {
-                        offset: ptr.pos,
-                        kind: Kind::BadBackpointer,
-                        message: format!(
-                            "data record of oid {oid}: backpointer {} {why}",
-                            ptr.target
-                        ),
-                    }
-                } else {
-                    Finding {
-                        offset: ptr.pos,
-                        kind: Kind::BadPrev,
-                        message: format!(
-                            "data record of oid {oid}: previous-record pointer {} {why}",
-                            ptr.target
-                        ),
-                    }
-                });
-            }
+            zfs_files::release_mapped(self.file, self.released, end);
+            self.released = end;
         }
-        self.findings.extend(found);
     }
 
-    /// Why a pointer from the record at `p` of `oid` to `target` is wrong, if it is; `at` is
-    /// the index of `target` in `self.records` when it is a sound record's position. A target
-    /// that is itself a backpointer has its own pointer checked, so chains are checked link by
-    /// link.
-    fn pointer_problem(
+    /// Checks a pointer from the record at `pos` of `oid`: one that does not point
+    /// backwards is reported now, others are kept to be read in order of their targets.
+    fn pointer(&mut self, pos: u64, oid: [u8; 8], target: u64, back: bool) {
+        if target >= pos {
+            self.findings.push(pointer_finding(
+                pos,
+                oid,
+                target,
+                back,
+                "does not point backwards",
+            ));
+        } else {
+            self.pointers.push(Pointer {
+                pos,
+                oid,
+                target,
+                back,
+            });
+        }
+    }
+
+    /// Reads the targets of the kept pointers, in file order, and reports those that are
+    /// not the position of a sound record of the same oid.
+    fn flush_pointers(&mut self) {
+        let mut pointers = std::mem::take(&mut self.pointers);
+        pointers.par_sort_unstable_by_key(|p| (p.target, p.pos, p.back));
+        let found: Vec<Finding> = pointers
+            .par_chunks(1024)
+            .flat_map_iter(|chunk| {
+                // Targets in one transaction are neighbours: its record starts are found
+                // once.
+                let mut starts: (u64, Vec<u64>) = (0, Vec::new());
+                chunk
+                    .iter()
+                    .filter_map(|ptr| {
+                        let why = self.target_problem(ptr.oid, ptr.target, &mut starts)?;
+                        Some(pointer_finding(ptr.pos, ptr.oid, ptr.target, ptr.back, why))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        self.findings.extend(found);
+        if let Some(last) = pointers.last() {
+            zfs_files::release_mapped(self.file, 0, last.target + 4096);
+        }
+    }
+
+    /// Why a pointer to `target` from a record of `oid` is wrong, if it is: the target
+    /// must be a sound record of the same oid. A target in a region already reported as
+    /// damaged is not reported again.
+    fn target_problem(
         &self,
-        p: u64,
         oid: [u8; 8],
         target: u64,
-        at: Option<usize>,
+        starts: &mut (u64, Vec<u64>),
     ) -> Option<&'static str> {
-        if target >= p {
-            return Some("does not point backwards");
-        }
-        let Some(i) = at else {
-            if self.in_damage(target) {
-                // The damage around the target is reported already.
-                return None;
-            }
-            return Some("is not the position of a readable data record");
-        };
-        match self.record_oids.get(i) {
-            Some(o) if *o == oid => None,
-            _ => Some("points to a record of another oid"),
+        match self.sound_record_at(target, starts) {
+            Some(o) if o == oid => None,
+            Some(_) => Some("points to a record of another oid"),
+            None if self.in_damage(target) => None,
+            None => Some("is not the position of a readable data record"),
         }
     }
 
-    /// Remembers a damaged range, keeping the list sorted by start.
+    /// The oid of the sound record at `target`, if the walk found one there: found again by
+    /// walking, as the walk did, the records of the transaction its `tloc` names, when the
+    /// walk walked a transaction there (`starts` keeps the record starts of the last
+    /// transaction walked).
+    fn sound_record_at(&self, target: u64, starts: &mut (u64, Vec<u64>)) -> Option<[u8; 8]> {
+        let r = RawRecord::read(self.file, target)?;
+        let tpos = r.tloc;
+        let i = self
+            .skipped_ranges
+            .partition_point(|&(start, _)| start <= tpos);
+        let skipped = i > 0 && tpos < self.skipped_ranges[i - 1].1;
+        if tpos < FIRST_TXN || tpos >= target || skipped {
+            return None;
+        }
+        if starts.0 != tpos || starts.1.is_empty() {
+            starts.0 = tpos;
+            starts.1.clear();
+            if let Some(h) = RawTxnHeader::decode(self.file, tpos) {
+                let tend = tpos.saturating_add(h.tlen);
+                let mut p = tpos + h.header_len();
+                while p < tend {
+                    let Some(rec) = RawRecord::read(self.file, p) else {
+                        break;
+                    };
+                    match rec.len().and_then(|l| p.checked_add(l)) {
+                        Some(e) if rec.tloc == tpos && e <= tend => {
+                            starts.1.push(p);
+                            p = e;
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            // Never empty, so that a transaction without records is not walked again.
+            starts.1.push(u64::MAX);
+        }
+        starts.1.binary_search(&target).ok().map(|_| r.oid)
+    }
+
+    /// Remembers a range the header walk skipped (damaged), keeping the lists sorted by
+    /// start. The transaction at its start may have been walked (its length is suspect
+    /// only because its redundant length differs); no other in it was.
     fn mark_damaged(&mut self, range: (u64, u64)) {
         let i = self.damaged.partition_point(|&(start, _)| start <= range.0);
         self.damaged.insert(i, range);
+        let walked = self.jobs.last().is_some_and(|j| j.tpos == range.0);
+        let unwalked = (range.0 + u64::from(walked), range.1);
+        let i = self
+            .skipped_ranges
+            .partition_point(|&(start, _)| start <= unwalked.0);
+        self.skipped_ranges.insert(i, unwalked);
     }
 
     /// True when `pos` lies in a range already reported as damaged (ranges may overlap; a
@@ -776,17 +938,16 @@ impl<'a> Walker<'a> {
     }
 
     fn compare_index(&mut self, ipos: u64, saved: &Index) {
-        let boundary =
-            ipos == FIRST_TXN || self.txns.binary_search(&ipos).is_ok() || self.txn_end_is(ipos);
+        let boundary = ipos == FIRST_TXN || self.saved_pos_is_start || self.last_sound_end == ipos;
         if !boundary {
-            self.add(
-                ipos,
-                Kind::IndexPosition,
-                format!("the saved .index covers the file up to {ipos}, which is not the end of a sound transaction"),
-            );
+            self.index_findings.push(Finding {
+                offset: ipos,
+                kind: Kind::IndexPosition,
+                message: format!("the saved .index covers the file up to {ipos}, which is not the end of a sound transaction"),
+            });
             return;
         }
-        let ours = std::mem::take(&mut self.ours).finish();
+        let ours = &self.ours;
         let mut a = saved.iter().peekable();
         let mut b = ours.iter().peekable();
         let mut diffs: Vec<Finding> = Vec::new();
@@ -850,37 +1011,49 @@ impl<'a> Walker<'a> {
             }
         }
         let shown = diffs.len();
-        self.findings.extend(diffs);
+        self.index_findings.extend(diffs);
         if count > shown {
-            self.add(
-                0,
-                Kind::IndexMismatch,
-                format!(
+            self.index_findings.push(Finding {
+                offset: 0,
+                kind: Kind::IndexMismatch,
+                message: format!(
                     "{} more differences between the saved .index and the file",
                     count - shown
                 ),
-            );
+            });
         }
     }
 
-    /// True when `pos` is the end of a sound transaction.
-    fn txn_end_is(&self, pos: u64) -> bool {
-        self.txns.last().is_some_and(|&t| {
-            RawTxnHeader::decode(self.file, t).and_then(|h| h.next_pos()) == Some(pos)
-        })
-    }
-
     fn finish(mut self) -> Report {
+        self.findings.append(&mut self.index_findings);
         // Stable: problems at one offset keep the order they were found in.
         self.findings.sort_by_key(|f| f.offset);
         Report {
             magic: self.magic,
             file_len: self.len,
-            transactions: self.txns.len() as u64,
+            transactions: self.txn_count,
             records: self.record_count,
             skipped_bytes: self.skipped,
-            index_checked: self.index_bytes.is_some(),
+            index_checked: self.index_checked,
             findings: self.findings,
+        }
+    }
+}
+
+/// The finding for a bad `prev` pointer or backpointer.
+fn pointer_finding(pos: u64, oid: [u8; 8], target: u64, back: bool, why: &str) -> Finding {
+    let oid = Oid(oid);
+    if back {
+        Finding {
+            offset: pos,
+            kind: Kind::BadBackpointer,
+            message: format!("data record of oid {oid}: backpointer {target} {why}"),
+        }
+    } else {
+        Finding {
+            offset: pos,
+            kind: Kind::BadPrev,
+            message: format!("data record of oid {oid}: previous-record pointer {target} {why}"),
         }
     }
 }
@@ -1077,6 +1250,64 @@ mod tests {
         assert!(!k.iter().any(|(_, k)| *k == Kind::BadPrev), "{k:?}");
     }
 
+    /// The pointer findings of the rule `check` implements, computed the simple way: every
+    /// sound record of the file collected first, then every pointer looked up.
+    fn exact_pointer_findings(file: &[u8]) -> Vec<(u64, Kind)> {
+        let mut w = Walker::new(file, &Options::default());
+        w.batch_bytes = u64::MAX;
+        // Collect the jobs without walking their records.
+        let mut pos = FIRST_TXN;
+        let mut ltid = Tid::default();
+        while pos < w.len {
+            match w.transaction(pos, ltid) {
+                Step::Next(n, t) => {
+                    ltid = t;
+                    pos = n;
+                }
+                Step::Lost(from) => match resync(file, from, ltid) {
+                    Some(q) => {
+                        w.mark_damaged((pos, q));
+                        pos = q;
+                    }
+                    None => {
+                        w.mark_damaged((pos, w.len));
+                        break;
+                    }
+                },
+                Step::End => break,
+            }
+        }
+        let mut part = Part::default();
+        for j in &w.jobs {
+            part.walk(file, false, j);
+        }
+        w.damaged.extend(part.damaged);
+        w.damaged.sort_unstable();
+        let recs: Vec<Rec> = part.recs.into_iter().flatten().collect();
+        let oid_at: HashMap<u64, [u8; 8]> = recs.iter().map(|r| (r.pos, r.oid)).collect();
+        let mut out = Vec::new();
+        for r in &recs {
+            for (target, kind) in [(r.prev, Kind::BadPrev), (r.back, Kind::BadBackpointer)] {
+                if target == 0 {
+                    continue;
+                }
+                let bad = if target >= r.pos {
+                    true
+                } else {
+                    match oid_at.get(&target) {
+                        Some(o) => *o != r.oid,
+                        None => !w.in_damage(target),
+                    }
+                };
+                if bad {
+                    out.push((r.pos, kind));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     #[test]
     fn what_fstest_misses() {
         // Records of base.fs: 4161 (oid 6) and 4298 (oid 9, a deleteObject record in the last
@@ -1233,6 +1464,45 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn batches_do_not_change_the_report(
+            edits in proptest::collection::vec((0usize..4356, proptest::prelude::any::<u8>()), 0..6),
+            cut in 3000usize..5000,
+            saved in 0usize..3,
+        ) {
+            let mut v = BASE.to_vec();
+            for (at, b) in edits {
+                v[at] = b;
+            }
+            v.truncate(cut);
+            let fs = zfs_format::FileStorage::from_data(BASE, "base.fs".into()).expect("FS30");
+            let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("sound");
+            // No saved index, one for the whole file, one for the file up to 4269.
+            let index = match saved {
+                0 => None,
+                1 => Some(zfs_format::index_file::index_bytes(&scan.index, BASE.len() as u64)),
+                _ => Some(zfs_format::index_file::index_bytes(&scan.index, 4269)),
+            };
+            let opts = Options { quick: false, index: index.as_deref() };
+            let whole = check_in_batches(&v, &opts, &NoProgress, u64::MAX);
+            let small = check_in_batches(&v, &opts, &NoProgress, 1);
+            proptest::prop_assert_eq!(&whole.findings, &small.findings);
+            proptest::prop_assert_eq!(
+                (whole.transactions, whole.records, whole.skipped_bytes),
+                (small.transactions, small.records, small.skipped_bytes)
+            );
+            // Pointer findings agree with the exact rule: the target is the position of a
+            // sound record of the same oid.
+            let ptr = |r: &Report| -> Vec<(u64, Kind)> {
+                let mut v: Vec<(u64, Kind)> = r.findings.iter()
+                    .filter(|f| matches!(f.kind, Kind::BadPrev | Kind::BadBackpointer))
+                    .map(|f| (f.offset, f.kind)).collect();
+                v.sort();
+                v
+            };
+            proptest::prop_assert_eq!(ptr(&whole), exact_pointer_findings(&v));
+        }
+
         #[test]
         fn never_panics(edits in proptest::collection::vec((0usize..4356, proptest::prelude::any::<u8>()), 0..8),
                         cut in 0usize..5000) {

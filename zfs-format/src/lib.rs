@@ -35,12 +35,14 @@ pub mod index;
 pub mod index_file;
 pub mod pickle;
 pub mod progress;
+pub mod reader;
 pub mod record;
 pub mod repr;
 pub mod scan;
 mod storage;
 pub mod timestamp;
 pub mod txn;
+pub mod walk;
 pub mod writer;
 
 pub use error::{Error, Result};

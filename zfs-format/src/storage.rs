@@ -142,6 +142,14 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
         }
     }
 
+    /// Asks the kernel to read `start..end` of a mapped file into the page cache in the
+    /// background, ahead of a walk in file order. Does nothing for in-memory data.
+    pub fn prefetch(&self, start: u64, end: u64) {
+        if self.mapped {
+            zfs_files::prefetch_mapped(&self.data, start, end);
+        }
+    }
+
     /// Fails if the mapped file shrank under a read (see the module docs): nothing read
     /// from this storage may then be used. Always `Ok` for in-memory data.
     pub fn check_intact(&self) -> Result<()> {
