@@ -4,14 +4,14 @@
 #   benches/compare/scale.sh [GB]        (default 10; run as root)
 #
 # Makes (zfs-gen, seed SEED) a file of GB gigabytes (10^9 bytes) and a 1 GB file, each with
-# a grown copy (5% more history, the same first bytes) for the incremental backup, then
-# runs on each, one after the other:
+# its continuation (what 3% more history adds: appended for the incremental backup, as a
+# live database grows, and cut off again), then runs on each, one after the other:
 #   dd-read (the disk's sequential read rate: `dd` of the file, caches dropped, inside the
 #   limit) and dd-write (2 GiB copied with fsync: its write rate), then
 #   reindex, check, refs, stats, pack (GC), pack-nogc, and the repozo chain: full backup,
 #   incremental (default mode: it checksums the repository and the source), verify, restore,
 # each in three modes:
-#   free     no memory limit, file in the page cache: the reference outputs;
+#   free     no memory limit, file read beforehand: the reference outputs;
 #   cold     inside a memory cgroup of LIMIT (default 1G), page cache dropped first;
 #   warm     inside the same limit, file read beforehand (outside the cgroup).
 # The page cache a job fills is charged to its cgroup, so inside the limit the file
@@ -21,8 +21,8 @@
 # free run's: the .index of reindex, the JSON of check/refs/stats, the packed Data.fs and
 # .index, the backup files; the restored file with the grown source, byte for byte.
 #
-# Env: SCALE_WORK (default /work/big-scale; needs ~3.3x GB of free disk), LIMIT (1G),
-# SEED (7), MODES ("free cold warm"), SIZES (default "1 GB"), JOBS (default all, in the
+# Env: SCALE_WORK (default /work/big-scale; needs ~3.2x GB of free disk), LIMIT (1G),
+# BIN (directory of the binaries; default target/release, built when missing), SEED (7), MODES ("free cold warm"), SIZES (default "1 GB"), JOBS (default all, in the
 # order above), JOB_TIMEOUT (seconds, default 3600: a job still running then is killed and
 # recorded as such), KEEP=1 keeps the generated files for a next run.
 # Results: SCALE_WORK/runs.jsonl (one JSON line per run) and the table printed at the end
@@ -42,7 +42,7 @@ mkdir -p "$work"
 log="$work/runs.jsonl"
 : > "$log"
 : > "$work/mismatches.txt"
-bin="$repo/target/release"
+bin="${BIN:-$repo/target/release}"
 for b in zodbfs repozo zfs-gen; do
     [[ -x "$bin/$b" ]] || (cd "$repo" && cargo build --release -q -p zfs-cli -p zfs-testdata)
 done
@@ -57,7 +57,7 @@ measure() {
     shift 2
     local opts=(--label "$label $mode" --log "$log" --timeout "${JOB_TIMEOUT:-3600}")
     case "$mode" in
-        free) opts+=(--limit none) ;;
+        free) cat "$file" > /dev/null; opts+=(--limit none) ;;
         cold) opts+=(--limit "$limit" --cold) ;;
         warm) cat "$file" > /dev/null; opts+=(--limit "$limit") ;;
     esac
@@ -79,21 +79,24 @@ PY
 
 for size in $sizes; do
     file="$work/gen-${size}G.fs"
-    grown="$work/gen-${size}G-grown.fs"
+    tail="$work/gen-${size}G.tail"
     bytes=$((size * 1000000000))
-    for f in "$file:$bytes" "$grown:$((bytes + bytes / 20))"; do
-        path="${f%%:*}"
-        if [[ ! -f "$path" ]]; then
-            echo "generating $path" >&2
-            "$bin/zfs-gen" "$path" --seed "$seed" --size "${f##*:}" >&2
-        fi
-    done
-    S=$(stat -c %s "$file")
-    G=$(stat -c %s "$grown")
-    cmp -s -n "$S" "$file" "$grown" || { echo "the grown file does not extend the file" >&2; exit 1; }
+    if [[ ! -f "$file" ]]; then
+        echo "generating $file" >&2
+        "$bin/zfs-gen" "$file" --seed "$seed" --size "$bytes" >&2
+        stat -c %s "$file" > "$file.size"
+    fi
+    S=$(cat "$file.size")
+    # A run stopped in the middle of the backup chain leaves the file grown.
+    truncate -s "$S" "$file"
+    if [[ ! -f "$tail" ]]; then
+        # What the file gains when 3% more history is written: appended for the
+        # incremental backup (the database grows), cut off again afterwards.
+        "$bin/zfs-gen" "$tail" --seed "$seed" --size $((bytes + bytes * 3 / 100)) --from-byte "$S" >&2
+    fi
+    G=$((S + $(stat -c %s "$tail")))
     # The saved index every job but reindex finds beside the file, as on a server.
     [[ -f "$file.index" ]] || "$bin/zodbfs" -q reindex "$file"
-    [[ -f "$grown.index" ]] || "$bin/zodbfs" -q reindex "$grown"
     out="$work/out-$size"
     rm -rf "$out"
     mkdir -p "$out"
@@ -103,8 +106,9 @@ for size in $sizes; do
         dd)
             measure "dd-read ${size}G" cold --bytes-read "$S" -- dd if="$file" of=/dev/null bs=8M
             cat "$file" > /dev/null
-            measure "dd-write ${size}G" warm --bytes-written $((2 << 30)) -- \
-                dd if="$file" of="$out/ddw" bs=8M count=256 conv=fsync
+            w=$((S < (2 << 30) ? S / (8 << 20) * (8 << 20) : 2 << 30))
+            measure "dd-write ${size}G" warm --bytes-written "$w" -- \
+                dd if="$file" of="$out/ddw" bs=8M count=$((w / (8 << 20))) conv=fsync
             rm -f "$out/ddw"
             ;;
         reindex | check | refs | stats)
@@ -151,10 +155,12 @@ for size in $sizes; do
                     "$bin/repozo" -B -F -r "$r" -f "$file"
                 h="$(sha "$(ls "$r"/*.fs)")"
                 if [[ $mode == free ]]; then ref[backup]="$h"; elif [[ "$h" != "${ref[backup]:-}" ]]; then mismatch "backup ${size}G $mode"; fi
+                # The database grows; the rest of the chain sees the grown file.
+                cat "$tail" >> "$file"
                 if [[ " $jobs " == *" incremental "* ]]; then
                     # Default mode: the repository and the source are checksummed first.
                     measure "incremental ${size}G" "$mode" --bytes-read $((2 * S + G - S)) --bytes-written $((G - S)) -- \
-                        "$bin/repozo" -B -r "$r" -f "$grown"
+                        "$bin/repozo" -B -r "$r" -f "$file"
                     h="$(sha "$(ls "$r"/*.deltafs)")"
                     if [[ $mode == free ]]; then ref[incr]="$h"; elif [[ "$h" != "${ref[incr]:-}" ]]; then mismatch "incremental ${size}G $mode"; fi
                 fi
@@ -165,9 +171,10 @@ for size in $sizes; do
                 if [[ " $jobs " == *" restore "* ]]; then
                     measure "restore ${size}G" "$mode" --bytes-read "$G" --bytes-written "$G" -- \
                         "$bin/repozo" -R -r "$r" -o "$out/restored.fs"
-                    cmp -s "$out/restored.fs" "$grown" || mismatch "restore ${size}G $mode"
+                    cmp -s "$out/restored.fs" "$file" || mismatch "restore ${size}G $mode"
                     rm -f "$out/restored.fs" "$out/restored.fs.index"
                 fi
+                truncate -s "$S" "$file"
                 rm -rf "$r"
             done
             ;;
@@ -177,7 +184,7 @@ for size in $sizes; do
     done
     rm -rf "$out"
     if [[ "${KEEP:-0}" != 1 ]]; then
-        rm -f "$file" "$file.index" "$grown" "$grown.index"
+        rm -f "$file" "$file.index" "$file.size" "$tail"
     fi
 done
 

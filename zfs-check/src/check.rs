@@ -834,24 +834,34 @@ impl<'a> Walker<'a> {
     fn flush_pointers(&mut self) {
         let mut pointers = std::mem::take(&mut self.pointers);
         pointers.par_sort_unstable_by_key(|p| (p.target, p.pos, p.back));
-        let found: Vec<Finding> = pointers
-            .par_chunks(1024)
-            .flat_map_iter(|chunk| {
-                // Targets in one transaction are neighbours: its record starts are found
-                // once.
-                let mut starts: (u64, Vec<u64>) = (0, Vec::new());
-                chunk
-                    .iter()
-                    .filter_map(|ptr| {
-                        let why = self.target_problem(ptr.oid, ptr.target, &mut starts)?;
-                        Some(pointer_finding(ptr.pos, ptr.oid, ptr.target, ptr.back, why))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        self.findings.extend(found);
-        if let Some(last) = pointers.last() {
-            zfs_files::release_mapped(self.file, 0, last.target + 4096);
+        // A group at a time, whose pages leave the process once read (a fault maps the
+        // cached pages around it too).
+        for group in pointers.chunks(16 * 1024) {
+            let found: Vec<Finding> = group
+                .par_chunks(1024)
+                .flat_map_iter(|chunk| {
+                    // Targets in one transaction are neighbours: its record starts are
+                    // found once.
+                    let mut starts: (u64, Vec<u64>) = (0, Vec::new());
+                    chunk
+                        .iter()
+                        .filter_map(|ptr| {
+                            let why = self.target_problem(ptr.oid, ptr.target, &mut starts)?;
+                            Some(pointer_finding(ptr.pos, ptr.oid, ptr.target, ptr.back, why))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            self.findings.extend(found);
+            if let (Some(first), Some(last)) = (group.first(), group.last()) {
+                // The transactions walked to find the targets start before them.
+                let from = first.target.saturating_sub(1 << 20);
+                zfs_files::release_mapped(self.file, from, last.target + (1 << 20));
+            }
+        }
+        if !pointers.is_empty() {
+            // What a large transaction's walk mapped before its group's range.
+            zfs_files::release_mapped(self.file, 0, self.len);
         }
     }
 

@@ -169,17 +169,21 @@ pub fn prefetch_mapped(data: &[u8], start: u64, end: u64) {
     if !sigbus::is_guarded(base + start, base + end) {
         return;
     }
-    // SAFETY: `first..last` covers pages of a read-only shared file mapping of a live `Map`
-    // (checked against the guard's registry). MADV_WILLNEED only starts reading the file's
-    // pages into the page cache; it changes no byte any reference sees. Failure is harmless
-    // and ignored.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::madvise(
-            first as *mut libc::c_void,
-            last - first,
-            libc::MADV_WILLNEED,
-        );
+    // The kernel reads at most its read-ahead window (or the device's largest request) per
+    // call and drops the rest of the range: ask in pieces no larger than either.
+    const PIECE: usize = 256 * 1024;
+    let mut at = first;
+    while at < last {
+        let n = PIECE.min(last - at);
+        // SAFETY: `at..at + n` covers pages of a read-only shared file mapping of a live
+        // `Map` (checked against the guard's registry). MADV_WILLNEED only starts reading
+        // the file's pages into the page cache; it changes no byte any reference sees.
+        // Failure is harmless and ignored.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::madvise(at as *mut libc::c_void, n, libc::MADV_WILLNEED);
+        }
+        at += n;
     }
 }
 

@@ -195,11 +195,21 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
 
     /// Finds the end of the last complete transaction as ZODB's `read_index` does, walking
     /// headers only (the records are not read).
+    ///
+    /// The walk reads one header per transaction; a mapped file's pages leave the process
+    /// behind it, so a file much larger than memory can be walked.
     pub fn end(&self) -> Result<End> {
+        const STRETCH: u64 = 64 << 20;
         let mut it = self.transactions();
-        for t in it.by_ref() {
+        let mut released = FIRST_TXN;
+        while let Some(t) = it.next() {
             t?;
+            if it.pos() >= released + STRETCH {
+                self.release(released, it.pos());
+                released = it.pos();
+            }
         }
+        self.release(released, it.pos());
         Ok(it.finish())
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use clap::Parser;
-use zfs_testdata::gen::{output::write_files, Config};
+use zfs_testdata::gen::{output::write_files_from, Config};
 
 /// Write a realistic ZODB FileStorage (Data.fs) of a given size; the same arguments give
 /// the same bytes.
@@ -45,6 +45,10 @@ struct Args {
     /// references, as `fsrefs` reports them).
     #[arg(long, default_value_t = 0)]
     dangling: u64,
+    /// Write only the bytes from this position on: the continuation of the file the same
+    /// arguments with a smaller --size make (append it to that file to let it grow).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    from_byte: u64,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -115,7 +119,7 @@ fn main() -> anyhow::Result<()> {
         }),
     };
     let t0 = std::time::Instant::now();
-    let s = write_files(&config, &a.out, a.blobs.as_deref(), &progress)
+    let s = write_files_from(&config, &a.out, a.blobs.as_deref(), a.from_byte, &progress)
         .with_context(|| format!("writing '{}'", a.out.display()))?;
     let secs = t0.elapsed().as_secs_f64();
     if a.json {

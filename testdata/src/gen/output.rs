@@ -69,6 +69,8 @@ struct Channel {
     tx: SyncSender<Msg>,
     buf: Vec<u8>,
     blob_dir: Option<PathBuf>,
+    /// Data.fs bytes still to drop before writing (see [`write_files_from`]).
+    skip: u64,
 }
 
 impl Channel {
@@ -81,7 +83,9 @@ impl Channel {
 
 impl Sink for Channel {
     fn data(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.buf.extend_from_slice(bytes);
+        let dropped = usize::try_from(self.skip).map_or(bytes.len(), |s| s.min(bytes.len()));
+        self.skip -= dropped as u64;
+        self.buf.extend_from_slice(&bytes[dropped..]);
         if self.buf.len() >= PIECE {
             let full = std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE * 2));
             self.send(Msg::Data(full))?;
@@ -134,6 +138,20 @@ pub fn write_files(
     blobs: Option<&Path>,
     progress: &dyn Progress,
 ) -> io::Result<Summary> {
+    write_files_from(config, out, blobs, 0, progress)
+}
+
+/// [`write_files`], writing to `out` only the Data.fs bytes from position `from` on: what
+/// a database generated with a smaller size limit (and the same seed and settings) would
+/// gain, since generation does not depend on the limit until it stops. `cat` it onto that
+/// file to let it grow, as a live database does.
+pub fn write_files_from(
+    config: &Config,
+    out: &Path,
+    blobs: Option<&Path>,
+    from: u64,
+    progress: &dyn Progress,
+) -> io::Result<Summary> {
     for p in std::iter::once(out).chain(blobs) {
         if p.symlink_metadata().is_ok() {
             return Err(io::Error::new(
@@ -160,6 +178,7 @@ pub fn write_files(
             tx,
             buf: Vec::with_capacity(PIECE * 2),
             blob_dir: blob_tmp.clone(),
+            skip: from,
         };
         let summary = generate(&config, &mut sink, progress).and_then(|summary| {
             let rest = std::mem::take(&mut sink.buf);
@@ -246,6 +265,28 @@ mod tests {
         );
         assert!(!temp_twin(&blobs).exists());
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2);
+    }
+
+    #[test]
+    fn a_continuation_grows_a_smaller_file_into_the_larger_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let small = Config {
+            seed: 9,
+            size: Some(200_000),
+            ..Config::default()
+        };
+        let large = Config {
+            size: Some(500_000),
+            ..small.clone()
+        };
+        let mut a = Vec::new();
+        let sa = generate(&small, &mut a, &zfs_format::NoProgress).expect("small");
+        let mut b = Vec::new();
+        generate(&large, &mut b, &zfs_format::NoProgress).expect("large");
+        let tail = dir.path().join("tail");
+        write_files_from(&large, &tail, None, sa.bytes, &zfs_format::NoProgress).expect("tail");
+        a.extend(std::fs::read(&tail).expect("read"));
+        assert!(a == b);
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {
