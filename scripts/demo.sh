@@ -2,7 +2,8 @@
 # The main job on a bundled example: a night in the life of a ZODB administrator, run on a
 # copy of testdata/fixtures/undo.fs (a small Data.fs written by real ZODB, with undo records).
 #
-#   scripts/demo.sh            builds the release binaries, then:
+#   scripts/demo.sh            builds the release binaries (the first build takes a few
+#                              minutes; cargo shows its progress), then:
 #     1. zodbfs info      what the file holds
 #     2. zodbfs check     integrity (exit 3 on damage)
 #     3. repozo -B        full backup, then an incremental one after the file grew
@@ -10,27 +11,28 @@
 #     5. zodbfs pack      pack a copy with garbage collection (keeps Data.fs.old)
 #     6. zodbfs check     the packed file is sound
 # Everything happens in a temporary directory, removed at the end (DEMO_KEEP=1 keeps it).
+# Needs only what the build needs (no Python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p zfs-cli
+echo "demo: building the release binaries (cargo build --release -p zfs-cli)" >&2
+cargo build --release -p zfs-cli
 bin="$PWD/target/release"
 work="$(mktemp -d)"
 [[ "${DEMO_KEEP:-}" == 1 ]] || trap 'rm -rf "$work"' EXIT
-say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then
+    say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+else
+    say() { printf '\n$ %s\n' "$*"; }
+fi
 run() { say "$*"; "$@"; }
 
 fixture=testdata/fixtures/undo.fs
 size=$(stat -c %s "$fixture")
-# Start with the first half of the file's transactions, to let it "grow" before the second backup.
-half=$(python3 - "$fixture" <<'PY' 2>/dev/null || echo 0
-import struct, sys
-d = open(sys.argv[1], 'rb').read(); pos = 4; ends = []
-while pos + 16 <= len(d):
-    tlen = struct.unpack('>Q', d[pos + 8:pos + 16])[0]; pos += tlen + 8; ends.append(pos)
-print(ends[len(ends) // 2] if ends else 0)
-PY
-)
-if [[ "$half" -gt 4 ]]; then head -c "$half" "$fixture" > "$work/Data.fs"; else cp "$fixture" "$work/Data.fs"; fi
+# Start with the file as it was 20 transactions before its end (fstail's offset of that
+# transaction is where it starts), to let it "grow" before the second backup.
+half=$("$bin/zodbfs" tail -n 20 "$fixture" | grep -o 'offset=[0-9]*' | tail -n 1 | cut -d= -f2)
+[[ "$half" -gt 4 ]] || { echo "demo: cannot find a transaction boundary in $fixture" >&2; exit 1; }
+head -c "$half" "$fixture" > "$work/Data.fs"
 mkdir "$work/backups"
 
 run "$bin/zodbfs" info "$work/Data.fs"
@@ -39,6 +41,7 @@ run "$bin/repozo" -B -v -r "$work/backups" -f "$work/Data.fs"
 cp "$fixture" "$work/Data.fs"   # the database grew overnight
 sleep 1                         # repozo names backups by the second
 run "$bin/repozo" -B -v -r "$work/backups" -f "$work/Data.fs"
+ls "$work/backups" | grep -q '\.deltafs$' || { echo "demo: the second backup was not incremental" >&2; exit 1; }
 run ls -l "$work/backups"
 run "$bin/repozo" -V -r "$work/backups"
 echo "every file of the repository matches its recorded size and MD5"

@@ -255,23 +255,13 @@ pub fn write_file(
     spec: OutputSpec,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
+    let target = spec.target().to_path_buf();
+    let failed = |e| Error::io("writing", &target, e);
     let out = spec.create()?;
     let mut w = io::BufWriter::with_capacity(1 << 20, out);
-    let r = write(&mut w).and_then(|()| w.flush());
-    let out = match w.into_inner() {
-        Ok(out) => out,
-        Err(e) => {
-            let (err, w) = e.into_parts();
-            let out = w.into_inner().map_err(|_| ()).ok();
-            return Err(match out {
-                Some(o) => o.write_error(err),
-                None => Error::io("writing", PathBuf::new(), err),
-            });
-        }
-    };
-    if let Err(e) = r {
-        return Err(out.write_error(e));
-    }
+    write(&mut w).and_then(|()| w.flush()).map_err(failed)?;
+    // The buffer is empty after a successful flush, so this cannot fail.
+    let out = w.into_inner().map_err(|e| failed(e.into_error()))?;
     out.commit()
 }
 

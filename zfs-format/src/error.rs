@@ -17,6 +17,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The file has no bytes at all, so no magic.
+    #[error("not a FileStorage file: the file is empty (0 bytes, no \"FS30\" or \"FS21\" magic)")]
+    Empty,
     /// The first four bytes are neither `FS21` nor `FS30`.
     #[error("not a FileStorage file: magic {found} at offset 0, expected \"FS30\" or \"FS21\"")]
     BadMagic {

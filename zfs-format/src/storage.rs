@@ -91,10 +91,11 @@ impl FileStorage<Map> {
 impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// Wraps bytes already in memory; `path` is only used in messages.
     ///
-    /// An empty file is an empty `FS30` storage, as ZODB treats it when opened read-only.
+    /// A file of 0 bytes has no magic and is refused ([`Error::Empty`]); a file holding
+    /// only the magic is an empty storage.
     pub fn from_data(data: T, path: PathBuf) -> Result<Self> {
         let magic = match data.get(..4) {
-            None if data.is_empty() => Magic::Fs30,
+            None if data.is_empty() => return Err(Error::Empty),
             Some(m) if m == MAGIC_FS30 => Magic::Fs30,
             Some(m) if m == MAGIC_FS21 => Magic::Fs21,
             _ => {
@@ -477,5 +478,27 @@ impl<'a> Iterator for TransactionsRev<'a> {
             Err(_) => self.failed = true,
         }
         Some(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_bytes_are_no_filestorage_but_the_magic_alone_is_an_empty_one() {
+        let e = FileStorage::from_data(Vec::new(), "z.fs".into()).err();
+        assert!(matches!(e, Some(Error::Empty)), "{e:?}");
+        let fs = FileStorage::from_data(b"FS30".to_vec(), "m.fs".into()).expect("magic");
+        assert_eq!(fs.end().expect("walk").transactions, 0);
+    }
+
+    #[test]
+    fn devices_and_fifos_are_refused_at_open() {
+        let e = FileStorage::open("/dev/zero").err().expect("refused");
+        assert!(e.to_string().contains("character device"), "{e}");
+        let d = std::env::temp_dir();
+        let e = FileStorage::open(&d).err().expect("refused");
+        assert!(e.to_string().contains("is a directory"), "{e}");
     }
 }

@@ -358,9 +358,64 @@ fn python_mod_60(t: f64) -> f64 {
     }
 }
 
+/// Days from 1970-01-01 to a proleptic Gregorian date (month 1..=12), negative before it
+/// (Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`]).
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds since the epoch of a UTC date and time written
+/// `YYYY-MM-DD[THH:MM[:SS[.ffffff]]]` (a space may replace `T`; a trailing `Z` is
+/// allowed); `None` for anything else, an impossible date included (2026-02-30).
+pub fn parse_utc(text: &str) -> Option<f64> {
+    let s = text.trim();
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = match s.split_once(['T', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let mut dp = date.split('-');
+    let (y, m, d) = (dp.next()?, dp.next()?, dp.next()?);
+    if dp.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i32, i32, i32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return None;
+    }
+    let mut secs = days_from_civil(y.into(), m.into(), d.into()) as f64 * 86_400.0;
+    if let Some(t) = time {
+        let mut tp = t.split(':');
+        let (h, mi) = (tp.next()?, tp.next()?);
+        let sec = tp.next();
+        if tp.next().is_some() || h.len() != 2 || mi.len() != 2 {
+            return None;
+        }
+        let (h, mi): (u32, u32) = (h.parse().ok()?, mi.parse().ok()?);
+        let sec: f64 = match sec {
+            Some(x) if x.len() >= 2 && x.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+                x.parse().ok()?
+            }
+            Some(_) => return None,
+            None => 0.0,
+        };
+        if h > 23 || mi > 59 || !(0.0..60.0).contains(&sec) {
+            return None;
+        }
+        secs += f64::from(h * 3600 + mi * 60) + sec;
+    }
+    Some(secs)
+}
+
 /// The proleptic Gregorian date (year, month 1..=12, day 1..=31) of a day count from
 /// 1970-01-01, negative or not (Howard Hinnant's `civil_from_days`, 400-year eras).
-fn civil_from_days(days: i64) -> (i64, i32, i32) {
+pub fn civil_from_days(days: i64) -> (i64, i32, i32) {
     let z = days + 719_468; // days since 0000-03-01; |days| < 2^47 here, no overflow
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097); // day of the era, 0..=146096
@@ -582,6 +637,35 @@ mod tests {
             TimeStamp::from_unix_time(f64::NAN),
             Err(Error::UnixTime(_))
         ));
+    }
+
+    #[test]
+    fn utc_times_are_parsed_strictly() {
+        assert_eq!(parse_utc("2024-01-01"), Some(1_704_067_200.0));
+        assert_eq!(parse_utc("2024-01-01T00:00:12.5"), Some(1_704_067_212.5));
+        assert_eq!(parse_utc("2023-11-14 22:13:20"), Some(1_700_000_000.0));
+        assert_eq!(parse_utc("2023-11-14T22:13:20Z"), Some(1_700_000_000.0));
+        assert_eq!(parse_utc("1969-12-31T23:59"), Some(-60.0));
+        for bad in [
+            "2024-13-01",
+            "2026-02-30",
+            "2024-02-30",
+            "yesterday",
+            "2024-1-01",
+            "2024-01-01T24:00",
+            "2024-01-01T10",
+            "2024-01-01T10:00:61",
+            "garbage",
+            "",
+            "2024-01-01T10:00:5e1",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
+        assert!(parse_utc("2024-02-29").is_some());
+        for days in [-800_000, -1, 0, 1, 19_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m.into(), d.into()), days);
+        }
     }
 
     #[test]

@@ -146,6 +146,24 @@ pub struct Report {
     pub index_written: bool,
 }
 
+/// A progress that reports every phase under one name.
+struct Renamed<'a> {
+    inner: &'a dyn Progress,
+    to: &'static str,
+}
+
+impl Progress for Renamed<'_> {
+    fn start(&self, _phase: &str, total: u64) {
+        self.inner.start(self.to, total);
+    }
+    fn advance(&self, n: u64) {
+        self.inner.advance(n);
+    }
+    fn start_counting(&self, _phase: &str, total: u64, unit: &'static str) {
+        self.inner.start_counting(self.to, total, unit);
+    }
+}
+
 fn remove_if_exists(p: &Path) -> Result<()> {
     match fs::remove_file(p) {
         Ok(()) => Ok(()),
@@ -374,13 +392,18 @@ where
     let magic = fs.bytes().get(..4).unwrap_or(b"FS30");
     let reach = std::mem::take(&mut plan.reach);
     out.write_magic(magic)?;
+    // A dry run copies nothing: its pass only measures the packed size.
+    let sizing = Renamed {
+        inner: progress,
+        to: "sizing the packed file",
+    };
     let (stats, mut index) = copy::copy_to_packtime(
         fs,
         plan.packpos,
         reach,
         opts.blob_dir.is_some(),
         &mut out,
-        progress,
+        if opts.dry_run { &sizing } else { progress },
         opts.interrupt,
     )?;
     report

@@ -27,9 +27,31 @@ pub fn open(path: &Path) -> anyhow::Result<FileStorage> {
     FileStorage::open(path).with_context(|| format!("'{}'", path.display()))
 }
 
+/// A command line that parses but makes no sense (a bad date, a negative count): exit 2,
+/// as clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A usage error with this message.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
 /// Prints an error chain on stderr and returns the matching exit code. A closed stdout
 /// (`zodbfs dump | head`) is not an error.
 pub fn report(e: &anyhow::Error) -> ExitCode {
+    if let Some(u) = e.downcast_ref::<UsageError>() {
+        eprintln!("zodbfs: error: {u}\n\nFor more information, try '--help'.");
+        return ExitCode::from(exit::USAGE);
+    }
     for cause in e.chain() {
         if let Some(zfs_repozo::Error::Interrupted) = cause.downcast_ref::<zfs_repozo::Error>() {
             eprintln!("zodbfs: interrupted; temporary files removed, nothing was changed");

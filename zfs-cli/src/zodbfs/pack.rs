@@ -3,42 +3,46 @@
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use zfs_cli::exit;
 use zfs_format::timestamp::TimeStamp;
 use zfs_format::Tid;
 use zfs_pack::{Outcome, PackError, PackOptions, Report};
 
-use crate::common::Ctx;
+use crate::common::{usage, Ctx};
 
 /// Arguments of `zodbfs pack`.
 ///
 /// Packs FILE at rest as ZODB's `FileStorage.pack` does: the result (Data.fs, .index,
 /// .old, blob files removed) is byte for byte what ZODB gives. The pack time defaults to
-/// now; revisions older than it that are not current, and (with GC) objects not reachable
-/// from the root, are removed. Takes FILE.lock, the lock a running ZODB holds, and refuses
-/// while the database is open elsewhere.
+/// now (all history goes); revisions older than it that are not current, and (with GC)
+/// objects not reachable from the root, are removed. Takes FILE.lock, the lock a running
+/// ZODB holds, and refuses while the database is open elsewhere: stop the site (or its ZEO
+/// server) first.
 ///
 /// Where ZODB fails or loses data we do better: dangling references are listed and refused
 /// (ZODB: KeyError; --allow-dangling packs anyway), objects referenced by old revisions
 /// that undo records after the pack time keep are kept too (ZODB drops them), a pack
 /// without GC keeps the revisions such records need (ZODB: PackError), Python 2 (FS21)
 /// files and zlib-compressed records are read. A torn or unfinished last commit is not
-/// packed and never lost: the untouched original keeps it in FILE.old, or, with
-/// --no-keep-old, it is saved to FILE.trN (ZODB truncates it into FILE.trN on open).
+/// packed and never lost: it is saved to FILE.trN (where ZODB's open saves it). Damage in
+/// the middle of the file (complete transactions after it) is refused: run `zodbfs check`
+/// and `zodbfs recover` first.
 ///
 /// Exit codes: 0 packed (or nothing to do); 1 error (nothing changed, unless the message
-/// says the file was packed and a later step failed); 3 dangling references, nothing
-/// changed; 130 interrupted, nothing changed.
+/// says the file was packed and a later step failed); 2 usage; 3 dangling references or
+/// damage, nothing changed; 130 interrupted, nothing changed.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = AFTER_HELP)]
 pub struct Args {
     /// The Data.fs file.
     pub file: PathBuf,
-    /// Pack to N days before now (like zeopack -d).
-    #[arg(long, value_name = "N", group = "when")]
+    /// Pack to N days before now (like zeopack -d). With none of --days, --time and
+    /// --tid the pack time is now: all history goes.
+    #[arg(long, value_name = "N", group = "when", allow_negative_numbers = true)]
     pub days: Option<f64>,
-    /// Pack to this UTC time: YYYY-MM-DD[THH:MM[:SS[.ffffff]]] (a space may replace T).
+    /// Pack to this UTC time, not in the future: YYYY-MM-DD[THH:MM[:SS[.ffffff]]] (a
+    /// space may replace T).
     #[arg(long, value_name = "DATETIME", group = "when")]
     pub time: Option<String>,
     /// Pack to this exact stop tid (16 hex digits); transactions with tid <= it are packed.
@@ -65,7 +69,7 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Where `zodbfs pack` differs from ZODB on purpose (spec section 6), for `--help`.
+/// Where `zodbfs pack` differs from ZODB on purpose, for `--help`.
 const AFTER_HELP: &str = "\
 The result (Data.fs, .index, .old, blob files removed or moved to DIR.old) is byte for byte \
 what ZODB's FileStorage.pack gives, wherever ZODB succeeds without losing data. Where it \
@@ -78,86 +82,76 @@ kept too (ZODB collects them and leaves dangling references);
   - Python 2 (FS21) oids with bytes >= 0x80 and zlib-compressed records are read \
 (ZODB on Python 3 fails on both); unreadable references are refused, naming oid and offset;
   - offline only: FILE.lock is taken and the pack refuses while a ZODB has it open;
-  - a torn or unfinished last commit is not packed and never lost: it stays in FILE.old, \
-or with --no-keep-old goes to FILE.trN (ZODB's open truncates it into FILE.trN).
+  - a torn or unfinished last commit is not packed and never lost: it is saved to the \
+first free FILE.trN (where ZODB's open saves it), whether FILE.old is kept or not;
+  - complete transactions after damage in the middle of the file are never dropped: the \
+pack refuses (exit 3) and points to `zodbfs check` and `zodbfs recover`;
+  - when nothing can be removed, a missing or stale FILE.index is written (as ZODB writes \
+it when it closes the storage).
+
+The pack time is now unless --days, --time or --tid says otherwise; it cannot be in the \
+future. Every file written (the packed Data.fs, its .index, .trN) is new, keeps the \
+database's mode, and replaces the old one only once complete.
 
 Exit codes: 0 packed or nothing to do; 1 error (nothing changed, unless the message says \
-the file was packed and a later step failed); 3 dangling references, nothing changed; \
-130 interrupted (SIGINT/SIGTERM), nothing changed and no .pack left.";
+the file was packed and a later step failed); 2 usage; 3 dangling references or damage, \
+nothing changed; 130 interrupted (SIGINT/SIGTERM), nothing changed and no temporary file \
+left.";
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Seconds since the epoch of a UTC date-time.
-fn parse_time(s: &str) -> anyhow::Result<f64> {
-    let bad = || anyhow::anyhow!("--time {s:?}: expected YYYY-MM-DD[THH:MM[:SS[.ffffff]]] (UTC)");
-    let s2 = s.trim().trim_end_matches('Z');
-    let (date, time) = match s2.split_once(['T', ' ']) {
-        Some((d, t)) => (d, Some(t)),
-        None => (s2, None),
-    };
-    let dp: Vec<&str> = date.split('-').collect();
-    let [y, m, d] = dp.as_slice() else {
-        return Err(bad());
-    };
-    let (y, m, d): (i64, i64, i64) = (
-        y.parse().map_err(|_| bad())?,
-        m.parse().map_err(|_| bad())?,
-        d.parse().map_err(|_| bad())?,
-    );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad());
-    }
-    let mut secs = (days_from_civil(y, m, d) * 86_400) as f64;
-    if let Some(t) = time {
-        let tp: Vec<&str> = t.split(':').collect();
-        let (h, mi, sec): (i64, i64, f64) = match tp.as_slice() {
-            [h, mi] => (
-                h.parse().map_err(|_| bad())?,
-                mi.parse().map_err(|_| bad())?,
-                0.0,
-            ),
-            [h, mi, se] => (
-                h.parse().map_err(|_| bad())?,
-                mi.parse().map_err(|_| bad())?,
-                se.parse().map_err(|_| bad())?,
-            ),
-            _ => return Err(bad()),
-        };
-        if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0.0..60.0).contains(&sec) {
-            return Err(bad());
-        }
-        secs += (h * 3600 + mi * 60) as f64 + sec;
-    }
-    Ok(secs)
-}
-
+/// The stop tid from `--tid`, `--time` or `--days` (default: now). A value that does not
+/// parse, a negative number of days and a time in the future are usage errors.
 fn stop_tid(a: &Args) -> anyhow::Result<Tid> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_secs_f64();
+    let now_tid = Tid(TimeStamp::from_unix_time(now)
+        .map_err(|e| anyhow::anyhow!("the clock: {e}"))?
+        .raw());
     if let Some(h) = &a.tid {
-        if h.trim_start_matches("0x").len() != 16 {
-            bail!("--tid {h:?}: expected 16 hex digits");
+        let tid = Some(h.as_str())
+            .filter(|h| h.trim_start_matches("0x").len() == 16)
+            .and_then(Tid::from_hex)
+            .ok_or_else(|| usage(format!("--tid {h:?}: expected 16 hex digits")))?;
+        if tid > now_tid {
+            return Err(usage(format!(
+                "--tid {h}: {} UTC is in the future; the pack time cannot be after now",
+                stamp(tid)
+            )));
         }
-        return Tid::from_hex(h).with_context(|| format!("--tid {h:?}: expected 16 hex digits"));
+        return Ok(tid);
     }
-    let t = match &a.time {
-        Some(s) => parse_time(s)?,
-        None => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .context("the clock is before 1970")?
-                .as_secs_f64();
-            now - a.days.unwrap_or(0.0) * 86_400.0
+    let t = match (&a.time, a.days) {
+        (Some(s), _) => {
+            let t = zfs_format::timestamp::parse_utc(s).ok_or_else(|| {
+                usage(format!(
+                    "--time {s:?}: expected a UTC time YYYY-MM-DD[THH:MM[:SS[.ffffff]]]"
+                ))
+            })?;
+            if t > now {
+                return Err(usage(format!(
+                    "--time {s}: that is in the future; the pack time cannot be after now \
+                     (with no --days, --time or --tid it is now)"
+                )));
+            }
+            t
         }
+        (None, Some(d)) if !(d >= 0.0 && d.is_finite()) => {
+            return Err(usage(format!(
+                "--days {d}: expected a number of days of 0 or more"
+            )))
+        }
+        (None, Some(d)) => now - d * 86_400.0,
+        (None, None) => now,
     };
-    let ts = TimeStamp::from_unix_time(t).map_err(|e| anyhow::anyhow!("pack time {t}: {e}"))?;
+    let ts = TimeStamp::from_unix_time(t).map_err(|e| usage(format!("pack time {t}: {e}")))?;
     Ok(Tid(ts.raw()))
+}
+
+/// A stop tid as people read it: `2026-12-04 20:19:35` (UTC, whole seconds).
+fn stamp(tid: Tid) -> String {
+    let s = TimeStamp::from_bytes(tid.0).to_string();
+    s.split('.').next().unwrap_or(&s).to_string()
 }
 
 fn outcome_name(o: Outcome) -> &'static str {
@@ -178,6 +172,7 @@ fn print_json(a: &Args, r: &Report, secs: f64, database_open: bool) {
         "database_open": database_open,
         "gc": !a.no_gc,
         "stop_tid": r.stop.to_string(),
+        "stop_time": stamp(r.stop),
         "size_before": r.size_before,
         "size_after": r.size_after,
         "bytes_removed": r.size_before.saturating_sub(r.size_after),
@@ -210,7 +205,11 @@ fn print_summary(a: &Args, r: &Report, secs: f64) {
             "{f}: already packed to a later time, or no changes since the last pack; nothing done"
         ),
         Outcome::NothingToDo => {
-            println!("{f}: nothing to remove before {}; file unchanged", r.stop)
+            println!(
+                "{f}: nothing to remove before {} UTC (tid {}); file unchanged",
+                stamp(r.stop),
+                r.stop
+            )
         }
         Outcome::Packed | Outcome::WouldPack => {
             let verb = if r.outcome == Outcome::Packed {
@@ -219,15 +218,22 @@ fn print_summary(a: &Args, r: &Report, secs: f64) {
                 "would pack"
             };
             println!(
-                "{f}: {verb} to {}: {} -> {} bytes ({} removed)",
+                "{f}: {verb} to {} UTC (tid {}): {} -> {} bytes ({} removed)",
+                stamp(r.stop),
                 r.stop,
                 r.size_before,
                 r.size_after,
                 r.size_before.saturating_sub(r.size_after)
             );
             println!(
-                "  before the pack time: {} of {} objects kept, {} of {} revisions removed, {} of {} transactions removed",
-                r.objects_kept, r.objects_at_stop, r.records_removed, r.records_before, r.txns_removed, r.txns_before
+                "  removed: {} of the {} objects that existed at the pack time{}, {} of the {} data records and {} of the {} transactions before it",
+                r.objects_at_stop.saturating_sub(r.objects_kept),
+                r.objects_at_stop,
+                if a.no_gc { "" } else { " (unreachable)" },
+                r.records_removed,
+                r.records_before,
+                r.txns_removed,
+                r.txns_before
             );
             if r.extra_kept > 0 {
                 println!(
@@ -288,6 +294,14 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
     };
     // No bar with --json: the output is for programs.
     let bar = zfs_cli::ui::Bar::new(ctx.quiet || a.json);
+    if bar.visible() {
+        eprintln!(
+            "{} '{}' to {} UTC (tid {stop}): history before it goes",
+            if a.dry_run { "would pack" } else { "packing" },
+            a.file.display(),
+            stamp(stop)
+        );
+    }
     let t0 = Instant::now();
     let result = zfs_pack::pack(&a.file, &opts, &bar);
     bar.finish();
@@ -347,17 +361,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times() {
-        assert_eq!(parse_time("2024-01-01").expect("date"), 1704067200.0);
+    fn stop_times_are_shown_as_dates() {
         assert_eq!(
-            parse_time("2024-01-01T00:00:12.5").expect("datetime"),
-            1704067212.5
+            stamp(Tid::from_hex("03f47f9555555555").expect("hex")),
+            "2023-11-14 22:13:20"
         );
-        assert_eq!(
-            parse_time("2023-11-14 22:13:20").expect("datetime"),
-            1700000000.0
-        );
-        assert!(parse_time("2024-13-01").is_err());
-        assert!(parse_time("yesterday").is_err());
     }
 }
