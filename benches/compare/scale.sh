@@ -21,7 +21,8 @@
 # free run's: the .index of reindex, the JSON of check/refs/stats, the packed Data.fs and
 # .index, the backup files; the restored file with the grown source, byte for byte.
 #
-# Env: SCALE_WORK (default /work/big-scale; needs ~3.2x GB of free disk), LIMIT (1G),
+# Env: SCALE_WORK (default /work/big-scale; needs ~2.2x GB of free disk: the file, a
+# backup repository, and the restored file, which replaces the file), LIMIT (1G),
 # BIN (directory of the binaries; default target/release, built when missing), SEED (7), MODES ("free cold warm"), SIZES (default "1 GB"), JOBS (default all, in the
 # order above), JOB_TIMEOUT (seconds, default 3600: a job still running then is killed and
 # recorded as such), KEEP=1 keeps the generated files for a next run.
@@ -61,6 +62,8 @@ measure() {
         cold) opts+=(--limit "$limit" --cold) ;;
         warm) cat "$file" > /dev/null; opts+=(--limit "$limit") ;;
     esac
+    # Every job's output and errors are kept beside the results.
+    [[ " $* " == *" --stdout "* ]] || opts+=(--stdout "$out/${label// /-}-$mode.out")
     python3 "$run" run "${opts[@]}" "$@" > /dev/null || true
     tail -n 1 "$log" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("%-28s %7.1f s  exit %3d  anon %5.0f MB  rss %5.0f MB  majflt %d  limit hits %d" % (r["label"], r["wall"], r["exit"], r["peak_anon_kb"]/1024, r["maxrss_kb"]/1024, r["majflt"], r["cg_limit_hits"]))' >&2
 }
@@ -169,10 +172,21 @@ for size in $sizes; do
                     [[ "$(tail -n 1 "$log" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["exit"])')" == 0 ]] || mismatch "verify ${size}G $mode"
                 fi
                 if [[ " $jobs " == *" restore "* ]]; then
+                    # Room for the restored file: the source goes (its checksum stays), and
+                    # the restored file, once found identical, takes its place.
+                    h="$(sha "$file")"
+                    rm -f "$file"
                     measure "restore ${size}G" "$mode" --bytes-read "$G" --bytes-written "$G" -- \
                         "$bin/repozo" -R -r "$r" -o "$out/restored.fs"
-                    cmp -s "$out/restored.fs" "$file" || mismatch "restore ${size}G $mode"
-                    rm -f "$out/restored.fs" "$out/restored.fs.index"
+                    if [[ -f "$out/restored.fs" && "$(sha "$out/restored.fs")" == "$h" ]]; then
+                        mv "$out/restored.fs" "$file"
+                    else
+                        mismatch "restore ${size}G $mode"
+                        rm -f "$out/restored.fs"
+                        "$bin/zfs-gen" "$file" --seed "$seed" --size "$bytes" >&2
+                        cat "$tail" >> "$file"
+                    fi
+                    rm -f "$out/restored.fs.index"
                 fi
                 truncate -s "$S" "$file"
                 rm -rf "$r"

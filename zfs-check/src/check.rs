@@ -351,10 +351,8 @@ struct Walker<'a> {
     job_bytes: u64,
     /// Pointers whose target is checked by reading it (see [`Walker::flush_pointers`]).
     pointers: Vec<Pointer>,
-    /// End of the range the kernel was asked to read ahead.
-    prefetched: u64,
-    /// Start of the bytes whose pages are still mapped into the process.
-    released: u64,
+    /// Reads ahead of the walk and drops behind it what it brought in.
+    stream: zfs_files::Stream,
     /// Bytes of transactions whose records are walked at once.
     batch_bytes: u64,
 }
@@ -510,8 +508,7 @@ impl<'a> Walker<'a> {
             jobs: Vec::new(),
             job_bytes: 0,
             pointers: Vec::new(),
-            prefetched: 0,
-            released: 0,
+            stream: zfs_files::Stream::new(file, 0, AHEAD),
             batch_bytes: BATCH_BYTES,
         }
     }
@@ -574,11 +571,6 @@ impl<'a> Walker<'a> {
         let mut pos = FIRST_TXN;
         let mut ltid = Tid::default();
         while pos < self.len {
-            if self.prefetched < pos + AHEAD / 2 {
-                let from = self.prefetched.max(pos);
-                self.prefetched = pos + AHEAD;
-                zfs_files::prefetch_mapped(self.file, from, self.prefetched);
-            }
             match self.transaction(pos, ltid) {
                 Step::Next(next, tid) => {
                     ltid = tid;
@@ -623,6 +615,7 @@ impl<'a> Walker<'a> {
         if let Some((ipos, saved)) = self.saved.take() {
             self.compare_index(ipos, &saved);
         }
+        self.stream.finish(self.file);
     }
 
     /// Checks the transaction at `pos`; says where to go next.
@@ -799,12 +792,12 @@ impl<'a> Walker<'a> {
         self.ours.apply(updates);
         self.damaged.sort_unstable();
         if let Some(last) = jobs.last() {
-            let end = last.tend + 8;
+            // Everything before the end of this batch is done (the header walk is ahead of
+            // it by at most a batch, inside the read-ahead).
+            self.stream.advance(self.file, last.tend + 8);
             if self.pointers.len() >= POINTER_BATCH {
                 self.flush_pointers();
             }
-            zfs_files::release_mapped(self.file, self.released, end);
-            self.released = end;
         }
     }
 

@@ -5,10 +5,12 @@
 //! (megabytes when the device's read-ahead is large) and leave the pages mapped into the
 //! process; a positioned read of the record's own bytes does neither.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::record::{DataRecord, Payload, DATA_HEADER_LEN};
@@ -17,12 +19,48 @@ use crate::storage::{FileStorage, FIRST_TXN};
 /// Bytes read at once for a record (most records fit).
 const FIRST_READ: usize = 1024;
 
-/// A FileStorage file opened for positioned reads of records.
+/// A FileStorage file opened for positioned reads of records, with a memo of the
+/// backpointer chains it resolved.
 #[derive(Debug)]
 pub struct RecordReader {
     file: File,
     len: u64,
     path: PathBuf,
+    chains: Chains,
+}
+
+/// Shards of the chain memo.
+const CHAIN_SHARDS: usize = 16;
+/// Entries a shard holds before it is emptied (bounds the memo to a few megabytes).
+const CHAIN_SHARD_LIMIT: usize = 16 * 1024;
+
+/// A memo of resolved backpointer chains: the position of a backpointer record → the
+/// position of the data record its chain ends at (0: the object does not exist). Undo
+/// makes chains that many records share (an object undone again and again); without the
+/// memo, resolving each record reads every link again. Sharded, so that threads resolving
+/// in parallel rarely wait for each other.
+#[derive(Debug, Default)]
+struct Chains {
+    shards: [Mutex<HashMap<u64, u64>>; CHAIN_SHARDS],
+}
+
+impl Chains {
+    fn shard(&self, pos: u64) -> &Mutex<HashMap<u64, u64>> {
+        &self.shards[(pos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % CHAIN_SHARDS]
+    }
+    fn get(&self, pos: u64) -> Option<u64> {
+        self.shard(pos).lock().ok()?.get(&pos).copied()
+    }
+    fn put(&self, hops: &[u64], end: u64) {
+        for &pos in hops {
+            if let Ok(mut m) = self.shard(pos).lock() {
+                if m.len() >= CHAIN_SHARD_LIMIT {
+                    m.clear();
+                }
+                m.insert(pos, end);
+            }
+        }
+    }
 }
 
 impl RecordReader {
@@ -35,6 +73,7 @@ impl RecordReader {
             file,
             len,
             path: fs.path().to_path_buf(),
+            chains: Chains::default(),
         })
     }
 
@@ -103,15 +142,32 @@ impl RecordReader {
     /// exist as of that record. Every link must point strictly backwards to a record of the
     /// same oid.
     pub fn resolve<'b>(&self, pos: u64, buf: &'b mut Vec<u8>) -> Result<Option<DataRecord<'b>>> {
+        // The backpointer records passed on the way, remembered once the chain's end is
+        // known.
+        let mut hops: Vec<u64> = Vec::new();
         let mut at = pos;
         self.load(at, buf)?;
         loop {
             let r = decoded(at, buf)?;
             let (oid, back) = match r.payload {
                 Payload::Data(_) => break,
-                Payload::Backpointer(0) => return Ok(None),
+                Payload::Backpointer(0) => {
+                    self.chains.put(&hops, 0);
+                    return Ok(None);
+                }
                 Payload::Backpointer(b) => (r.oid, b),
             };
+            hops.push(at);
+            if let Some(end) = self.chains.get(at) {
+                // Resolved before, from here on (every link after this one was checked).
+                self.chains.put(&hops, end);
+                if end == 0 {
+                    return Ok(None);
+                }
+                self.load(end, buf)?;
+                at = end;
+                break;
+            }
             let bad = |why| Error::BadBackpointer {
                 offset: at,
                 oid,
@@ -130,6 +186,7 @@ impl RecordReader {
             }
             at = back;
         }
+        self.chains.put(&hops, at);
         decoded(at, buf).map(Some)
     }
 }
@@ -218,14 +275,14 @@ mod tests {
             let want = fs
                 .resolve(&rec)
                 .map(|x| x.map(|r| (r.pos, r.data().map(<[u8]>::to_vec))));
-            let got = reader
-                .resolve(pos, &mut buf)
-                .map(|x| x.map(|r| (r.pos, r.data().map(<[u8]>::to_vec))));
-            assert_eq!(
-                want.map_err(|e| e.to_string()),
-                got.map_err(|e| e.to_string()),
-                "resolve {pos}"
-            );
+            let want = want.map_err(|e| e.to_string());
+            // Twice: the second time through the memo.
+            for _ in 0..2 {
+                let got = reader
+                    .resolve(pos, &mut buf)
+                    .map(|x| x.map(|r| (r.pos, r.data().map(<[u8]>::to_vec))));
+                assert_eq!(want, got.map_err(|e| e.to_string()), "resolve {pos}");
+            }
         }
         assert!(RecordReader::open(
             &FileStorage::from_data(&b"FS30"[..], "none".into()).expect("FS30")

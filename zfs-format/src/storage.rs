@@ -143,6 +143,13 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
         }
     }
 
+    /// A walk in file order from `from`, which reads ahead of itself and drops behind
+    /// itself what it brought into memory (see [`zfs_files::Stream`]; it does nothing for
+    /// in-memory data). Tell it how far the walk got with `stream.advance(fs.bytes(), pos)`.
+    pub fn stream(&self, from: u64) -> zfs_files::Stream {
+        zfs_files::Stream::new(&self.data, from, crate::walk::AHEAD)
+    }
+
     /// Asks the kernel to read `start..end` of a mapped file into the page cache in the
     /// background, ahead of a walk in file order. Does nothing for in-memory data.
     pub fn prefetch(&self, start: u64, end: u64) {
@@ -197,20 +204,21 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// Finds the end of the last complete transaction as ZODB's `read_index` does, walking
     /// headers only (the records are not read).
     ///
-    /// The walk reads one header per transaction; a mapped file's pages leave the process
-    /// behind it, so a file much larger than memory can be walked.
+    /// The walk reads one header per transaction, streaming through a mapped file (see
+    /// [`FileStorage::stream`]), so a file much larger than memory can be walked.
     pub fn end(&self) -> Result<End> {
-        const STRETCH: u64 = 64 << 20;
+        const STRETCH: u64 = 4 << 20;
         let mut it = self.transactions();
-        let mut released = FIRST_TXN;
+        let mut stream = self.stream(FIRST_TXN);
+        let mut told = FIRST_TXN;
         while let Some(t) = it.next() {
             t?;
-            if it.pos() >= released + STRETCH {
-                self.release(released, it.pos());
-                released = it.pos();
+            if it.pos() >= told + STRETCH {
+                told = it.pos();
+                stream.advance(&self.data, told);
             }
         }
-        self.release(released, it.pos());
+        stream.finish(&self.data);
         Ok(it.finish())
     }
 

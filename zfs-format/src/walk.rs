@@ -4,7 +4,8 @@
 //! A batch is handed out once its headers are checked; its records are then the caller's
 //! to read in parallel. Memory stays bounded however large the file: the kernel is asked to
 //! read [`AHEAD`] bytes past the walk in the background (so the disk works while the cores
-//! parse), and the pages of a batch leave the process once the next batch is asked for.
+//! parse), and the pages of a batch leave the process, and the page cache if the walk
+//! brought them in, once the next batch is asked for ([`zfs_files::Stream`]).
 
 use std::ops::Deref;
 
@@ -22,10 +23,8 @@ pub struct Batches<'a, T: Deref<Target = [u8]>> {
     fs: &'a FileStorage<T>,
     walk: Transactions<'a>,
     max_bytes: u64,
-    /// Start of the batch handed out last (its pages are released on the next call).
-    batch_start: u64,
-    /// End of the range asked for in advance.
-    prefetched: u64,
+    /// Reads ahead of the walk and drops what it brought in behind it.
+    stream: zfs_files::Stream,
     /// A header error met while filling the last batch, returned on the next call.
     error: Option<Error>,
     done: bool,
@@ -43,8 +42,7 @@ impl<'a, T: Deref<Target = [u8]>> Batches<'a, T> {
             fs,
             walk: fs.transactions_from(pos),
             max_bytes: BATCH_BYTES,
-            batch_start: pos,
-            prefetched: pos,
+            stream: fs.stream(pos),
             error: None,
             done: false,
         }
@@ -61,19 +59,15 @@ impl<'a, T: Deref<Target = [u8]>> Batches<'a, T> {
     pub fn next_batch(&mut self, out: &mut Vec<Transaction<'a>>) -> Result<bool> {
         out.clear();
         let start = self.walk.pos();
-        self.fs.release(self.batch_start, start);
-        self.batch_start = start;
+        self.stream.advance(self.fs.bytes(), start);
         if let Some(e) = self.error.take() {
             self.done = true;
+            self.stream.finish(self.fs.bytes());
             return Err(e);
         }
         if self.done {
+            self.stream.finish(self.fs.bytes());
             return Ok(false);
-        }
-        if self.prefetched < start + AHEAD / 2 {
-            let from = self.prefetched.max(start);
-            self.prefetched = start + AHEAD;
-            self.fs.prefetch(from, self.prefetched);
         }
         let mut bytes = 0;
         while bytes < self.max_bytes {
@@ -93,6 +87,7 @@ impl<'a, T: Deref<Target = [u8]>> Batches<'a, T> {
             }
         }
         if out.is_empty() {
+            self.stream.finish(self.fs.bytes());
             if let Some(e) = self.error.take() {
                 self.done = true;
                 return Err(e);

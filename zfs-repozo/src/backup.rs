@@ -598,10 +598,15 @@ fn copy_out(
             if opts.gzip {
                 let hasher = s.spawn(|| {
                     let mut h = Md5::new();
-                    for (i, c) in data.chunks(crate::source::CHUNK).enumerate() {
+                    // Compression reads the same pages beside the hashing.
+                    let mut stream = src.fs.stream(start).keep_cached();
+                    let mut done = start;
+                    for c in data.chunks(crate::source::CHUNK) {
                         h.update(c);
-                        pass_over(&src.fs, start, i, c.len());
+                        done += c.len() as u64;
+                        stream.advance(src.fs.bytes(), done);
                     }
+                    stream.finish(src.fs.bytes());
                     h.hex()
                 });
                 let ticker = hooks.ticker();
@@ -644,11 +649,17 @@ fn copy_out(
                     Ok(done)
                 });
                 let mut h = Md5::new();
-                for (i, c) in data.chunks(crate::source::CHUNK).enumerate() {
+                // The kernel's copy reads the same pages beside the hashing: they stay
+                // cached for it.
+                let mut stream = src.fs.stream(start).keep_cached();
+                let mut done = start;
+                for c in data.chunks(crate::source::CHUNK) {
                     h.update(c);
-                    pass_over(&src.fs, start, i, c.len());
+                    done += c.len() as u64;
+                    stream.advance(src.fs.bytes(), done);
                     hooks.advance(c.len() as u64)?;
                 }
+                stream.finish(src.fs.bytes());
                 let copied = copier
                     .join()
                     .expect("the copying thread does not panic")
@@ -673,22 +684,6 @@ fn copy_out(
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-/// Called once chunk `i` (of `crate::source::CHUNK` bytes, `len` of them) of the mapped
-/// bytes from `start` is hashed: asks the kernel to read ahead of the hashing now and
-/// then, and hands the pages behind it back, so that a source larger than memory streams
-/// through.
-fn pass_over(fs: &FileStorage, start: u64, i: usize, len: usize) {
-    const EVERY: u64 = 32;
-    let chunk = crate::source::CHUNK as u64;
-    let done = start + i as u64 * chunk + len as u64;
-    if (i as u64).is_multiple_of(EVERY) {
-        fs.prefetch(done, done + 2 * EVERY * chunk);
-    }
-    if (i as u64 + 1).is_multiple_of(EVERY) {
-        fs.release(done.saturating_sub(EVERY * chunk), done);
-    }
 }
 
 #[cfg(test)]

@@ -122,10 +122,12 @@ fn main() -> anyhow::Result<()> {
     let s = write_files_from(&config, &a.out, a.blobs.as_deref(), a.from_byte, &progress)
         .with_context(|| format!("writing '{}'", a.out.display()))?;
     let secs = t0.elapsed().as_secs_f64();
+    let written = s.bytes.saturating_sub(a.from_byte);
     if a.json {
         let v = serde_json::json!({
             "file": a.out.display().to_string(),
             "bytes": s.bytes,
+            "written": written,
             "transactions": s.transactions,
             "records": s.records,
             "backpointers": s.backpointers,
@@ -139,8 +141,9 @@ fn main() -> anyhow::Result<()> {
         println!("{v}");
     } else {
         println!(
-            "{}: {} bytes, {} transactions, {} records ({} backpointers, {} deletions), {} objects, {} blob records ({} bytes of blob files), last tid {}; {:.1} s ({:.0} MB/s)",
+            "{}: {} bytes written of a file of {} bytes, {} transactions, {} records ({} backpointers, {} deletions), {} objects, {} blob records ({} bytes of blob files), last tid {}; {:.1} s ({:.0} MB/s)",
             a.out.display(),
+            written,
             s.bytes,
             s.transactions,
             s.records,
@@ -151,7 +154,7 @@ fn main() -> anyhow::Result<()> {
             s.blob_bytes,
             s.last_tid,
             secs,
-            s.bytes as f64 / 1e6 / secs.max(1e-9)
+            written as f64 / 1e6 / secs.max(1e-9)
         );
     }
     Ok(())

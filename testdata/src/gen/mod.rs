@@ -756,11 +756,25 @@ impl<'a> Gen<'a> {
             let mut tx = self.begin("pair");
             let p = self.alloc();
             self.site.pair_list.push(p);
+            self.site.pair_uses.push(0);
             Self::touch(&mut tx, self.site.pairs, Obj::Pairs);
             Self::touch(&mut tx, p, Obj::Pair(p, 0));
             self.commit(tx)?;
         }
-        let p = self.site.pair_list[self.rng.below(self.site.pair_list.len() as u64) as usize];
+        let i = self.rng.below(self.site.pair_list.len() as u64) as usize;
+        if self.site.pair_uses[i] >= 20 {
+            // Each double undo adds a link to the pair's backpointer chain: a fresh pair
+            // keeps chains as short as real ones (the old pair is garbage).
+            let mut tx = self.begin("pair");
+            let p = self.alloc();
+            self.site.pair_list[i] = p;
+            self.site.pair_uses[i] = 0;
+            Self::touch(&mut tx, self.site.pairs, Obj::Pairs);
+            Self::touch(&mut tx, p, Obj::Pair(p, 0));
+            self.commit(tx)?;
+        }
+        self.site.pair_uses[i] += 1;
+        let p = self.site.pair_list[i];
         let mut recs = Vec::new();
         for _ in 0..2 {
             let mut tx = self.begin("pair");

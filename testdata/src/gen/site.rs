@@ -71,6 +71,8 @@ pub struct Site {
     pub pairs: u64,
     /// The pairs it holds.
     pub pair_list: Vec<u64>,
+    /// How often each pair was changed twice and undone (its undo chain grows each time).
+    pub pair_uses: Vec<u32>,
     /// Folders still receiving items, oldest first.
     pub active: Vec<Folder>,
     /// Recent Keyed objects (referred to by bare oid).
@@ -311,6 +313,7 @@ impl Site {
             session_list: Vec::new(),
             pairs: alloc(),
             pair_list: Vec::new(),
+            pair_uses: Vec::new(),
             active: Vec::new(),
             keyed: VecDeque::new(),
             blobs: VecDeque::new(),

@@ -1,0 +1,196 @@
+//! Walking a mapped file in order through a memory limit.
+//!
+//! A container's memory limit counts the page cache its processes fill. A walk over a file
+//! much larger than that limit, left to the kernel, keeps the cgroup at its limit: every
+//! read-ahead must first reclaim (and gives up when that fails, so the walk then faults
+//! page by page), and the pages the walk has finished with compete with the ones it is
+//! about to read. [`Stream`] keeps the walk below the limit instead: it asks the kernel to
+//! read ahead of the walk in pieces the kernel honours, hands the pages behind the walk
+//! back (they leave the process), and drops from the page cache the pages the walk itself
+//! brought in. Pages that were cached before the walk (a file already read) stay cached:
+//! a walk over a warm file leaves the cache as it found it.
+
+use std::collections::VecDeque;
+
+use crate::sigbus;
+
+const PAGE: usize = 4096;
+/// Bytes asked for at once: the kernel reads at most its read-ahead window (or the
+/// device's largest request) per request and drops the rest.
+const PIECE: usize = 256 * 1024;
+
+/// A walk in file order over the bytes of a [`crate::Map`] (see the module docs). For any
+/// other bytes it does nothing.
+#[derive(Debug)]
+pub struct Stream {
+    base: usize,
+    len: usize,
+    active: bool,
+    ahead: usize,
+    /// Everything before this was asked for.
+    asked: usize,
+    /// Everything before this left the process.
+    released: usize,
+    /// Ranges the walk brought into the page cache, ascending, not dropped yet.
+    ours: VecDeque<(usize, usize)>,
+    /// Whether pages the walk brought in are dropped behind it.
+    drop_behind: bool,
+}
+
+impl Stream {
+    /// A walk over `data` starting at `from`, reading `ahead` bytes ahead of itself.
+    pub fn new(data: &[u8], from: u64, ahead: u64) -> Stream {
+        let base = data.as_ptr() as usize;
+        let len = data.len();
+        let active = len > 0 && sigbus::is_guarded(base, base + len);
+        let from = usize::try_from(from).map_or(len, |f| f.min(len)) / PAGE * PAGE;
+        Stream {
+            base,
+            len,
+            active,
+            ahead: usize::try_from(ahead).unwrap_or(usize::MAX),
+            asked: from,
+            released: from,
+            ours: VecDeque::new(),
+            drop_behind: true,
+        }
+    }
+
+    /// The same walk, leaving in the page cache what it reads (for a file another reader
+    /// of this process still needs, such as a copy running beside the walk).
+    pub fn keep_cached(mut self) -> Stream {
+        self.drop_behind = false;
+        self
+    }
+
+    /// The walk is done with everything before `pos` and goes on from there.
+    pub fn advance(&mut self, data: &[u8], pos: u64) {
+        if !self.active || data.as_ptr() as usize != self.base || data.len() != self.len {
+            return;
+        }
+        let pos = usize::try_from(pos).map_or(self.len, |p| p.min(self.len));
+        let want = pos.saturating_add(self.ahead).min(self.len);
+        // Ask for a piece only once a whole one is due, so that the kernel gets big reads.
+        while self.asked < want && (want - self.asked >= PIECE || want == self.len) {
+            let start = self.asked;
+            let end = (start + PIECE).min(self.len);
+            if self.drop_behind && !self.mostly_cached(start, end) {
+                match self.ours.back_mut() {
+                    Some(last) if last.1 == start => last.1 = end,
+                    _ => self.ours.push_back((start, end)),
+                }
+            }
+            self.advise(start, end, libc::MADV_WILLNEED);
+            self.asked = end;
+        }
+        // Behind the walk: what it brought in leaves the page cache (the pages must still
+        // be mapped for that), then every page leaves the process.
+        let done = if pos == self.len {
+            self.len.div_ceil(PAGE) * PAGE
+        } else {
+            pos / PAGE * PAGE
+        };
+        while let Some(&(start, end)) = self.ours.front() {
+            if start >= done {
+                break;
+            }
+            let stop = end.min(done);
+            self.advise(start, stop, libc::MADV_PAGEOUT);
+            if stop == end {
+                self.ours.pop_front();
+            } else {
+                self.ours[0].0 = stop;
+                break;
+            }
+        }
+        if done > self.released {
+            self.advise(self.released, done, libc::MADV_DONTNEED);
+            self.released = done;
+        }
+    }
+
+    /// The walk is over: what it brought in leaves the page cache, every page the process.
+    pub fn finish(&mut self, data: &[u8]) {
+        self.ahead = 0;
+        let end = self.len as u64 + PAGE as u64;
+        self.advance(data, end);
+    }
+
+    /// Whether most pages of `start..end` are in the page cache already.
+    fn mostly_cached(&self, start: usize, end: usize) -> bool {
+        let pages = (end - start).div_ceil(PAGE);
+        let mut vec = vec![0u8; pages];
+        // SAFETY: `start..end` lies inside the guarded map (checked at construction; the
+        // caller's bytes are the same map) and `vec` holds one byte per page of it, as
+        // mincore requires. mincore only reports residency.
+        #[allow(unsafe_code)]
+        let r = unsafe {
+            libc::mincore(
+                (self.base + start) as *mut libc::c_void,
+                end - start,
+                vec.as_mut_ptr(),
+            )
+        };
+        r == 0 && vec.iter().filter(|&&b| b & 1 == 1).count() * 2 > pages
+    }
+
+    fn advise(&self, start: usize, end: usize, advice: libc::c_int) {
+        let end = end.min(self.len.div_ceil(PAGE) * PAGE);
+        if end <= start {
+            return;
+        }
+        // SAFETY: `start..end` are whole pages of a read-only shared file mapping of a live
+        // `Map` (checked at construction; the map starts on a page and its last page is
+        // whole in memory). WILLNEED only starts reads into the page cache; PAGEOUT drops
+        // clean file pages from it (they are read again from the file if touched); DONTNEED
+        // only drops this process's page table entries. No byte any reference sees changes,
+        // and failure is harmless and ignored.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::madvise(
+                (self.base + start) as *mut libc::c_void,
+                end - start,
+                advice,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_bytes_are_left_alone() {
+        let v = vec![1u8; 3 * PIECE];
+        let mut s = Stream::new(&v, 0, PIECE as u64);
+        assert!(!s.active);
+        s.advance(&v, 2 * PIECE as u64);
+        s.finish(&v);
+        assert_eq!(v[PIECE], 1);
+    }
+
+    #[test]
+    fn a_walk_reads_the_same_bytes_and_drops_what_it_brought_in() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("f");
+        let bytes: Vec<u8> = (0..8 * PIECE + 123).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &bytes).expect("write");
+        let m = crate::Map::new(std::fs::File::open(&p).expect("open"), &p).expect("map");
+        let mut s = Stream::new(&m, 0, 2 * PIECE as u64);
+        assert!(s.active);
+        let mut sum = 0u64;
+        for (i, b) in m.iter().enumerate() {
+            if i % PIECE == 0 {
+                s.advance(&m, i as u64);
+            }
+            sum += u64::from(*b);
+        }
+        s.finish(&m);
+        assert_eq!(sum, bytes.iter().map(|&b| u64::from(b)).sum::<u64>());
+        assert!(s.ours.is_empty());
+        assert_eq!(s.released, bytes.len().div_ceil(PAGE) * PAGE);
+        // The bytes read after the walk are still the file's.
+        assert_eq!(&m[PIECE..PIECE + 10], &bytes[PIECE..PIECE + 10]);
+    }
+}
