@@ -349,7 +349,8 @@ struct Walker<'a> {
     jobs: Vec<Job>,
     /// Bytes of the transactions in `jobs`.
     job_bytes: u64,
-    /// Pointers whose target is checked by reading it (see [`Walker::flush_pointers`]).
+    /// Pointers whose target is checked by reading it, once per batch (see
+    /// [`Walker::flush_pointers`]).
     pointers: Vec<Pointer>,
     /// Reads ahead of the walk and drops behind it what it brought in.
     stream: zfs_files::Stream,
@@ -482,8 +483,8 @@ impl Part {
 const BATCH_BYTES: u64 = 16 << 20;
 /// Bytes the kernel is asked to read ahead of the walk.
 const AHEAD: u64 = 64 << 20;
-/// Pointers gathered before their targets are read (32 bytes each).
-const POINTER_BATCH: usize = 256 * 1024;
+/// Pointer targets read at once.
+const POINTER_GROUP: usize = 4096;
 
 impl<'a> Walker<'a> {
     fn new(file: &'a [u8], opts: &Options<'a>) -> Self {
@@ -508,7 +509,7 @@ impl<'a> Walker<'a> {
             jobs: Vec::new(),
             job_bytes: 0,
             pointers: Vec::new(),
-            stream: zfs_files::Stream::new(file, 0, AHEAD),
+            stream: zfs_files::Stream::new(file, 0, AHEAD).lagging(AHEAD),
             batch_bytes: BATCH_BYTES,
         }
     }
@@ -792,12 +793,12 @@ impl<'a> Walker<'a> {
         self.ours.apply(updates);
         self.damaged.sort_unstable();
         if let Some(last) = jobs.last() {
+            // Undo points mostly to recent revisions (within a few megabytes): read the
+            // targets now, while the pages the walk left behind are still cached.
+            self.flush_pointers();
             // Everything before the end of this batch is done (the header walk is ahead of
             // it by at most a batch, inside the read-ahead).
             self.stream.advance(self.file, last.tend + 8);
-            if self.pointers.len() >= POINTER_BATCH {
-                self.flush_pointers();
-            }
         }
     }
 
@@ -828,8 +829,22 @@ impl<'a> Walker<'a> {
         let mut pointers = std::mem::take(&mut self.pointers);
         pointers.par_sort_unstable_by_key(|p| (p.target, p.pos, p.back));
         // A group at a time, whose pages leave the process once read (a fault maps the
-        // cached pages around it too).
-        for group in pointers.chunks(16 * 1024) {
+        // cached pages around it too). The kernel is asked for all of a group's targets at
+        // once first: the reads are scattered, and many in flight go much faster than one
+        // after another.
+        for group in pointers.chunks(POINTER_GROUP) {
+            for ptr in group {
+                zfs_files::prefetch_mapped(self.file, ptr.target, ptr.target + DATA_HEADER_LEN);
+            }
+            // Then for the records before each target in its transaction (walked to see
+            // that a record starts there).
+            for ptr in group {
+                if let Some(r) = RawRecord::read(self.file, ptr.target) {
+                    if r.tloc < ptr.target && ptr.target - r.tloc <= 1 << 24 {
+                        zfs_files::prefetch_mapped(self.file, r.tloc, ptr.target);
+                    }
+                }
+            }
             let found: Vec<Finding> = group
                 .par_chunks(1024)
                 .flat_map_iter(|chunk| {

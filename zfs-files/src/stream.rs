@@ -35,6 +35,8 @@ pub struct Stream {
     ours: VecDeque<(usize, usize)>,
     /// Whether pages the walk brought in are dropped behind it.
     drop_behind: bool,
+    /// Bytes behind the walk that stay (for reads of recent records).
+    lag: usize,
 }
 
 impl Stream {
@@ -53,7 +55,15 @@ impl Stream {
             released: from,
             ours: VecDeque::new(),
             drop_behind: true,
+            lag: 0,
         }
+    }
+
+    /// The same walk, keeping the last `bytes` behind it in memory: reads of records the
+    /// walk passed recently (backpointer targets, mostly) then find them there.
+    pub fn lagging(mut self, bytes: u64) -> Stream {
+        self.lag = usize::try_from(bytes).unwrap_or(usize::MAX);
+        self
     }
 
     /// The same walk, leaving in the page cache what it reads (for a file another reader
@@ -85,10 +95,10 @@ impl Stream {
         }
         // Behind the walk: what it brought in leaves the page cache (the pages must still
         // be mapped for that), then every page leaves the process.
-        let done = if pos == self.len {
+        let done = if pos == self.len && self.ahead == 0 {
             self.len.div_ceil(PAGE) * PAGE
         } else {
-            pos / PAGE * PAGE
+            pos.saturating_sub(self.lag) / PAGE * PAGE
         };
         while let Some(&(start, end)) = self.ours.front() {
             if start >= done {
@@ -112,6 +122,7 @@ impl Stream {
     /// The walk is over: what it brought in leaves the page cache, every page the process.
     pub fn finish(&mut self, data: &[u8]) {
         self.ahead = 0;
+        self.lag = 0;
         let end = self.len as u64 + PAGE as u64;
         self.advance(data, end);
     }
@@ -177,7 +188,7 @@ mod tests {
         let bytes: Vec<u8> = (0..8 * PIECE + 123).map(|i| (i % 251) as u8).collect();
         std::fs::write(&p, &bytes).expect("write");
         let m = crate::Map::new(std::fs::File::open(&p).expect("open"), &p).expect("map");
-        let mut s = Stream::new(&m, 0, 2 * PIECE as u64);
+        let mut s = Stream::new(&m, 0, 2 * PIECE as u64).lagging(PIECE as u64);
         assert!(s.active);
         let mut sum = 0u64;
         for (i, b) in m.iter().enumerate() {

@@ -146,8 +146,10 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// A walk in file order from `from`, which reads ahead of itself and drops behind
     /// itself what it brought into memory (see [`zfs_files::Stream`]; it does nothing for
     /// in-memory data). Tell it how far the walk got with `stream.advance(fs.bytes(), pos)`.
+    /// The last [`crate::walk::AHEAD`] bytes behind the walk stay cached: backpointers point
+    /// mostly to recent records.
     pub fn stream(&self, from: u64) -> zfs_files::Stream {
-        zfs_files::Stream::new(&self.data, from, crate::walk::AHEAD)
+        zfs_files::Stream::new(&self.data, from, crate::walk::AHEAD).lagging(crate::walk::AHEAD)
     }
 
     /// Asks the kernel to read `start..end` of a mapped file into the page cache in the
