@@ -49,6 +49,7 @@ for b in zodbfs repozo zfs-gen; do
 done
 echo "scale: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MB RAM, limit $limit, seed $seed, sizes $sizes GB" >&2
 
+INPUTS=()
 mismatch() { echo "MISMATCH $*" | tee -a "$work/mismatches.txt" >&2; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -57,10 +58,12 @@ measure() {
     local label="$1" mode="$2"
     shift 2
     local opts=(--label "$label $mode" --log "$log" --timeout "${JOB_TIMEOUT:-3600}")
+    # What the job reads, read beforehand for the warm modes (default: the file).
+    local inputs=("${INPUTS[@]:-$file}")
     case "$mode" in
-        free) cat "$file" > /dev/null; opts+=(--limit none) ;;
+        free) cat "${inputs[@]}" > /dev/null; opts+=(--limit none) ;;
         cold) opts+=(--limit "$limit" --cold) ;;
-        warm) cat "$file" > /dev/null; opts+=(--limit "$limit") ;;
+        warm) cat "${inputs[@]}" > /dev/null; opts+=(--limit "$limit") ;;
     esac
     # Every job's output and errors are kept beside the results.
     [[ " $* " == *" --stdout "* ]] || opts+=(--stdout "$out/${label// /-}-$mode.out")
@@ -168,6 +171,7 @@ for size in $sizes; do
                     if [[ $mode == free ]]; then ref[incr]="$h"; elif [[ "$h" != "${ref[incr]:-}" ]]; then mismatch "incremental ${size}G $mode"; fi
                 fi
                 if [[ " $jobs " == *" verify "* ]]; then
+                    INPUTS=("$r"/*.fs "$r"/*.deltafs)
                     measure "verify ${size}G" "$mode" --bytes-read "$G" -- "$bin/repozo" -V -r "$r"
                     [[ "$(tail -n 1 "$log" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["exit"])')" == 0 ]] || mismatch "verify ${size}G $mode"
                 fi
@@ -176,6 +180,7 @@ for size in $sizes; do
                     # the restored file, once found identical, takes its place.
                     h="$(sha "$file")"
                     rm -f "$file"
+                    INPUTS=("$r"/*.fs "$r"/*.deltafs)
                     measure "restore ${size}G" "$mode" --bytes-read "$G" --bytes-written "$G" -- \
                         "$bin/repozo" -R -r "$r" -o "$out/restored.fs"
                     if [[ -f "$out/restored.fs" && "$(sha "$out/restored.fs")" == "$h" ]]; then
@@ -188,6 +193,7 @@ for size in $sizes; do
                     fi
                     rm -f "$out/restored.fs.index"
                 fi
+                INPUTS=()
                 truncate -s "$S" "$file"
                 rm -rf "$r"
             done
