@@ -8,7 +8,9 @@
 //! read ahead of the walk in pieces the kernel honours, hands the pages behind the walk
 //! back (they leave the process), and drops from the page cache the pages the walk itself
 //! brought in. Pages that were cached before the walk (a file already read) stay cached:
-//! a walk over a warm file leaves the cache as it found it.
+//! a walk over a warm file leaves the cache as it found it. A file that fits easily (a
+//! quarter of the memory the process may use: its cgroup's limit, or the machine's memory)
+//! is left in the page cache, as any read leaves it.
 
 use std::collections::VecDeque;
 
@@ -37,6 +39,9 @@ pub struct Stream {
     drop_behind: bool,
     /// Bytes behind the walk that stay (for reads of recent records).
     lag: usize,
+    /// The mapped file, when at hand: its pages are then dropped from the page cache once
+    /// unmapped (cheaper than paging out mapped ones).
+    file: Option<std::fs::File>,
 }
 
 impl Stream {
@@ -46,6 +51,9 @@ impl Stream {
         let len = data.len();
         let active = len > 0 && sigbus::is_guarded(base, base + len);
         let from = usize::try_from(from).map_or(len, |f| f.min(len)) / PAGE * PAGE;
+        // A file that fits easily in the memory this process may use is left in the page
+        // cache, as any read leaves it (a second walk finds it there).
+        let drop_behind = (len as u64).saturating_mul(4) > memory_limit();
         Stream {
             base,
             len,
@@ -54,9 +62,17 @@ impl Stream {
             asked: from,
             released: from,
             ours: VecDeque::new(),
-            drop_behind: true,
+            drop_behind,
             lag: 0,
+            file: None,
         }
+    }
+
+    /// The same walk, told which file is mapped (an open handle on it, for
+    /// `posix_fadvise`).
+    pub fn with_file(mut self, file: std::fs::File) -> Stream {
+        self.file = Some(file);
+        self
     }
 
     /// The same walk, keeping the last `bytes` behind it in memory: reads of records the
@@ -93,29 +109,58 @@ impl Stream {
             self.advise(start, end, libc::MADV_WILLNEED);
             self.asked = end;
         }
-        // Behind the walk: what it brought in leaves the page cache (the pages must still
-        // be mapped for that), then every page leaves the process.
+        // Behind the walk: every page leaves the process, and what the walk brought in
+        // leaves the page cache: through the file once unmapped, or, without the file, by
+        // paging out the pages while they are still mapped.
         let done = if pos == self.len && self.ahead == 0 {
             self.len.div_ceil(PAGE) * PAGE
         } else {
             pos.saturating_sub(self.lag) / PAGE * PAGE
         };
+        if self.file.is_none() {
+            self.drop_ours(done);
+        }
+        if done > self.released {
+            self.advise(self.released, done, libc::MADV_DONTNEED);
+            self.released = done;
+        }
+        if self.file.is_some() {
+            self.drop_ours(done);
+        }
+    }
+
+    /// Drops from the page cache the pages before `done` that the walk brought in.
+    fn drop_ours(&mut self, done: usize) {
         while let Some(&(start, end)) = self.ours.front() {
             if start >= done {
                 break;
             }
             let stop = end.min(done);
-            self.advise(start, stop, libc::MADV_PAGEOUT);
+            match &self.file {
+                Some(f) => {
+                    use std::os::fd::AsRawFd;
+                    let len = (stop - start) as libc::off_t;
+                    // SAFETY: posix_fadvise takes a descriptor we own for the call and
+                    // touches no memory of ours; DONTNEED only drops clean, unmapped pages
+                    // from the page cache (read again from the file if needed).
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        libc::posix_fadvise(
+                            f.as_raw_fd(),
+                            start as libc::off_t,
+                            len,
+                            libc::POSIX_FADV_DONTNEED,
+                        );
+                    }
+                }
+                None => self.advise(start, stop, libc::MADV_PAGEOUT),
+            }
             if stop == end {
                 self.ours.pop_front();
             } else {
                 self.ours[0].0 = stop;
                 break;
             }
-        }
-        if done > self.released {
-            self.advise(self.released, done, libc::MADV_DONTNEED);
-            self.released = done;
         }
     }
 
@@ -167,6 +212,55 @@ impl Stream {
     }
 }
 
+/// The memory this process may use: the smallest limit of its memory cgroup and the
+/// cgroups above it (cgroup v1 `memory.limit_in_bytes` or v2 `memory.max`), or the
+/// machine's memory when there is no limit. Read once.
+pub fn memory_limit() -> u64 {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let total = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(u64::MAX, |kb| kb.saturating_mul(1024));
+        let Ok(groups) = std::fs::read_to_string("/proc/self/cgroup") else {
+            return total;
+        };
+        let mut limit = total;
+        for line in groups.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(ctl), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (root, file) = if ctl.split(',').any(|c| c == "memory") {
+                ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+            } else if ctl.is_empty() {
+                ("/sys/fs/cgroup", "memory.max")
+            } else {
+                continue;
+            };
+            let mut dir = std::path::PathBuf::from(root);
+            let mut dirs = vec![dir.clone()];
+            for part in path.split('/').filter(|p| !p.is_empty()) {
+                dir.push(part);
+                dirs.push(dir.clone());
+            }
+            for d in dirs {
+                if let Some(v) = std::fs::read_to_string(d.join(file))
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                {
+                    limit = limit.min(v);
+                }
+            }
+        }
+        limit
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +283,7 @@ mod tests {
         std::fs::write(&p, &bytes).expect("write");
         let m = crate::Map::new(std::fs::File::open(&p).expect("open"), &p).expect("map");
         let mut s = Stream::new(&m, 0, 2 * PIECE as u64).lagging(PIECE as u64);
+        s.drop_behind = true;
         assert!(s.active);
         let mut sum = 0u64;
         for (i, b) in m.iter().enumerate() {
@@ -200,6 +295,7 @@ mod tests {
         s.finish(&m);
         assert_eq!(sum, bytes.iter().map(|&b| u64::from(b)).sum::<u64>());
         assert!(s.ours.is_empty());
+        assert!(memory_limit() > 0);
         assert_eq!(s.released, bytes.len().div_ceil(PAGE) * PAGE);
         // The bytes read after the walk are still the file's.
         assert_eq!(&m[PIECE..PIECE + 10], &bytes[PIECE..PIECE + 10]);
