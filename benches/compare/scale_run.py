@@ -15,8 +15,10 @@ status, peak anonymous memory (sampled), peak RSS (the kernel's maxrss), major a
 page faults, the cgroup's peak charge, how often it hit its limit (failcnt, or the
 `max` events of v2) and OOM kills. The cgroup is removed afterwards.
 
-`report` prints the runs as a Markdown table (rates against the `dd` rows of the same
-file and cache state; time per GB against the runs of the 1 GB file).
+`report` prints the runs as a Markdown table: rate (bytes read and written per second),
+for cold runs the share of the disk's floor (the time `dd` needs to read what the job reads,
+plus the time to write what it writes at the measured write rate, over the job's time),
+and time per GB against the same job and mode on the 1 GB file.
 """
 import argparse
 import json
@@ -214,8 +216,8 @@ def report(a):
     for r in runs:
         job, size, mode = r["label"].split()[:3] if len(r["label"].split()) >= 3 else (r["label"], "", "")
         base[(job, size, mode)] = r
-    print("| job | file | mode | wall s | rate MB/s | of floor | time/GB vs 1 GB | peak anon MB | peak RSS MB | major faults | limit hits | exit |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| job | file | mode | wall s | CPU s | rate MB/s | of floor | time/GB vs 1 GB | peak anon MB | peak RSS MB | major faults | limit hits | exit |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         parts = r["label"].split()
         if len(parts) < 3:
@@ -226,7 +228,8 @@ def report(a):
         floor = ""
         rd = rate.get(("dd-read", size))
         wr = rate.get(("dd-write", size))
-        if rd and not job.startswith("dd"):
+        # The floor is the disk's: it says something only when the job reads from the disk.
+        if rd and mode == "cold" and not job.startswith("dd"):
             t_floor = r["bytes_read"] / rd + (r["bytes_written"] / wr if wr and r["bytes_written"] else 0)
             floor = "%.0f%%" % (100 * t_floor / r["wall"])
         ratio = ""
@@ -235,8 +238,8 @@ def report(a):
             per = r["wall"] / max(r["bytes_read"], 1)
             per1 = one["wall"] / max(one["bytes_read"], 1)
             ratio = "%.2fx" % (per / per1)
-        print("| %s | %s | %s | %.1f | %.0f | %s | %s | %.0f | %.0f | %d | %d | %d |" % (
-            job, size, mode, r["wall"], mbps, floor, ratio,
+        print("| %s | %s | %s | %.1f | %.1f | %.0f | %s | %s | %.0f | %.0f | %d | %d | %d |" % (
+            job, size, mode, r["wall"], r["user"] + r["sys"], mbps, floor, ratio,
             r["peak_anon_kb"] / 1024, r["maxrss_kb"] / 1024, r["majflt"],
             r.get("cg_limit_hits", 0), r["exit"]))
 
