@@ -4,12 +4,12 @@
 #
 #   scripts/demo.sh            builds the release binaries (the first build takes a few
 #                              minutes; cargo shows its progress), then:
-#     1. zodbfs info      what the file holds
-#     2. zodbfs check     integrity (exit 3 on damage)
-#     3. repozo -B        full backup, then an incremental one after the file grew
-#     4. repozo -V/-R     verify the repository, restore it and compare with the source
-#     5. zodbfs pack      pack a copy with garbage collection (keeps Data.fs.old)
-#     6. zodbfs check     the packed file is sound
+#     1. zodbfs info         what the file holds
+#     2. zodbfs check        integrity (exit 3 on damage)
+#     3. zodbfs-repozo -B    full backup, then an incremental one after the file grew
+#     4. zodbfs-repozo -V/-R verify the repository, restore it and compare with the source
+#     5. zodbfs pack         pack a copy with garbage collection (keeps Data.fs.old)
+#     6. zodbfs check        the packed file is sound
 # Everything happens in a temporary directory, removed at the end (DEMO_KEEP=1 keeps it).
 # Needs only what the build needs (no Python).
 set -euo pipefail
@@ -37,15 +37,15 @@ mkdir "$work/backups"
 
 run "$bin/zodbfs" info "$work/Data.fs"
 run "$bin/zodbfs" check "$work/Data.fs"
-run "$bin/repozo" -B -v -r "$work/backups" -f "$work/Data.fs"
+run "$bin/zodbfs-repozo" -B -v -r "$work/backups" -f "$work/Data.fs"
 cp "$fixture" "$work/Data.fs"   # the database grew overnight
 sleep 1                         # repozo names backups by the second
-run "$bin/repozo" -B -v -r "$work/backups" -f "$work/Data.fs"
+run "$bin/zodbfs-repozo" -B -v -r "$work/backups" -f "$work/Data.fs"
 ls "$work/backups" | grep -q '\.deltafs$' || { echo "demo: the second backup was not incremental" >&2; exit 1; }
 run ls -l "$work/backups"
-run "$bin/repozo" -V -r "$work/backups"
+run "$bin/zodbfs-repozo" -V -r "$work/backups"
 echo "every file of the repository matches its recorded size and MD5"
-run "$bin/repozo" -R -r "$work/backups" -o "$work/Restored.fs"
+run "$bin/zodbfs-repozo" -R -r "$work/backups" -o "$work/Restored.fs"
 run cmp "$work/Data.fs" "$work/Restored.fs"
 echo "restored file is identical to the source ($size bytes)"
 run "$bin/zodbfs" pack "$work/Restored.fs"

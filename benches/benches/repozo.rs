@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use zfs_benches::synthetic_file;
 use zfs_repozo::backup::{backup, BackupOptions};
+use zfs_repozo::md5::Md5;
 use zfs_repozo::restore::{restore, RestoreOptions};
 use zfs_repozo::verify::{verify, VerifyOptions};
 use zfs_repozo::{Hooks, Stamp};
@@ -20,7 +21,30 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("repozo");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
     g.sample_size(10);
+    // MD5: the code Md5::new chose, each of ours, and the md-5 crate.
     g.bench_function("md5", |b| b.iter(|| zfs_repozo::md5::md5_hex(&bytes)));
+    g.bench_function("md5 scalar", |b| {
+        b.iter(|| {
+            let mut h = Md5::portable();
+            h.update(&bytes);
+            h.finish()
+        })
+    });
+    if Md5::avx512().is_some() {
+        g.bench_function("md5 avx512", |b| {
+            b.iter(|| {
+                let mut h = Md5::avx512().expect("checked above");
+                h.update(&bytes);
+                h.finish()
+            })
+        });
+    }
+    g.bench_function("md5 md-5 crate", |b| {
+        b.iter(|| {
+            use md5::Digest as _;
+            md5::Md5::digest(&bytes)
+        })
+    });
     g.bench_function("gzip_parallel level 6", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(bytes.len() / 3);

@@ -25,8 +25,8 @@ if [ ! -f "$src" ]; then
     "$py" "$root/testdata/oracle/gen_datafs.py" "$src" --mb 1000 --seed 11 >&2
 fi
 if [ -z "${REPOZO:-}" ]; then
-    (cd "$root" && cargo build --release -q -p zfs-cli --bin repozo)
-    REPOZO="$root/target/release/repozo"
+    (cd "$root" && cargo build --release -q -p zfs-cli --bin zodbfs-repozo)
+    REPOZO="$root/target/release/zodbfs-repozo"
 fi
 export py REPOZO work
 

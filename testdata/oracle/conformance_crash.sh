@@ -23,7 +23,7 @@ command -v strace >/dev/null || { conf_fail "strace is not installed"; finish; }
 conf_oracle_python
 conf_zodbfs >&2 || { conf_fail "build"; finish; }
 ZODBFS="${ZODBFS_CMD[0]}"
-REPOZO="${REPOZO:-$(dirname "$ZODBFS")/repozo}"
+REPOZO="${REPOZO:-$(dirname "$ZODBFS")/zodbfs-repozo}"
 export ORACLE_PY ZODBFS REPOZO
 work="${CONFORMANCE_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/zfs-crash.XXXXXX")}"
 mkdir -p "$work"

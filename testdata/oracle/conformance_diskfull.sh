@@ -21,7 +21,7 @@ finish() { echo "conformance-diskfull: $CONF_PASSED passed, $CONF_FAILED failed"
 conf_oracle_python
 conf_zodbfs >&2 || { conf_fail "build"; finish; }
 ZODBFS="${ZODBFS_CMD[0]}"
-REPOZO="${REPOZO:-$(dirname "$ZODBFS")/repozo}"
+REPOZO="${REPOZO:-$(dirname "$ZODBFS")/zodbfs-repozo}"
 export ORACLE_PY ZODBFS REPOZO
 work="${CONFORMANCE_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/zfs-diskfull.XXXXXX")}"
 mkdir -p "$work"

@@ -32,7 +32,8 @@ rm -rf "$venv"
 "$venv/bin/python" - >&2 <<'PY'
 import importlib.metadata as md
 for name, version in [("ZODB", "6.4"), ("zodbpickle", "4.5"), ("BTrees", "6.5"),
-                      ("persistent", "6.9"), ("transaction", "5.1")]:
+                      ("persistent", "6.9"), ("transaction", "5.1"),
+                      ("collective.backup", "1.0.0a1")]:
     got = md.version(name)
     assert got == version, (name, got, version)
 import ZODB.FileStorage, ZODB.serialize, zodbpickle.pickle  # noqa: F401

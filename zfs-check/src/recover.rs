@@ -8,9 +8,14 @@
 //! backpointer target carries (when that record holds the same data or is itself a
 //! backpointer); otherwise the data is written in full.
 //!
+//! A backpointer is re-pointed as `FileStorage._data_find` does
+//! (`zfs_format::writer::data_find` with `FindRule::Last`): when the target transaction
+//! holds the oid twice, its last record decides, as in `fsrecover`.
+//!
 //! Differences from `fsrecover`, all on damaged input: a damaged region is skipped by
-//! searching for the next plausible transaction header (its length repeated after it, its
-//! first record naming it), not by `fsrecover`'s guess after a `.` byte; a record that
+//! searching for the next plausible transaction header (`zfs_format::resync`: its length
+//! repeated after it, its first record naming it and fitting in it), not by `fsrecover`'s
+//! guess after a `.` byte; a record that
 //! cannot be read ends its transaction as in `fsrecover`, but the loss is reported; a
 //! backpointer whose target transaction is not in the output gets its data written in full
 //! (ZODB raises there); a transaction whose tid is below the previous one is kept and
@@ -25,9 +30,12 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 
-use zfs_format::record::DATA_HEADER_LEN;
+use zfs_format::bytes::be_u64_at;
+use zfs_format::chain::{self, ChainError, ChainRules};
+use zfs_format::resync::resync;
 use zfs_format::txn::{RawTxnHeader, Status};
-use zfs_format::{Oid, Progress, Tid, FIRST_TXN};
+use zfs_format::writer::{data_find, FindRule, TxnBuilder};
+use zfs_format::{DataRecord, Oid, Payload, Progress, Tid, FIRST_TXN};
 
 /// Why recovery could not run.
 #[derive(Debug, thiserror::Error)]
@@ -80,12 +88,6 @@ impl RecoverReport {
     }
 }
 
-fn u64_at(file: &[u8], pos: u64) -> Option<u64> {
-    let at = usize::try_from(pos).ok()?;
-    let b: [u8; 8] = file.get(at..at.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_be_bytes(b))
-}
-
 /// A record read from the input for copying.
 struct InRecord<'a> {
     oid: Oid,
@@ -107,40 +109,13 @@ struct Output<'f> {
 }
 
 impl Output<'_> {
-    /// `FileStorage._data_find`: the output record of `oid` in the transaction at `tpos` that a
-    /// backpointer may use, or 0.
-    fn data_find(&mut self, tpos: u64, oid: Oid, data: Option<&[u8]>) -> std::io::Result<u64> {
+    /// `FileStorage._data_find` on the output: the output record of `oid` in the
+    /// transaction at `tpos` that a backpointer may use, or 0.
+    fn prev_pos(&mut self, tpos: u64, oid: Oid, data: Option<&[u8]>) -> std::io::Result<u64> {
         self.w.flush()?;
-        let mut h = [0u8; 23];
-        self.file.read_exact_at(&mut h, tpos)?;
-        let Some(th) = RawTxnHeader::decode(&h, 0) else {
-            return Ok(0);
-        };
-        let tend = tpos + th.tlen;
-        let mut pos = tpos + th.header_len();
-        let mut found: Option<(u64, u64)> = None;
-        let mut rh = [0u8; DATA_HEADER_LEN as usize];
-        while pos < tend {
-            self.file.read_exact_at(&mut rh, pos)?;
-            let plen = u64_at(&rh, 34).unwrap_or(0);
-            if rh[..8] == oid.0 {
-                found = Some((pos, plen));
-            }
-            pos += DATA_HEADER_LEN + if plen == 0 { 8 } else { plen };
-        }
-        let Some((dpos, plen)) = found else {
-            return Ok(0);
-        };
-        if plen == 0 {
-            return Ok(dpos);
-        }
-        let Some(data) = data else { return Ok(0) };
-        if plen != data.len() as u64 {
-            return Ok(0);
-        }
-        let mut buf = vec![0u8; data.len()];
-        self.file.read_exact_at(&mut buf, dpos + DATA_HEADER_LEN)?;
-        Ok(if buf == data { dpos } else { 0 })
+        let file = self.file;
+        let read_at = |buf: &mut [u8], pos| file.read_exact_at(buf, pos);
+        data_find(read_at, tpos, oid, data, FindRule::Last)
     }
 
     /// Writes one transaction (ZODB's `tpc_begin` + `restore`s + `tpc_finish`).
@@ -148,116 +123,53 @@ impl Output<'_> {
         &mut self,
         tid: Tid,
         status: Status,
-        strings: [&[u8]; 3],
+        [user, description, extension]: [&[u8]; 3],
         recs: &[InRecord<'_>],
     ) -> std::io::Result<u64> {
         let tpos = self.pos;
-        let hlen = 23 + strings.iter().map(|s| s.len() as u64).sum::<u64>();
+        let mut txn = TxnBuilder::new(tpos, tid, status, user, description, extension)
+            .expect("strings read through 16-bit lengths fit them");
         // Decide each record's form first: a backpointer's target must be found in the
         // output as it was before this transaction.
-        let mut body: Vec<u8> = Vec::new();
         let mut updates = Vec::with_capacity(recs.len());
         for r in recs {
             let mut prev_pos = 0;
             if let Some(dt) = r.data_txn {
                 if let Some(&ptpos) = self.txns.get(&dt) {
-                    prev_pos = self.data_find(ptpos, r.oid, r.data)?;
+                    prev_pos = self.prev_pos(ptpos, r.oid, r.data)?;
                 }
             }
-            let here = tpos + hlen + body.len() as u64;
             let old = self.current.get(&r.oid).copied().unwrap_or(0);
-            body.extend_from_slice(&r.oid.0);
-            body.extend_from_slice(&r.serial.0);
-            body.extend_from_slice(&old.to_be_bytes());
-            body.extend_from_slice(&tpos.to_be_bytes());
-            body.extend_from_slice(&0u16.to_be_bytes());
-            match (prev_pos, r.data) {
-                (0, Some(d)) => {
-                    body.extend_from_slice(&(d.len() as u64).to_be_bytes());
-                    body.extend_from_slice(d);
-                }
-                (back, _) => {
-                    body.extend_from_slice(&0u64.to_be_bytes());
-                    body.extend_from_slice(&back.to_be_bytes());
-                }
-            }
+            let payload = match (prev_pos, r.data) {
+                (0, Some(d)) => Payload::Data(d),
+                (back, _) => Payload::Backpointer(back),
+            };
+            let here = txn.record(r.oid, r.serial, old, payload);
             updates.push((r.oid, here));
         }
-        let tlen = hlen + body.len() as u64;
-        self.w.write_all(&tid.0)?;
-        self.w.write_all(&tlen.to_be_bytes())?;
-        self.w.write_all(&[status.byte()])?;
-        for s in strings {
-            self.w.write_all(&(s.len() as u16).to_be_bytes())?;
-        }
-        for s in strings {
-            self.w.write_all(s)?;
-        }
-        self.w.write_all(&body)?;
-        self.w.write_all(&tlen.to_be_bytes())?;
+        let bytes = txn.finish();
+        self.w.write_all(&bytes)?;
         for (oid, here) in updates {
             self.current.insert(oid, here);
         }
         self.txns.insert(tid, tpos);
-        self.pos += tlen + 8;
+        self.pos += bytes.len() as u64;
         Ok(tpos)
     }
 }
 
-/// Is there a plausible transaction header at `q`? (The same test `check` resyncs with.)
-fn plausible(file: &[u8], q: u64) -> bool {
-    let Some(h) = RawTxnHeader::decode(file, q) else {
-        return false;
-    };
-    if !matches!(
-        h.status,
-        Status::Committed | Status::Packed | Status::Undone | Status::Checkpoint
-    ) {
-        return false;
-    }
-    if h.tlen < h.header_len() || h.next_pos().is_none_or(|n| n > file.len() as u64) {
-        return false;
-    }
-    if u64_at(file, q + h.tlen) != Some(h.tlen) {
-        return false;
-    }
-    let first = q + h.header_len();
-    first >= q + h.tlen || u64_at(file, first + 24) == Some(q)
-}
-
-fn resync(file: &[u8], from: u64) -> Option<u64> {
-    let last = (file.len() as u64).checked_sub(23)?;
-    (from..=last).find(|&q| {
-        matches!(file.get(q as usize + 16), Some(b' ' | b'p' | b'u' | b'c')) && plausible(file, q)
-    })
-}
-
-/// Follows a backpointer chain in the input: the data, or `None` for "does not exist";
-/// `Err` when a link is bad.
-fn resolve(file: &[u8], oid: Oid, mut back: u64, from: u64) -> Result<Option<&[u8]>, String> {
-    let mut cur = from;
-    loop {
-        if back == 0 {
-            return Ok(None);
-        }
-        if back >= cur || back < FIRST_TXN {
-            return Err(format!(
-                "backpointer {back} of the record at {cur} does not point backwards"
-            ));
-        }
-        let r = zfs_format::DataRecord::decode(file, back).map_err(|e| e.to_string())?;
-        if r.oid != oid {
-            return Err(format!(
-                "backpointer {back} of the record at {cur} points to a record of another oid"
-            ));
-        }
-        match r.payload {
-            zfs_format::Payload::Data(d) => return Ok(Some(d)),
-            zfs_format::Payload::Backpointer(b) => {
-                cur = back;
-                back = b;
-            }
-        }
+/// The state of the backpointer record `rec` of the input: its data, or `None` for "does
+/// not exist"; `Err` when a link of its chain is bad.
+fn state_of<'a>(input: &'a [u8], rec: DataRecord<'a>) -> Result<Option<&'a [u8]>, String> {
+    match chain::resolve_from(&mut &input[..], rec.pos, rec, ChainRules::SAME_OID) {
+        Ok(found) => Ok(found.and_then(|r| r.data())),
+        Err(ChainError::NotBackwards { at, back }) => Err(format!(
+            "backpointer {back} of the record at {at} does not point backwards"
+        )),
+        Err(ChainError::OtherOid { at, back, .. }) => Err(format!(
+            "backpointer {back} of the record at {at} points to a record of another oid"
+        )),
+        Err(ChainError::Unreadable { source, .. }) => Err(source.to_string()),
     }
 }
 
@@ -314,7 +226,7 @@ pub fn recover(
                 "transaction length {} is shorter than its header",
                 h.tlen
             ))
-        } else if u64_at(input, pos + h.tlen) != Some(h.tlen) {
+        } else if be_u64_at(input, pos + h.tlen) != Some(h.tlen) {
             Some(format!(
                 "redundant length at {} does not repeat the length {}",
                 pos + h.tlen,
@@ -330,7 +242,7 @@ pub fn recover(
             }
         };
         if let Some(why) = problem {
-            let next = resync(input, pos + 1);
+            let next = resync(input, pos + 1, None);
             let end = next.unwrap_or(len);
             rep.losses.push(Loss {
                 offset: pos,
@@ -366,25 +278,14 @@ pub fn recover(
             _ => {}
         }
         let hlen = h.header_len();
-        let s = (pos + 23) as usize;
-        let (ul, dl, el) = (
-            usize::from(h.ulen),
-            usize::from(h.dlen),
-            usize::from(h.elen),
-        );
         // In bounds: the transaction fits in the file and its length covers its header.
-        let field = |a: usize, b: usize| input.get(a..b).unwrap_or_default();
-        let strings = [
-            field(s, s + ul),
-            field(s + ul, s + ul + dl),
-            field(s + ul + dl, s + ul + dl + el),
-        ];
+        let strings = h.strings(input).unwrap_or_default();
         // Records: stop at the first that cannot be read, as ZODB's iterator does.
         let tend = pos + h.tlen;
         let mut recs = Vec::new();
         let mut p = pos + hlen;
         while p < tend {
-            let rec = match zfs_format::DataRecord::decode_in_txn(input, p, pos, tend) {
+            let rec = match DataRecord::decode_in_txn(input, p, pos, tend) {
                 Ok(r) => r,
                 Err(e) => {
                     rep.losses.push(Loss {
@@ -396,13 +297,10 @@ pub fn recover(
                 }
             };
             let (data, data_txn) = match rec.payload {
-                zfs_format::Payload::Data(d) => (Some(d), None),
-                zfs_format::Payload::Backpointer(0) => (None, None),
-                zfs_format::Payload::Backpointer(b) => match resolve(input, rec.oid, b, p) {
-                    Ok(d) => (
-                        d,
-                        zfs_format::DataRecord::decode(input, b).ok().map(|t| t.tid),
-                    ),
+                Payload::Data(d) => (Some(d), None),
+                Payload::Backpointer(0) => (None, None),
+                Payload::Backpointer(b) => match state_of(input, rec) {
+                    Ok(d) => (d, DataRecord::decode(input, b).ok().map(|t| t.tid)),
                     Err(why) => {
                         rep.losses.push(Loss {
                             offset: p,
@@ -527,6 +425,67 @@ mod tests {
         assert_eq!(out, BASE);
         assert_eq!(r.retimed.len(), 1);
         assert!(!r.is_complete());
+    }
+
+    /// A file whose first transaction holds oid 1 twice (`first`, then `second`), and whose
+    /// second transaction has a backpointer of oid 1 to the record `target` (0: the first,
+    /// 1: the second) or, with `inline`, that record's data in full.
+    fn oid_twice(first: &[u8], second: &[u8], target: usize, inline: bool) -> (Vec<u8>, u64) {
+        use zfs_format::writer::FileBuilder;
+        let mut f = FileBuilder::new(*b"FS30");
+        let mut t = f
+            .txn(
+                Tid::from_u64(0x03d0_0000_0000_0001),
+                Status::Committed,
+                b"",
+                b"",
+                b"",
+            )
+            .expect("short strings");
+        t.data(Oid::from_u64(0), 0, b"root");
+        let recs = [
+            t.data(Oid::from_u64(1), 0, first),
+            t.data(Oid::from_u64(1), 0, second),
+        ];
+        f.push(t);
+        let mut t = f
+            .txn(
+                Tid::from_u64(0x03d0_0000_0000_0002),
+                Status::Committed,
+                b"",
+                b"",
+                b"",
+            )
+            .expect("short strings");
+        let at = if inline {
+            t.data(Oid::from_u64(1), recs[1], [first, second][target])
+        } else {
+            t.backpointer(Oid::from_u64(1), recs[1], recs[target])
+        };
+        f.push(t);
+        (f.into_bytes(), at)
+    }
+
+    /// `FileStorage._data_find` looks at the last record of the oid in the target
+    /// transaction (the packer's looks at the first): what `fsrecover` of ZODB 6.4 writes.
+    #[test]
+    fn oid_twice_in_a_transaction_as_fsrecover() {
+        // The backpointer targets the second record, the last of the oid: fsrecover
+        // writes the backpointer again, and its output is the input.
+        let (input, at) = oid_twice(b"aaa", b"bbb", 1, false);
+        let (r, out) = recovered(&input);
+        assert!(r.is_complete());
+        assert_eq!(out, input);
+        let rec = DataRecord::decode(&out, at).expect("record");
+        assert!(rec.backpointer().is_some_and(|b| b != 0));
+        // The backpointer targets the first record, whose data differs from the last's:
+        // fsrecover writes the data in full (3 bytes of pickle where the 8-byte pointer
+        // was: 5 bytes fewer, counted as removed).
+        let (input, _) = oid_twice(b"bbb", b"aaa", 0, false);
+        let (want, _) = oid_twice(b"bbb", b"aaa", 0, true);
+        let (r, out) = recovered(&input);
+        assert_eq!(out, want);
+        assert_eq!(r.removed_bytes, 5);
     }
 
     #[test]

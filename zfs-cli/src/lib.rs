@@ -1,4 +1,5 @@
-//! Shared pieces of the `zodbfs` and `repozo` binaries: progress bars, exit codes and signal handling.
+//! Shared pieces of the `zodbfs` and `zodbfs-repozo` binaries: progress bars, exit codes,
+//! signal handling and the version text.
 //!
 //! The binaries are thin: they parse arguments, call the library crates, draw progress and
 //! map errors to exit codes. Everything they print about errors goes to stderr.
@@ -6,3 +7,4 @@
 pub mod exit;
 pub mod signals;
 pub mod ui;
+pub mod version;

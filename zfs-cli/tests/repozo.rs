@@ -383,6 +383,9 @@ fn pack_forces_full_and_kill_old_removes_the_old_chain() {
     );
 }
 
+/// The full backup of the hand-made repositories.
+const FULL: &[u8] = b"FS30AAA";
+
 /// test_repozo.py's verify and restore cases on hand-made repositories.
 fn hand_made(e: &Env, gzip: bool) -> (String, String) {
     let (full, delta) = if gzip {
@@ -399,12 +402,15 @@ fn hand_made(e: &Env, gzip: bool) -> (String, String) {
             e.write(&format!("repo/{name}"), data);
         }
     };
-    put(full, b"AAA");
+    // test_repozo.py's "AAA" full backup, as a FileStorage (ours refuses to restore a full
+    // backup that is none).
+    put(full, FULL);
     put(delta, b"BBBB");
     e.write(
         "repo/2010-05-14-02-13-14.dat",
         format!(
-            "/r/{full} 0 3 e1faffb3e614e6c2fba74296962386b7\n/r/{delta} 3 7 f50881ced34c7d9e6bce100bf33dec60\n"
+            "/r/{full} 0 7 {}\n/r/{delta} 7 11 f50881ced34c7d9e6bce100bf33dec60\n",
+            md5_hex(FULL)
         )
         .as_bytes(),
     );
@@ -467,13 +473,15 @@ fn restore_with_verify_cases_of_test_repozo() {
     let r = e.repo();
     let o = e.run(T1, &["-R", "-w", "-r", &r, "-o", "out.fs"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(e.read("out.fs"), b"AAABBBB");
+    assert_eq!(e.read("out.fs"), b"FS30AAABBBB");
     assert!(!e.path("out.fs.part").exists());
-    // A wrong checksum in the .dat: the .part stays, the old output too.
+    // A wrong checksum in the .dat: the old output is kept, and no partial file is left
+    // (Python leaves its .part).
     e.write(
         "repo/2010-05-14-02-13-14.dat",
         format!(
-            "/r/2010-05-14-02-13-14.fs 0 3 e1faffb3e614e6c2fba74296962386b7\n/r/{delta} 3 7 f50881ced34c7d9e6bce100bf33dec61\n"
+            "/r/2010-05-14-02-13-14.fs 0 7 {}\n/r/{delta} 7 11 f50881ced34c7d9e6bce100bf33dec61\n",
+            md5_hex(FULL)
         )
         .as_bytes(),
     );
@@ -483,8 +491,14 @@ fn restore_with_verify_cases_of_test_repozo() {
         stderr(&o),
         format!("{r}/{delta} has checksum f50881ced34c7d9e6bce100bf33dec60 instead of f50881ced34c7d9e6bce100bf33dec61\n")
     );
-    assert!(e.path("out.fs.part").exists());
-    assert_eq!(e.read("out.fs"), b"AAABBBB", "the old output is kept");
+    assert!(!e.path("out.fs.part").exists());
+    assert_eq!(e.read("out.fs"), b"FS30AAABBBB", "the old output is kept");
+    let mut left: Vec<String> = std::fs::read_dir(&e.root)
+        .expect("ls")
+        .map(|d| d.expect("entry").file_name().into_string().expect("utf8"))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["out.fs", "out.fs.lock", "repo"]);
 }
 
 #[test]

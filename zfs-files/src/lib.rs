@@ -13,9 +13,13 @@
 //! is mapped, reading a lost page yields zeros instead of SIGBUS and [`Map::check_intact`]
 //! reports the shrink, so every reader can fail with a message instead of crashing.
 //!
+//! Directory trees are built the same way by [`NewDir`] (private, synced, renamed whole),
+//! and symlinks are switched atomically by [`replace_symlink`].
+//!
 //! [`Lock`] takes `flock` locks with a bounded wait and names the holder recorded in the
 //! lock file; lock files are opened without following symlinks.
 
+mod dir;
 mod error;
 mod identity;
 mod input;
@@ -28,6 +32,7 @@ mod sigbus;
 mod stream;
 mod temp;
 
+pub use dir::{exchange, remove_stale_temp_dirs, replace_symlink, NewDir};
 pub use error::{Error, Result};
 pub use identity::FileId;
 pub use input::{open_input, regular_len};

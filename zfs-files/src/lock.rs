@@ -101,6 +101,12 @@ impl Lock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The locked file (to compare its identity with what its path names now, when lock
+    /// files are removed by their holders).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
 }
 
 impl Drop for Lock {

@@ -14,6 +14,7 @@ pub fn datafs(input: &[u8]) {
     let _ = black_box(walk(input));
 }
 
+/// The walks of [`datafs`], stopping at the first error.
 fn walk(input: &[u8]) -> crate::Result<()> {
     let fs = FileStorage::from_data(input, "fuzz.fs".into())?;
     let end = fs.end();
@@ -67,4 +68,77 @@ pub fn pickle(input: &[u8]) {
     if let Ok(data) = untransform(input) {
         black_box(references(&data, StringMode::Bytes).ok());
     }
+}
+
+/// A private directory for fuzz bodies that need real files (positioned reads, an output
+/// file), removed with everything in it when dropped. It is made in `/dev/shm` when that
+/// exists, so that writes and fsyncs stay in memory, else in the temporary directory.
+pub struct Scratch {
+    dir: std::path::PathBuf,
+}
+
+impl Scratch {
+    /// A new, empty directory, or `None` when none can be made.
+    pub fn new() -> Option<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let shm = std::path::Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        for _ in 0..100 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = base.join(format!("zfs-fuzz-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Some(Scratch { dir }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// The path of `name` inside the directory.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Asserts that `bytes` is a sound FileStorage from start to end: every transaction and
+/// record reads, every backpointer chain resolves (same oid, strictly backwards), and the
+/// last transaction ends at the end of the file. Returns the numbers of transactions and
+/// records. For fuzz bodies that check what our writers (pack, recover) wrote; a written
+/// file holds at least the magic.
+pub fn assert_sound(bytes: &[u8], what: &str) -> (u64, u64) {
+    let fs = FileStorage::from_data(bytes, what.into())
+        .unwrap_or_else(|e| panic!("{what}: not a FileStorage: {e}"));
+    let mut it = fs.transactions();
+    let mut records = 0;
+    for t in it.by_ref() {
+        let t = t.unwrap_or_else(|e| panic!("{what}: damaged transaction: {e}"));
+        for r in t.records() {
+            let r = r.unwrap_or_else(|e| panic!("{what}: damaged record: {e}"));
+            if let Err(e) = fs.resolve(&r) {
+                panic!("{what}: backpointer chain: {e}");
+            }
+            records += 1;
+        }
+    }
+    let end = it.finish();
+    assert_eq!(
+        end.pos,
+        bytes.len() as u64,
+        "{what}: the walk stops at {} ({:?}) before the end of the file",
+        end.pos,
+        end.reason
+    );
+    (end.transactions, records)
 }

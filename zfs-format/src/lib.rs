@@ -5,12 +5,18 @@
 //! - [`FileStorage`]: a read-only mmap view, `FS21` and `FS30` alike, with forward
 //!   ([`Transactions`]) and backward ([`TransactionsRev`]) walks over [`Transaction`]s and
 //!   their [`DataRecord`]s, the end of the last complete transaction ([`End`], ZODB's
-//!   `getSize()`), and backpointer resolution.
+//!   `getSize()`), and backpointer resolution ([`chain`]).
+//! - [`txn`], [`record`]: the 23-byte transaction header and the 42-byte data record header,
+//!   decoded and encoded in one place each ([`txn::RawTxnHeader`], [`record::RawDataHeader`]),
+//!   over the bounded big-endian readers of [`bytes`]; [`resync`] finds the next plausible
+//!   transaction after damage.
 //! - [`Index`]: oid → position of the current record, built by [`scan::build_index`] on
 //!   all cores, saved and loaded as ZODB's `.index` file by [`index_file`].
 //! - [`pickle`]: persistent references and class names read from pickles without Python.
+//! - [`blob`]: blob records and the names of their files in a blob directory.
 //! - [`timestamp`]: ZODB's TimeStamp arithmetic and printed form.
-//! - [`writer`]: transaction and data record encoding, for the packer and for tests.
+//! - [`writer`]: transaction and data record encoding (the packer, `recover` and tests write
+//!   through it), and ZODB's two `_data_find`s over a file being written.
 //!
 //! Nothing here prints or exits; long operations report through [`Progress`].
 //!
@@ -26,7 +32,9 @@
 //! # Ok::<(), zfs_format::Error>(())
 //! ```
 
-mod bytes;
+pub mod blob;
+pub mod bytes;
+pub mod chain;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -38,6 +46,7 @@ pub mod progress;
 pub mod reader;
 pub mod record;
 pub mod repr;
+pub mod resync;
 pub mod scan;
 mod storage;
 pub mod timestamp;

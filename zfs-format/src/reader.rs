@@ -3,18 +3,20 @@
 //!
 //! Through the mapping, such a read would fault the page in with the read-ahead around it
 //! (megabytes when the device's read-ahead is large) and leave the pages mapped into the
-//! process; a positioned read of the record's own bytes does neither.
+//! process; a positioned read of the record's own bytes does neither. Headers are decoded
+//! by [`RawDataHeader`], chains followed by [`chain`] with the rules of
+//! [`FileStorage::resolve`] (every link to a record of the same oid).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
+use crate::chain::{self, ChainError, ChainRecord, ChainRules, RecordSource, ShardedMemo};
 use crate::error::{Error, Result};
-use crate::record::{DataRecord, Payload, DATA_HEADER_LEN};
-use crate::storage::{FileStorage, FIRST_TXN};
+use crate::ids::Oid;
+use crate::record::{DataRecord, Payload, RawDataHeader, DATA_HEADER_LEN};
+use crate::storage::FileStorage;
 
 /// Bytes read at once for a record (most records fit).
 const FIRST_READ: usize = 1024;
@@ -26,41 +28,10 @@ pub struct RecordReader {
     file: File,
     len: u64,
     path: PathBuf,
-    chains: Chains,
-}
-
-/// Shards of the chain memo.
-const CHAIN_SHARDS: usize = 16;
-/// Entries a shard holds before it is emptied (bounds the memo to a few megabytes).
-const CHAIN_SHARD_LIMIT: usize = 16 * 1024;
-
-/// A memo of resolved backpointer chains: the position of a backpointer record → the
-/// position of the data record its chain ends at (0: the object does not exist). Undo
-/// makes chains that many records share (an object undone again and again); without the
-/// memo, resolving each record reads every link again. Sharded, so that threads resolving
-/// in parallel rarely wait for each other.
-#[derive(Debug, Default)]
-struct Chains {
-    shards: [Mutex<HashMap<u64, u64>>; CHAIN_SHARDS],
-}
-
-impl Chains {
-    fn shard(&self, pos: u64) -> &Mutex<HashMap<u64, u64>> {
-        &self.shards[(pos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % CHAIN_SHARDS]
-    }
-    fn get(&self, pos: u64) -> Option<u64> {
-        self.shard(pos).lock().ok()?.get(&pos).copied()
-    }
-    fn put(&self, hops: &[u64], end: u64) {
-        for &pos in hops {
-            if let Ok(mut m) = self.shard(pos).lock() {
-                if m.len() >= CHAIN_SHARD_LIMIT {
-                    m.clear();
-                }
-                m.insert(pos, end);
-            }
-        }
-    }
+    /// The ends of the chains resolved so far: undo makes chains that many records share
+    /// (an object undone again and again); without the memo, resolving each record reads
+    /// every link again.
+    chains: ShardedMemo,
 }
 
 impl RecordReader {
@@ -73,7 +44,7 @@ impl RecordReader {
             file,
             len,
             path: fs.path().to_path_buf(),
-            chains: Chains::default(),
+            chains: ShardedMemo::default(),
         })
     }
 
@@ -105,22 +76,20 @@ impl RecordReader {
         }
         let first = usize::try_from(left).map_or(FIRST_READ, |l| l.min(FIRST_READ));
         self.read(buf, 0, pos, first)?;
-        let vlen = u16::from_be_bytes([buf[32], buf[33]]);
-        let plen = u64::from_be_bytes(buf[34..42].try_into().expect("8 bytes"));
-        let mut need = DATA_HEADER_LEN;
-        if vlen > 0 {
-            need += 16 + u64::from(vlen);
-            if need > left {
-                return Err(short("version"));
-            }
+        let fixed = buf
+            .get(..DATA_HEADER_LEN as usize)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| short("header"))?;
+        let h = RawDataHeader::from_bytes(fixed, pos);
+        if h.vlen > 0 && DATA_HEADER_LEN + h.version_part_len() > left {
+            return Err(short("version"));
         }
-        need = match plen {
-            0 => need + 8,
-            p => need.checked_add(p).ok_or_else(|| short("pickle"))?,
+        let body = if h.is_backpointer() {
+            "backpointer"
+        } else {
+            "pickle"
         };
-        if need > left {
-            return Err(short(if plen == 0 { "backpointer" } else { "pickle" }));
-        }
+        let need = h.len().filter(|&n| n <= left).ok_or_else(|| short(body))?;
         let need = usize::try_from(need).map_err(|_| short("pickle"))?;
         if need > buf.len() {
             let have = buf.len();
@@ -142,52 +111,77 @@ impl RecordReader {
     /// exist as of that record. Every link must point strictly backwards to a record of the
     /// same oid.
     pub fn resolve<'b>(&self, pos: u64, buf: &'b mut Vec<u8>) -> Result<Option<DataRecord<'b>>> {
-        // The backpointer records passed on the way, remembered once the chain's end is
-        // known.
-        let mut hops: Vec<u64> = Vec::new();
-        let mut at = pos;
-        self.load(at, buf)?;
-        loop {
-            let r = decoded(at, buf)?;
-            let (oid, back) = match r.payload {
-                Payload::Data(_) => break,
-                Payload::Backpointer(0) => {
-                    self.chains.put(&hops, 0);
-                    return Ok(None);
-                }
-                Payload::Backpointer(b) => (r.oid, b),
-            };
-            hops.push(at);
-            if let Some(end) = self.chains.get(at) {
-                // Resolved before, from here on (every link after this one was checked).
-                self.chains.put(&hops, end);
-                if end == 0 {
-                    return Ok(None);
-                }
-                self.load(end, buf)?;
-                at = end;
-                break;
-            }
-            let bad = |why| Error::BadBackpointer {
-                offset: at,
-                oid,
-                back,
-                why,
-            };
-            if back >= at || back < FIRST_TXN {
-                return Err(bad("does not point backwards"));
-            }
-            let next_oid = self
-                .load(back, buf)
-                .and_then(|()| decoded(back, buf).map(|n| n.oid))
-                .map_err(|_| bad("target is not a readable record"))?;
-            if next_oid != oid {
-                return Err(bad("target has another oid"));
-            }
-            at = back;
+        let mut links = Links {
+            reader: self,
+            buf,
+            last: pos,
+        };
+        let first = links.record(pos)?;
+        let oid = first.oid;
+        let rules = ChainRules {
+            same_oid: true,
+            memo: Some(&self.chains),
+        };
+        let bad = |offset, back, why| Error::BadBackpointer {
+            offset,
+            oid,
+            back,
+            why,
+        };
+        let found = chain::resolve_from(&mut links, pos, first, rules).map_err(|e| match e {
+            ChainError::NotBackwards { at, back } => bad(at, back, "does not point backwards"),
+            ChainError::OtherOid { at, back, .. } => bad(at, back, "target has another oid"),
+            ChainError::Unreadable {
+                from: Some(at),
+                pos,
+                ..
+            } => bad(at, pos, "target is not a readable record"),
+            ChainError::Unreadable { source, .. } => source,
+        })?;
+        if found.is_none() {
+            return Ok(None);
         }
-        self.chains.put(&hops, at);
-        decoded(at, buf).map(Some)
+        // The chain's end is the record read last.
+        let Links { buf, last, .. } = links;
+        decoded(last, buf).map(Some)
+    }
+}
+
+/// What a chain walk learns of a record read with [`RecordReader`].
+struct Link {
+    oid: Oid,
+    back: Option<u64>,
+}
+
+impl ChainRecord for Link {
+    fn oid(&self) -> Oid {
+        self.oid
+    }
+    fn backpointer(&self) -> Option<u64> {
+        self.back
+    }
+}
+
+/// The records of a chain, read one after another into `buf` (which keeps the last).
+struct Links<'r, 'b> {
+    reader: &'r RecordReader,
+    buf: &'b mut Vec<u8>,
+    /// Position of the record in `buf`.
+    last: u64,
+}
+
+impl RecordSource for Links<'_, '_> {
+    type Record = Link;
+    type Error = Error;
+    fn record(&mut self, pos: u64) -> Result<Link> {
+        self.reader.load(pos, self.buf)?;
+        self.last = pos;
+        let r = decoded(pos, self.buf)?;
+        let back = match r.payload {
+            Payload::Data(_) => None,
+            Payload::Backpointer(b) => Some(b),
+        };
+        Ok(Link { oid: r.oid, back })
     }
 }
 

@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use zfs_files::Map;
 
 use crate::bytes::{be_u64, to_usize};
+use crate::chain::{self, ChainError, ChainRules};
 use crate::error::{Error, Result};
 use crate::ids::Tid;
-use crate::record::{DataRecord, Payload};
+use crate::record::DataRecord;
+use crate::resync::resync;
 use crate::txn::{RawTxnHeader, Status, Transaction, TXN_HEADER_LEN};
 
 /// The magic of files written by Python 3 ZODB.
@@ -239,26 +241,20 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// Bytes after a walk's end that hold such a transaction are damage in the middle of
     /// the file, not a torn or unfinished last commit.
     pub fn next_complete_txn(&self, from: u64, after: Tid) -> Option<u64> {
-        let len = self.len();
+        // The candidates `resync` finds (plausible headers, first record included), of
+        // which the first with every record sound and a finished status.
         let mut q = from.checked_add(1)?;
-        while q.checked_add(TXN_HEADER_LEN + 8)? <= len {
-            if let Some(h) = RawTxnHeader::decode(&self.data, q) {
-                let plausible = matches!(
-                    h.status,
-                    Status::Committed | Status::Packed | Status::Undone
-                ) && h.tid > after
-                    && h.tlen >= h.header_len()
-                    && h.next_pos().is_some_and(|n| n <= len)
-                    && to_usize(q + h.tlen).and_then(|r| be_u64(&self.data, r)) == Some(h.tlen)
-                    && Transaction::checked(&self.data, h)
-                        .is_ok_and(|t| t.records().all(|r| r.is_ok()));
-                if plausible {
-                    return Some(q);
-                }
+        loop {
+            q = resync(&self.data, q, Some(after))?;
+            let h = RawTxnHeader::decode(&self.data, q)?;
+            let complete = h.status != Status::Checkpoint
+                && Transaction::checked(&self.data, h)
+                    .is_ok_and(|t| t.records().all(|r| r.is_ok()));
+            if complete {
+                return Some(q);
             }
-            q += 1;
+            q = q.checked_add(1)?;
         }
-        None
     }
 
     /// Decodes the data record at `pos`.
@@ -269,33 +265,31 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// Resolves a record's state: its own data, or the data at the end of its backpointer
     /// chain. `Ok(None)` when the object does not exist as of that record.
     ///
-    /// Every link must point strictly backwards to a record of the same oid.
+    /// Every link must point strictly backwards to a record of the same oid
+    /// ([`ChainRules::SAME_OID`]).
     pub fn resolve<'a>(&'a self, rec: &DataRecord<'a>) -> Result<Option<DataRecord<'a>>> {
-        let mut cur = *rec;
-        loop {
-            match cur.payload {
-                Payload::Data(_) => return Ok(Some(cur)),
-                Payload::Backpointer(0) => return Ok(None),
-                Payload::Backpointer(back) => {
-                    let bad = |why| Error::BadBackpointer {
-                        offset: cur.pos,
-                        oid: cur.oid,
-                        back,
-                        why,
-                    };
-                    if back >= cur.pos || back < FIRST_TXN {
-                        return Err(bad("does not point backwards"));
-                    }
-                    let next = self
-                        .record_at(back)
-                        .map_err(|_| bad("target is not a readable record"))?;
-                    if next.oid != cur.oid {
-                        return Err(bad("target has another oid"));
-                    }
-                    cur = next;
-                }
-            }
+        // Most records hold their own state: no walk to set up.
+        if rec.data().is_some() {
+            return Ok(Some(*rec));
         }
+        let bad = |offset, back, why| Error::BadBackpointer {
+            offset,
+            oid: rec.oid,
+            back,
+            why,
+        };
+        chain::resolve_from(&mut self.bytes(), rec.pos, *rec, ChainRules::SAME_OID).map_err(|e| {
+            match e {
+                ChainError::NotBackwards { at, back } => bad(at, back, "does not point backwards"),
+                ChainError::OtherOid { at, back, .. } => bad(at, back, "target has another oid"),
+                ChainError::Unreadable {
+                    from: Some(at),
+                    pos,
+                    ..
+                } => bad(at, pos, "target is not a readable record"),
+                ChainError::Unreadable { source, .. } => source,
+            }
+        })
     }
 }
 

@@ -73,23 +73,61 @@ impl RawTxnHeader {
     /// Decodes the fixed header at `pos`, or `None` if fewer than 23 bytes remain.
     pub fn decode(file: &[u8], pos: u64) -> Option<Self> {
         let at = to_usize(pos)?;
-        let tid = array8(file, at)?;
-        let tlen = be_u64(file, at + 8)?;
-        let status = *file.get(at + 16)?;
-        Some(RawTxnHeader {
+        let end = at.checked_add(TXN_HEADER_LEN as usize)?;
+        let bytes: &[u8; TXN_HEADER_LEN as usize] = file.get(at..end)?.try_into().ok()?;
+        Some(Self::from_bytes(bytes, pos))
+    }
+
+    /// Decodes the 23 bytes of a header read from file position `pos` (the position is
+    /// only recorded).
+    pub fn from_bytes(b: &[u8; TXN_HEADER_LEN as usize], pos: u64) -> Self {
+        let word = |at| be_u64(b, at).expect("inside the 23-byte array");
+        let half = |at| be_u16(b, at).expect("inside the 23-byte array");
+        RawTxnHeader {
             pos,
-            tid: Tid(tid),
-            tlen,
-            status: Status::from_byte(status),
-            ulen: be_u16(file, at + 17)?,
-            dlen: be_u16(file, at + 19)?,
-            elen: be_u16(file, at + 21)?,
-        })
+            tid: Tid(array8(b, 0).expect("inside the 23-byte array")),
+            tlen: word(8),
+            status: Status::from_byte(b[16]),
+            ulen: half(17),
+            dlen: half(19),
+            elen: half(21),
+        }
+    }
+
+    /// The 23 bytes of this header as the file holds them (`pos` is not part of them).
+    pub fn to_bytes(&self) -> [u8; TXN_HEADER_LEN as usize] {
+        let mut b = [0u8; TXN_HEADER_LEN as usize];
+        b[..8].copy_from_slice(&self.tid.0);
+        b[8..16].copy_from_slice(&self.tlen.to_be_bytes());
+        b[16] = self.status.byte();
+        b[17..19].copy_from_slice(&self.ulen.to_be_bytes());
+        b[19..21].copy_from_slice(&self.dlen.to_be_bytes());
+        b[21..23].copy_from_slice(&self.elen.to_be_bytes());
+        b
+    }
+
+    /// Appends the 23 bytes of this header to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_bytes());
     }
 
     /// Header length including user, description and extension.
     pub fn header_len(&self) -> u64 {
         TXN_HEADER_LEN + u64::from(self.ulen) + u64::from(self.dlen) + u64::from(self.elen)
+    }
+
+    /// The user, description and extension bytes that follow this header in `file`, or
+    /// `None` when they are not all there.
+    pub fn strings<'a>(&self, file: &'a [u8]) -> Option<[&'a [u8]; 3]> {
+        let start = to_usize(self.pos.checked_add(TXN_HEADER_LEN)?)?;
+        let u_end = start.checked_add(usize::from(self.ulen))?;
+        let d_end = u_end.checked_add(usize::from(self.dlen))?;
+        let e_end = d_end.checked_add(usize::from(self.elen))?;
+        Some([
+            file.get(start..u_end)?,
+            file.get(u_end..d_end)?,
+            file.get(d_end..e_end)?,
+        ])
     }
 
     /// Position just after the whole transaction (redundant length included), if it fits in u64.
@@ -116,19 +154,16 @@ impl<'a> Transaction<'a> {
     /// Builds the view of a transaction whose bounds were checked by the caller:
     /// `pos + tlen + 8 <= file.len()` and `tlen >= header_len`.
     pub(crate) fn checked(file: &'a [u8], header: RawTxnHeader) -> Result<Self> {
-        let bad = || Error::Corrupt {
-            offset: header.pos,
-            what: "transaction header outside the file".into(),
-        };
-        let start = to_usize(header.pos + TXN_HEADER_LEN).ok_or_else(bad)?;
-        let u_end = start + usize::from(header.ulen);
-        let d_end = u_end + usize::from(header.dlen);
-        let e_end = d_end + usize::from(header.elen);
+        let [user, description, extension] =
+            header.strings(file).ok_or_else(|| Error::Corrupt {
+                offset: header.pos,
+                what: "transaction header outside the file".into(),
+            })?;
         Ok(Transaction {
             header,
-            user: file.get(start..u_end).ok_or_else(bad)?,
-            description: file.get(u_end..d_end).ok_or_else(bad)?,
-            extension: file.get(d_end..e_end).ok_or_else(bad)?,
+            user,
+            description,
+            extension,
             file,
         })
     }
@@ -204,5 +239,56 @@ impl<'a> Iterator for Records<'a> {
             Err(_) => self.failed = true,
         }
         Some(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decode_needs_23_bytes() {
+        let h = RawTxnHeader {
+            pos: 4,
+            tid: Tid::from_u64(7),
+            tlen: 99,
+            status: Status::Packed,
+            ulen: 1,
+            dlen: 2,
+            elen: 3,
+        };
+        let mut file = b"FS30".to_vec();
+        h.encode_into(&mut file);
+        assert_eq!(RawTxnHeader::decode(&file, 4), Some(h));
+        assert_eq!(RawTxnHeader::decode(&file[..26], 4), None);
+        assert_eq!(RawTxnHeader::decode(&file, u64::MAX), None);
+        assert_eq!(h.header_len(), 29);
+        file.extend_from_slice(b"uddeee");
+        let [u, d, e] = h.strings(&file).expect("all there");
+        assert_eq!((u, d, e), (&b"u"[..], &b"dd"[..], &b"eee"[..]));
+        assert_eq!(h.strings(&file[..32]), None);
+        assert_eq!(h.next_pos(), Some(111));
+        let far = RawTxnHeader {
+            tlen: u64::MAX,
+            ..h
+        };
+        assert_eq!(far.next_pos(), None);
+    }
+
+    proptest! {
+        /// Encoding then decoding gives the header back, at any position.
+        #[test]
+        fn header_round_trip(tid in any::<u64>(), tlen in any::<u64>(), status in any::<u8>(),
+                             ulen in any::<u16>(), dlen in any::<u16>(), elen in any::<u16>(),
+                             pos in 0u64..64) {
+            let h = RawTxnHeader { pos, tid: Tid::from_u64(tid), tlen,
+                                   status: Status::from_byte(status), ulen, dlen, elen };
+            let mut file = vec![0xAA; pos as usize];
+            h.encode_into(&mut file);
+            prop_assert_eq!(file.len() as u64, pos + TXN_HEADER_LEN);
+            prop_assert_eq!(RawTxnHeader::decode(&file, pos), Some(h));
+            prop_assert_eq!(h.status.byte(), status);
+        }
     }
 }

@@ -8,100 +8,12 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{PackError, Result};
 
-/// Whether `data` (a record's payload, possibly zlib-transformed) is a blob record: as
-/// ZODB's `is_blob_record`, its first pickle must evaluate to exactly the class
-/// `ZODB.blob.Blob`. We accept the forms a pickler writes for a bare class: optional
-/// `PROTO`, `GLOBAL 'ZODB.blob Blob'`, optional memo put, `STOP`.
-pub fn is_blob_record(data: &[u8]) -> bool {
-    let plain = match zfs_format::pickle::untransform(data) {
-        Ok(p) => p,
-        Err(_) => return false,
-    };
-    let d: &[u8] = &plain;
-    if memchr(d, b"ZODB.blob").is_none() {
-        return false;
-    }
-    let mut p = d;
-    if p.first() == Some(&0x80) {
-        p = p.get(2..).unwrap_or_default();
-    }
-    let Some(rest) = p.strip_prefix(b"cZODB.blob\nBlob\n") else {
-        return false;
-    };
-    let rest = match rest.first() {
-        Some(b'q') => rest.get(2..).unwrap_or_default(),
-        Some(b'r') => rest.get(5..).unwrap_or_default(),
-        Some(b'p') => match rest.iter().position(|&c| c == b'\n') {
-            Some(i) => &rest[i + 1..],
-            None => return false,
-        },
-        _ => rest,
-    };
-    rest.first() == Some(&b'.')
-}
-
-fn memchr(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The two directory layouts of ZODB blob directories.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// `0xHH/0xHH/.../0xHH` (8 levels, one per oid byte).
-    Bushy,
-    /// One directory per oid named by its `oid_repr`.
-    Lawn,
-}
+pub use zfs_format::blob::{blob_path, id_repr, is_blob_record, oid_path, Layout};
 
 /// The layout of `dir` as ZODB selects it: the `.layout` marker, else bushy for a missing
 /// or unused directory, lawn for a used one.
 pub fn layout(dir: &Path) -> Result<Layout> {
-    let marker = dir.join(".layout");
-    if marker.exists() {
-        let s = fs::read_to_string(&marker).map_err(|e| PackError::io(&marker, e))?;
-        return Ok(if s.trim() == "lawn" {
-            Layout::Lawn
-        } else {
-            Layout::Bushy
-        });
-    }
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Ok(Layout::Bushy);
-    };
-    for e in rd.flatten() {
-        if !e.file_name().to_string_lossy().starts_with('.') {
-            return Ok(Layout::Lawn);
-        }
-    }
-    Ok(Layout::Bushy)
-}
-
-/// ZODB's `oid_repr`/`tid_repr`: `0x` + hex without leading zeros, even length.
-pub fn id_repr(v: u64) -> String {
-    let mut s = format!("{v:x}");
-    if s.len() % 2 == 1 {
-        s.insert(0, '0');
-    }
-    format!("0x{s}")
-}
-
-/// Path of an oid's directory.
-pub fn oid_path(dir: &Path, layout: Layout, oid: u64) -> PathBuf {
-    match layout {
-        Layout::Bushy => {
-            let mut p = dir.to_path_buf();
-            for b in oid.to_be_bytes() {
-                p.push(format!("0x{b:02x}"));
-            }
-            p
-        }
-        Layout::Lawn => dir.join(id_repr(oid)),
-    }
-}
-
-/// Path of a committed blob file.
-pub fn blob_path(dir: &Path, layout: Layout, oid: u64, tid: u64) -> PathBuf {
-    oid_path(dir, layout, oid).join(format!("{}.blob", id_repr(tid)))
+    Layout::of_dir(dir).map_err(|e| PackError::io(dir.join(".layout"), e))
 }
 
 /// What the blob pass did.
@@ -307,38 +219,4 @@ fn link_tree(root: &Path, cur: &Path, old: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blob_records() {
-        // The class pickle ZODB writes for a Blob (protocol 3), then a state pickle.
-        assert!(is_blob_record(
-            b"\x80\x03cZODB.blob\nBlob\nq\x00.\x80\x03N."
-        ));
-        assert!(!is_blob_record(b"\x80\x03cZODB.blob\nBlobX\nq\x00.N."));
-        assert!(!is_blob_record(
-            b"\x80\x03cZODB.blob\nBlob\nq\x00N\x86q\x01."
-        ));
-        assert!(!is_blob_record(b"\x80\x03cfoo\nBar\nq\x00.ZODB.blob"));
-    }
-
-    #[test]
-    fn paths() {
-        let d = Path::new("/b");
-        assert_eq!(
-            oid_path(d, Layout::Bushy, 0x1a),
-            Path::new("/b/0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x1a")
-        );
-        assert_eq!(oid_path(d, Layout::Lawn, 0x1a), Path::new("/b/0x1a"));
-        assert_eq!(oid_path(d, Layout::Lawn, 0), Path::new("/b/0x00"));
-        assert_eq!(
-            blob_path(d, Layout::Lawn, 0x1a, 0x03f58e007bbbbbbb),
-            Path::new("/b/0x1a/0x03f58e007bbbbbbb.blob")
-        );
-        assert_eq!(id_repr(0x3f58e007bbbbbbb), "0x03f58e007bbbbbbb");
-    }
 }

@@ -4,25 +4,25 @@
 //!
 //! Phase C encodes batches of transactions in parallel (positions inside each encoded
 //! transaction are relative), then writes them in file order, patching in the absolute
-//! transaction position, so the bytes are those of the sequential algorithm.
+//! transaction position, so the bytes are those of the sequential algorithm. Transactions
+//! are encoded by `zfs_format`'s `TxnBuilder`, backpointers re-pointed by its `data_find`
+//! with the packer's rule, and records read at random through [`crate::records`].
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::Deref;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
 use zfs_files::{Output, OutputSpec};
-use zfs_format::record::DATA_HEADER_LEN;
-use zfs_format::txn::TXN_HEADER_LEN;
-use zfs_format::{FileStorage, Oid, Payload, Progress, Tid, Transaction};
+use zfs_format::writer::{data_find, set_tloc, FindRule, TxnBuilder};
+use zfs_format::{FileStorage, Payload, Progress, Status, Tid, Transaction};
 
-use crate::analyze::{open_for_reads, read_resolved, resolve, RecordFile};
 use crate::blob;
 use crate::error::{PackError, Result};
 use crate::oidmap::{OidMap, ABSENT};
 use crate::reach::Reach;
+use crate::records::{corrupt, open_for_reads, read_oid_tid, read_state_at, state_at, RecordFile};
 
 /// Transactions per parallel work unit.
 const CHUNK: usize = 64;
@@ -75,19 +75,19 @@ impl Out {
         Ok(())
     }
 
-    /// Reads back `len` bytes at `pos` of what was written (flushing first).
-    fn read_back(&mut self, pos: u64, len: usize) -> Result<Vec<u8>> {
+    /// Fills `buf` with what was written at `pos` (flushing first); zeros for a sink
+    /// that only counts.
+    fn read_back(&mut self, buf: &mut [u8], pos: u64) -> Result<()> {
         use std::os::unix::fs::FileExt;
         let Some(w) = &mut self.w else {
-            return Ok(vec![0; len]);
+            buf.fill(0);
+            return Ok(());
         };
         w.flush().map_err(|e| PackError::io(&self.path, e))?;
-        let mut buf = vec![0; len];
         w.get_ref()
             .file()
-            .read_exact_at(&mut buf, pos)
-            .map_err(|e| PackError::io(&self.path, e))?;
-        Ok(buf)
+            .read_exact_at(buf, pos)
+            .map_err(|e| PackError::io(&self.path, e))
     }
 
     /// Flushes and fsyncs the file (so a full disk fails here, before anything is
@@ -167,33 +167,20 @@ pub struct CopyStats {
 /// One input transaction encoded for the packed file.
 #[derive(Default)]
 struct Encoded {
+    /// The finished transaction, encoded at position 0 (empty when nothing is kept).
     bytes: Vec<u8>,
-    /// Relative offsets of the records (and their oids).
+    /// (oid, offset in `bytes`, position in the input) of each record.
     recs: Vec<(u64, u32, u64)>,
+    /// The transaction's tid.
+    tid: Tid,
     dropped: u64,
     blob: Vec<u8>,
 }
 
-fn header_bytes(t: &Transaction<'_>, status: u8, tlen: u64, out: &mut Vec<u8>) {
-    out.extend_from_slice(&t.tid().0);
-    out.extend_from_slice(&tlen.to_be_bytes());
-    out.push(status);
-    out.extend_from_slice(&t.header.ulen.to_be_bytes());
-    out.extend_from_slice(&t.header.dlen.to_be_bytes());
-    out.extend_from_slice(&t.header.elen.to_be_bytes());
-    out.extend_from_slice(t.user);
-    out.extend_from_slice(t.description);
-    out.extend_from_slice(t.extension);
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record_header(out: &mut Vec<u8>, oid: [u8; 8], tid: [u8; 8], prev: u64, tloc: u64, plen: u64) {
-    out.extend_from_slice(&oid);
-    out.extend_from_slice(&tid);
-    out.extend_from_slice(&prev.to_be_bytes());
-    out.extend_from_slice(&tloc.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
-    out.extend_from_slice(&plen.to_be_bytes());
+/// Starts the copy of `t` at `pos` with `status`, keeping its tid and strings.
+fn start_txn(t: &Transaction<'_>, pos: u64, status: Status) -> TxnBuilder {
+    TxnBuilder::new(pos, t.tid(), status, t.user, t.description, t.extension)
+        .expect("strings read through 16-bit lengths fit them")
 }
 
 /// Encodes the kept records of one transaction before the pack time (tloc left 0).
@@ -206,7 +193,11 @@ fn encode_packed<T: Deref<Target = [u8]>>(
     reach: &Reach,
     blobs: bool,
 ) -> Result<Encoded> {
-    let mut e = Encoded::default();
+    let mut e = Encoded {
+        tid: t.tid(),
+        ..Encoded::default()
+    };
+    let mut packed: Option<TxnBuilder> = None;
     for r in t.records() {
         let r = r?;
         let oid = r.oid.as_u64();
@@ -220,8 +211,8 @@ fn encode_packed<T: Deref<Target = [u8]>>(
             Payload::Data(d) => Some(d),
             Payload::Backpointer(0) => None,
             Payload::Backpointer(b) => match file {
-                Some(f) => read_resolved(fs, f, buf, b)?.map(|_| &buf[..]),
-                None => resolve(fs, b)?.and_then(|d| d.data()),
+                Some(f) => read_state_at(fs, f, buf, b)?.map(|_| &buf[..]),
+                None => state_at(fs, b)?.and_then(|d| d.data()),
             },
         };
         if !kept {
@@ -246,17 +237,16 @@ fn encode_packed<T: Deref<Target = [u8]>>(
             }
             continue;
         }
-        if e.bytes.is_empty() {
-            header_bytes(t, b'p', t.tlen(), &mut e.bytes);
-        }
-        e.recs.push((oid, e.bytes.len() as u32, r.pos));
-        let d = data.unwrap_or_default();
-        record_header(&mut e.bytes, r.oid.0, r.tid.0, 0, 0, d.len() as u64);
-        if d.is_empty() {
-            e.bytes.extend_from_slice(&[0; 8]);
-        } else {
-            e.bytes.extend_from_slice(d);
-        }
+        let txn = packed.get_or_insert_with(|| start_txn(t, 0, Status::Packed));
+        let payload = match data {
+            Some(d) if !d.is_empty() => Payload::Data(d),
+            _ => Payload::Backpointer(0),
+        };
+        let rel = txn.record(r.oid, r.tid, 0, payload);
+        e.recs.push((oid, rel as u32, r.pos));
+    }
+    if let Some(txn) = packed {
+        e.bytes = txn.finish();
     }
     Ok(e)
 }
@@ -338,18 +328,13 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                             continue;
                         }
                         let tpos = pos;
-                        let tlen = e.bytes.len() as u64;
-                        e.bytes[8..16].copy_from_slice(&tlen.to_be_bytes());
                         for &(oid, rel, old) in &e.recs {
-                            let at = rel as usize + 24;
-                            e.bytes[at..at + 8].copy_from_slice(&tpos.to_be_bytes());
+                            set_tloc(&mut e.bytes, u64::from(rel), tpos)
+                                .expect("record offsets come from the builder");
                             reach.record_written(oid, old, tpos + u64::from(rel));
                         }
                         stats.records_kept += e.recs.len() as u64;
-                        index
-                            .tids
-                            .push((Tid(e.bytes[..8].try_into().expect("8 bytes")), tpos));
-                        e.bytes.extend_from_slice(&tlen.to_be_bytes());
+                        index.tids.push((e.tid, tpos));
                         pos += e.bytes.len() as u64;
                         ready.push(e.bytes);
                     }
@@ -390,7 +375,6 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
     let mut it = fs.transactions_from(packpos);
     let mut last_release = packpos;
     let mut stream = fs.stream(packpos);
-    let mut buf = Vec::new();
     let mut txn_index: Vec<(u64, u64)> = Vec::new();
     let file = open_for_reads(fs);
     let mut data_buf = Vec::new();
@@ -398,43 +382,36 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
         let Some(t) = it.next() else { break };
         let t = t?;
         let out_tpos = out.pos();
-        buf.clear();
         txn_index.clear();
-        header_bytes(&t, t.status().byte(), t.tlen(), &mut buf);
+        let mut txn = start_txn(&t, out_tpos, t.status());
+        // The copy has the original's length (checked below).
+        txn.reserve_for(t.tlen());
         for r in t.records() {
             let r = r?;
             let oid = r.oid.as_u64();
-            let here = out_tpos + buf.len() as u64;
             let (data, prev_txn) = match r.payload {
                 Payload::Data(d) => (Some(d), None),
                 Payload::Backpointer(0) => (None, None),
                 Payload::Backpointer(b) => {
                     let data = match &file {
-                        Some(f) => read_resolved(fs, f, &mut data_buf, b)?.map(|_| &data_buf[..]),
-                        None => resolve(fs, b)?.and_then(|d| d.data()),
+                        Some(f) => read_state_at(fs, f, &mut data_buf, b)?.map(|_| &data_buf[..]),
+                        None => state_at(fs, b)?.and_then(|d| d.data()),
                     };
-                    let target = match &file {
+                    let (target_oid, target_tid) = match &file {
                         Some(f) => read_oid_tid(fs, f, b)?,
                         None => {
                             let t = fs.record_at(b)?;
                             (t.oid, t.tid)
                         }
                     };
-                    let target = Target {
-                        oid: target.0,
-                        tid: target.1,
-                    };
-                    if target.oid != r.oid {
-                        return Err(PackError::Corrupt {
-                            path: fs.path().to_path_buf(),
-                            offset: r.pos,
-                            what: format!(
-                                "backpointer {b} leads to a record of oid {}",
-                                target.oid
-                            ),
-                        });
+                    if target_oid != r.oid {
+                        return Err(corrupt(
+                            fs,
+                            r.pos,
+                            format!("backpointer {b} leads to a record of oid {target_oid}"),
+                        ));
                     }
-                    (data, Some(target.tid))
+                    (data, Some(target_tid))
                 }
             };
             let mut new_back = 0;
@@ -446,7 +423,12 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
                     .map(|j| index.tids[j])
                     .filter(|&(t, _)| t == ptid);
                 match found {
-                    Some((_, tpos)) => new_back = data_find(out, tpos, r.oid.0, data)?,
+                    Some((_, tpos)) => {
+                        // A chain ending in "does not exist" against a record with data:
+                        // ZODB fails (TypeError); data_find gives 0, a zero backpointer.
+                        let read_back = |buf: &mut [u8], pos| out.read_back(buf, pos);
+                        new_back = data_find(read_back, tpos, r.oid, data, FindRule::First)?;
+                    }
                     None if data.is_none() => {}
                     None => {
                         return Err(PackError::Backpointer {
@@ -467,31 +449,25 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
                 }
             }
             let prev = index.get(oid).unwrap_or(0);
-            if new_back != 0 {
-                record_header(&mut buf, r.oid.0, r.tid.0, prev, out_tpos, 0);
-                buf.extend_from_slice(&new_back.to_be_bytes());
-            } else if let Some(d) = data {
-                record_header(&mut buf, r.oid.0, r.tid.0, prev, out_tpos, d.len() as u64);
-                buf.extend_from_slice(d);
-            } else {
-                record_header(&mut buf, r.oid.0, r.tid.0, prev, out_tpos, 0);
-                buf.extend_from_slice(&[0; 8]);
-            }
+            let payload = match data {
+                Some(d) if new_back == 0 => Payload::Data(d),
+                _ => Payload::Backpointer(new_back),
+            };
+            let here = txn.record(r.oid, r.tid, prev, payload);
             txn_index.push((oid, here));
         }
-        let tlen = buf.len() as u64;
+        let tlen = txn.tlen();
         if tlen != t.tlen() {
-            return Err(PackError::Corrupt {
-                path: fs.path().to_path_buf(),
-                offset: t.pos(),
-                what: format!(
+            return Err(corrupt(
+                fs,
+                t.pos(),
+                format!(
                     "copied transaction has length {tlen}, the original {}",
                     t.tlen()
                 ),
-            });
+            ));
         }
-        buf.extend_from_slice(&tlen.to_be_bytes());
-        out.write(&buf)?;
+        out.write(&txn.finish())?;
         index.tids.push((t.tid(), out_tpos));
         for &(o, p) in &txn_index {
             index.recent.insert(o, p);
@@ -507,58 +483,4 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
         }
     }
     Ok(())
-}
-
-/// The oid and tid of the record at `pos`.
-struct Target {
-    oid: Oid,
-    tid: Tid,
-}
-
-/// Reads the oid and tid of the data record at `pos` with a positioned read.
-fn read_oid_tid<T: Deref<Target = [u8]>>(
-    fs: &FileStorage<T>,
-    f: &File,
-    pos: u64,
-) -> Result<(Oid, Tid)> {
-    use std::os::unix::fs::FileExt;
-    let mut h = [0u8; 16];
-    f.read_exact_at(&mut h, pos)
-        .map_err(|e| PackError::io(fs.path(), e))?;
-    Ok((
-        Oid(h[..8].try_into().expect("8 bytes")),
-        Tid(h[8..].try_into().expect("8 bytes")),
-    ))
-}
-
-/// ZODB's `PackCopier._data_find`: the first record of `oid` in the output transaction at
-/// `tpos`; its position if it is a backpointer or holds exactly `data`, else 0.
-fn data_find(out: &mut Out, tpos: u64, oid: [u8; 8], data: Option<&[u8]>) -> Result<u64> {
-    let h = out.read_back(tpos, TXN_HEADER_LEN as usize)?;
-    let tlen = u64::from_be_bytes(h[8..16].try_into().expect("8 bytes"));
-    let hlen = TXN_HEADER_LEN
-        + u64::from(u16::from_be_bytes([h[17], h[18]]))
-        + u64::from(u16::from_be_bytes([h[19], h[20]]))
-        + u64::from(u16::from_be_bytes([h[21], h[22]]));
-    let tend = tpos + tlen;
-    let mut pos = tpos + hlen;
-    while pos < tend {
-        let d = out.read_back(pos, DATA_HEADER_LEN as usize)?;
-        let plen = u64::from_be_bytes(d[34..42].try_into().expect("8 bytes"));
-        if d[..8] == oid {
-            if plen == 0 {
-                return Ok(pos);
-            }
-            // A chain ending in "does not exist" against a record with data: ZODB fails
-            // (TypeError); we write a zero backpointer.
-            let Some(data) = data else { return Ok(0) };
-            if plen != data.len() as u64 {
-                return Ok(0);
-            }
-            let got = out.read_back(pos + DATA_HEADER_LEN, data.len())?;
-            return Ok(if got == data { pos } else { 0 });
-        }
-        pos += DATA_HEADER_LEN + if plen == 0 { 8 } else { plen };
-    }
-    Ok(0)
 }

@@ -22,16 +22,21 @@
 //! those of the sequential algorithm. The state is compact: 8 bytes per object for the
 //! scan map, one bit per object for reachability; the packed file's index reuses the scan
 //! map's slots. Records read at random (tracing, backpointers) are read with `pread`, so
-//! their pages never become resident in this process.
+//! their pages never become resident in this process. Header layouts, backpointer chains,
+//! transaction encoding and `_data_find` are `zfs_format`'s; this crate decodes no header
+//! bytes itself.
 
 mod analyze;
 pub mod blob;
 mod copy;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interrupt;
 pub mod lock;
 mod oidmap;
 mod reach;
+mod records;
 
 use std::fs;
 use std::io::Write as _;

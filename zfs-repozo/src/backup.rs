@@ -35,6 +35,8 @@ pub struct BackupOptions {
     pub kill_old: bool,
     /// The clock; `None` reads the system clock.
     pub now: Option<Stamp>,
+    /// How long to wait for another run's lock on the repository before failing.
+    pub lock_wait: std::time::Duration,
 }
 
 impl BackupOptions {
@@ -49,6 +51,7 @@ impl BackupOptions {
             gzip_level: crate::gz::DEFAULT_LEVEL,
             kill_old: false,
             now: None,
+            lock_wait: repo::DEFAULT_LOCK_WAIT,
         }
     }
 }
@@ -83,40 +86,32 @@ pub struct BackupReport {
     pub removed: Vec<String>,
 }
 
-/// The source, opened once: its mapping, a file handle on the same inode, its size.
+/// The source, opened once: its mapping, a file handle on the same inode, its mode.
 struct Source {
     fs: FileStorage,
     file: File,
     path: String,
+    /// Its permission bits: every file of the backup gets them (a copy of a database is
+    /// never more open than the database).
+    mode: u32,
 }
 
 impl Source {
     fn open(path: &str) -> Result<Source> {
-        for _ in 0..3 {
-            let file = File::open(path).map_err(|e| Error::io(path, e))?;
-            let fs = FileStorage::open(path).map_err(|e| match e {
-                zfs_format::Error::Io { path, source } => Error::Io { path, source },
-                other => Error::Format {
-                    path: path.to_string(),
-                    source: other,
-                },
-            })?;
-            // The mapping and the handle must be the same file (a pack may replace it).
-            let a = file.metadata().map_err(|e| Error::io(path, e))?;
-            let b = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-            use std::os::unix::fs::MetadataExt as _;
-            if a.ino() == b.ino() && a.dev() == b.dev() {
-                return Ok(Source {
-                    fs,
-                    file,
-                    path: path.to_string(),
-                });
-            }
-        }
-        Err(Error::io(
-            path,
-            std::io::Error::other("the file keeps being replaced while it is opened"),
-        ))
+        // Regular files only, opened without blocking (a FIFO cannot hang the run). The
+        // mapping and the handle share one open file, so they are the same file even if
+        // a pack replaces it meanwhile.
+        let file = zfs_files::open_input(Path::new(path))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        let mapped = file.try_clone().map_err(|e| Error::io(path, e))?;
+        let fs = FileStorage::open_file(mapped, Path::new(path))
+            .map_err(|e| Error::source_format(path, e))?;
+        Ok(Source {
+            fs,
+            file,
+            path: path.to_string(),
+            mode: zfs_files::permissions_of(&meta),
+        })
     }
     fn len(&self) -> u64 {
         self.fs.len()
@@ -133,13 +128,16 @@ impl Source {
 
 /// Runs a backup.
 pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
-    let _lock = repo::lock(&opts.repository, true, &|| {
+    let _lock = repo::lock(&opts.repository, true, opts.lock_wait, &mut |holder| {
         (hooks.notice)(&format!(
-            "another repozo run holds the lock on {}; waiting for it to finish",
-            opts.repository
+            "the repository {} is locked by {holder}; waiting up to {} s for it to finish",
+            opts.repository,
+            opts.lock_wait.as_secs()
         ))
     })?;
-    for name in repo::remove_stale_temps(&opts.repository) {
+    let mut left = repo::remove_stale_temps(&opts.repository);
+    left.extend(repo::remove_orphans(&opts.repository)?);
+    for name in left {
         (hooks.notice)(&format!(
             "removed {name}, left in {} by an interrupted run",
             opts.repository
@@ -166,7 +164,7 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
 
     let mut reason = None;
     let unmatched = if decide {
-        interrupted::complete_dat(hooks, &chain, &src.view(committed), srcsz)?
+        interrupted::complete_dat(hooks, &chain, &src.view(committed), srcsz, src.mode)?
     } else {
         None
     };
@@ -193,6 +191,10 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
         written: 0,
         removed: Vec::new(),
     };
+    // Whatever was decided from the source's bytes is void if it shrank under us.
+    src.fs
+        .check_intact()
+        .map_err(|e| Error::source_format(&src.path, e))?;
     let start = match decision {
         Some(Decision::NothingToDo) => {
             hooks.log("No changes, nothing to do");
@@ -207,45 +209,58 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
     // Strictly after every data file (two runs in one second would otherwise collide, or
     // sort a full backup after an incremental of the same second), unless the newest file
     // is far in the future (a clock moved back): then it is invisible anyway, as in Python.
-    let stamp = match repo::newest_stamp(&opts.repository)? {
+    let mut stamp = match repo::newest_stamp(&opts.repository)? {
         Some(n) if n >= now && n.secs - now.secs <= crate::FUTURE_SLACK_SECS => n.next(),
         _ => now,
     };
+    // A name of that second held by another user's file (no backup of ours, see
+    // `repo::data_files`) is passed by: the backup takes the next free second.
+    let trusted = repo::Trusted::of(&opts.repository);
+    for _ in 0..crate::FUTURE_SLACK_SECS {
+        let root = stamp.format();
+        let strangers = [".fs", ".fsz", ".deltafs", ".deltafsz", ".index", ".dat"]
+            .iter()
+            .map(|ext| join(&opts.repository, &format!("{root}{ext}")))
+            .any(|p| std::fs::symlink_metadata(&p).is_ok() && !trusted.owns(&p));
+        if !strangers {
+            break;
+        }
+        stamp = stamp.next();
+    }
     let kind = Kind::of(start.is_none(), opts.gzip);
     let name = format!("{}{}", stamp.format(), kind.ext());
     let dest = join(&opts.repository, &name);
-    if Path::new(&dest).exists() {
+    if std::fs::symlink_metadata(&dest).is_ok() {
         return Err(Error::WouldOverwrite(dest));
     }
     if src.fs.is_empty() {
         return Err(Error::EmptySource(src.path.clone()));
     }
     let index_path = join(&opts.repository, &format!("{}.index", stamp.format()));
-    let (pos, written, md5) =
-        write_backup(opts, hooks, &src, start.unwrap_or(0), &dest, &index_path)?;
+    let pending = write_backup(opts, hooks, &src, start.unwrap_or(0), &dest, &index_path)?;
+    // Nothing read from the source may be put in place if it shrank while it was read
+    // (the temporaries are removed when `pending` is dropped).
+    src.fs
+        .check_intact()
+        .map_err(|e| Error::source_format(&src.path, e))?;
     let line = DatLine {
         path: dest.clone(),
         start: start.unwrap_or(0),
-        end: pos,
-        md5,
+        end: pending.pos,
+        md5: pending.md5.clone(),
     };
-    let dat_written = match start {
+    let written = pending.written;
+    match start {
         None => {
             let dat = join(&opts.repository, &format!("{}.dat", stamp.format()));
             report.action = Action::Full;
-            repo::write_atomically(&dat, line.to_line().as_bytes())
+            pending.commit_full(&dat, &line, src.mode)?;
         }
         Some(_) => {
             let dat = repo::dat_path_of(&chain[0]);
             report.action = Action::Incremental;
-            repo::append_dat(&dat, &line)
+            pending.commit_incremental(&dat, &line, src.mode)?;
         }
-    };
-    if let Err(e) = dat_written {
-        // Without its .dat line the new file is no backup: take it back.
-        let _ = std::fs::remove_file(&dest);
-        let _ = std::fs::remove_file(&index_path);
-        return Err(e);
     }
     report.data_file = Some(dest);
     report.dat_line = Some(line);
@@ -440,8 +455,65 @@ fn compare_decision(
     full_because(hooks, CHANGED, reason)
 }
 
-/// Writes the `.index` and the data file `[start, pos)`; returns `pos`, the data file's
-/// size on disk and the MD5 of the copied bytes.
+/// A backup written but not yet in place: its data file and `.index` as private
+/// temporaries (removed if this is dropped), with what its `.dat` line needs.
+struct Pending {
+    data: zfs_files::Output,
+    index: zfs_files::Output,
+    /// The end of the copied range in the source.
+    pos: u64,
+    /// Bytes of the data file on disk (compressed size for `-z`).
+    written: u64,
+    /// MD5 of the copied (uncompressed) bytes.
+    md5: String,
+}
+
+impl Pending {
+    /// Puts a full backup in place: its `.dat`, its `.index`, then its data file. A run
+    /// killed before the last rename leaves a `.dat` (and maybe an `.index`) that no data
+    /// file goes with: both tools restore the repository as before, and the next backup
+    /// removes them ([`repo::remove_orphans`]). A failure takes back what was put in place.
+    fn commit_full(self, dat: &str, line: &DatLine, mode: u32) -> Result<()> {
+        let index_path = self.index.target().to_path_buf();
+        repo::write_atomically(dat, line.to_line().as_bytes(), mode)?;
+        if let Err(e) = self.index.commit() {
+            let _ = std::fs::remove_file(dat);
+            return Err(e.into());
+        }
+        if let Err(e) = self.data.commit() {
+            let _ = std::fs::remove_file(&index_path);
+            let _ = std::fs::remove_file(dat);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Puts an incremental backup in place: its `.index`, its data file, then its `.dat`
+    /// with the new line, prepared and fsynced before the first rename so that only a
+    /// rename separates the data file from its line. A run killed in between leaves a
+    /// data file that the next backup lists when it holds the source's bytes
+    /// (`interrupted::complete_dat`). A failure takes back what was put in place.
+    fn commit_incremental(self, dat: &str, line: &DatLine, mode: u32) -> Result<()> {
+        let index_path = self.index.target().to_path_buf();
+        let data_path = self.data.target().to_path_buf();
+        let dat = repo::dat_with_line(dat, line, mode)?;
+        self.index.commit()?;
+        if let Err(e) = self.data.commit() {
+            let _ = std::fs::remove_file(&index_path);
+            return Err(e.into());
+        }
+        if let Err(e) = dat.commit() {
+            // Without its .dat line the new file is no backup: take it back.
+            let _ = std::fs::remove_file(&data_path);
+            let _ = std::fs::remove_file(&index_path);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+/// Writes the `.index` and the data file `[start, pos)` as temporaries beside their
+/// names, with the source's mode; nothing is put in place.
 fn write_backup(
     opts: &BackupOptions,
     hooks: &Hooks<'_>,
@@ -449,16 +521,10 @@ fn write_backup(
     start: u64,
     dest: &str,
     index_path: &str,
-) -> Result<(u64, u64, String)> {
+) -> Result<Pending> {
     let source_index = format!("{}.index", src.path);
-    let (scan, how) =
-        open_index(&src.fs, Path::new(&source_index), hooks.progress).map_err(|e| match e {
-            zfs_format::Error::Io { path, source } => Error::Io { path, source },
-            other => Error::Format {
-                path: src.path.clone(),
-                source: other,
-            },
-        })?;
+    let (scan, how) = open_index(&src.fs, Path::new(&source_index), hooks.progress)
+        .map_err(|e| Error::source_format(&src.path, e))?;
     if how == IndexSource::Rejected {
         let abs = std::fs::canonicalize(&src.path).unwrap_or_else(|_| src.path.clone().into());
         (hooks.notice)(&format!("Ignoring index for {}", abs.display()));
@@ -471,13 +537,15 @@ fn write_backup(
             want: start,
         });
     }
+    let spec = |path: &str| -> Result<zfs_files::OutputSpec> {
+        Ok(zfs_files::OutputSpec::new(path)
+            .mode(src.mode)
+            .not_input_file(Path::new(&src.path), &src.file)?)
+    };
+    let (index_spec, data_spec) = (spec(index_path)?, spec(dest)?);
     hooks.log("writing index");
-    // The index is written under a temporary name while the data is copied, and renamed
-    // only once the data file is in place: an interrupted run leaves only temporaries (which
-    // the next backup removes), never an `.index` without its data file.
-    let index_tmp = temp_beside(index_path);
-    let (ix, data) = std::thread::scope(|s| {
-        let ix = s.spawn(|| write_index_file(&index_tmp, &scan.index, pos));
+    let (index, data) = std::thread::scope(|s| {
+        let index = s.spawn(|| write_index_file(index_spec, &scan.index, pos));
         if start == 0 {
             hooks.log(&format!("writing full backup: {pos} bytes to {dest}"));
         } else {
@@ -486,64 +554,37 @@ fn write_backup(
                 pos - start
             ));
         }
-        let data = copy_out(opts, hooks, src, start, pos, dest);
-        (ix.join().expect("the index thread does not panic"), data)
+        let data = copy_out(opts, hooks, src, start, pos, data_spec);
+        (index.join().expect("the index thread does not panic"), data)
     });
-    // A backup is its data file, its .index and its .dat line: when one part fails, the
-    // part already in place goes too, so no half backup is left (the .dat comes last).
-    let (written, md5) = match (ix, data) {
-        (Ok(()), Ok(d)) => d,
-        (ix, data) => {
-            let _ = std::fs::remove_file(&index_tmp);
-            if data.is_ok() {
-                let _ = std::fs::remove_file(dest);
-            }
-            return Err(match (ix, data) {
-                (Err(e), _) => Error::io(index_path, e),
-                (_, Err(e)) => e,
-                (Ok(()), Ok(_)) => unreachable!("handled above"),
-            });
-        }
-    };
-    if let Err(e) = std::fs::rename(&index_tmp, index_path) {
-        let _ = std::fs::remove_file(&index_tmp);
-        let _ = std::fs::remove_file(dest);
-        return Err(Error::io(index_path, e));
-    }
-    repo::sync_dir(&opts.repository);
-    Ok((pos, written, md5))
+    // A data error (an interruption among them) wins over an index error.
+    let (data, written, md5) = data?;
+    let index = index?;
+    Ok(Pending {
+        data,
+        index,
+        pos,
+        written,
+        md5,
+    })
 }
 
-/// A unique temporary name beside `path`: `.<name>.tmp.<pid>` in the same directory.
-fn temp_beside(path: &str) -> std::path::PathBuf {
-    let p = Path::new(path);
-    let dir = p
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dir.join(format!(".{name}.tmp.{}", std::process::id()))
-}
-
-/// Writes the `.index` bytes of `index` at `pos` to a new file `tmp`, fsynced.
-fn write_index_file(tmp: &Path, index: &zfs_format::index::Index, pos: u64) -> std::io::Result<()> {
-    let result = (|| {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(tmp)?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
+/// Writes the `.index` bytes of `index` at `pos` to a new temporary for `spec`, fsynced.
+fn write_index_file(
+    spec: zfs_files::OutputSpec,
+    index: &zfs_format::index::Index,
+    pos: u64,
+) -> Result<zfs_files::Output> {
+    let out = spec.create()?;
+    let target = out.target().to_path_buf();
+    let written = (|| {
+        let mut w = BufWriter::with_capacity(1 << 20, out.file());
         write_index(&mut w, index, pos)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()
+        w.flush()?;
+        out.file().sync_all()
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(tmp);
-    }
-    result
+    written.map_err(|e| Error::io(&target, e))?;
+    Ok(out)
 }
 
 /// A writer that fails once the run is interrupted (so that a long compression stops at
@@ -566,128 +607,122 @@ impl<W: Write> Write for StopWriter<'_, W> {
     }
 }
 
-/// Copies source `[start, end)` to `dest` through a unique temporary file (gzipped with
-/// `-z`), hashing the bytes as they go; fsyncs and renames. Returns the size on disk and MD5.
+/// The error of a kernel copy from the source to a repository file: what the output's file
+/// system refused (no space, quota, size, read-only) names the repository file, the rest
+/// the source.
+fn copy_error(e: std::io::Error, src: &str, dest: &Path) -> Error {
+    use rustix::io::Errno;
+    let output_side = [Errno::NOSPC, Errno::DQUOT, Errno::FBIG, Errno::ROFS]
+        .iter()
+        .any(|x| e.raw_os_error() == Some(x.raw_os_error()));
+    if output_side {
+        Error::io(dest, e)
+    } else {
+        Error::io(src, e)
+    }
+}
+
+/// Copies source `[start, end)` to a new temporary for `spec` (gzipped with `-z`), hashing
+/// the bytes as they go, and fsyncs it. Returns it with its size on disk and the MD5.
 fn copy_out(
     opts: &BackupOptions,
     hooks: &Hooks<'_>,
     src: &Source,
     start: u64,
     end: u64,
-    dest: &str,
-) -> Result<(u64, String)> {
-    let dest_path = Path::new(dest);
-    let dir = dest_path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = dest_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let tmp_s = tmp.to_string_lossy().into_owned();
-    let result = (|| -> Result<(u64, String)> {
-        let out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp_s, e))?;
-        let data = &src.fs.bytes()[start as usize..end as usize];
-        hooks.progress.start(
-            if opts.gzip { "compressing" } else { "copying" },
-            end - start,
-        );
-        let (copied, md5) = std::thread::scope(|s| -> Result<(u64, String)> {
-            if opts.gzip {
-                let hasher = s.spawn(|| {
-                    let mut h = Md5::new();
-                    // Compression reads the same pages beside the hashing.
-                    let mut stream = src.fs.stream(start).keep_cached();
-                    let mut done = start;
-                    for c in data.chunks(crate::source::CHUNK) {
-                        h.update(c);
-                        done += c.len() as u64;
-                        stream.advance(src.fs.bytes(), done);
-                    }
-                    stream.finish(src.fs.bytes());
-                    h.hex()
-                });
-                let ticker = hooks.ticker();
-                let mut w = BufWriter::with_capacity(
-                    1 << 20,
-                    StopWriter {
-                        inner: &out,
-                        ticker,
-                    },
-                );
-                crate::gz::gzip_parallel(data, opts.gzip_level, &mut w, hooks.progress)
-                    .and_then(|_| w.flush())
-                    .map_err(|e| match ticker.check() {
-                        Err(stop) => stop,
-                        Ok(()) => Error::io(&tmp_s, e),
-                    })?;
-                Ok((
-                    end - start,
-                    hasher.join().expect("the hashing thread does not panic"),
-                ))
-            } else {
-                let (ticker, out) = (hooks.ticker(), &out);
-                let copier = s.spawn(move || -> std::io::Result<u64> {
-                    // The kernel copies, in pieces so that an interruption is seen soon.
-                    let mut done = 0u64;
-                    while done < end - start {
-                        if ticker.interrupted() {
-                            return Ok(done);
-                        }
-                        let want = crate::source::COPY_PIECE.min(end - start - done);
-                        let n =
-                            crate::source::copy_range(&src.file, start + done, out, done, want)?;
-                        done += n;
-                        if n < want {
-                            return Ok(done);
-                        }
-                    }
-                    // Flush to disk while the main thread is still hashing.
-                    out.sync_data()?;
-                    Ok(done)
-                });
+    spec: zfs_files::OutputSpec,
+) -> Result<(zfs_files::Output, u64, String)> {
+    let out = spec.create()?;
+    let dest = out.target().to_path_buf();
+    let file = out.file();
+    let data = &src.fs.bytes()[start as usize..end as usize];
+    hooks.progress.start(
+        if opts.gzip { "compressing" } else { "copying" },
+        end - start,
+    );
+    let (copied, md5) = std::thread::scope(|s| -> Result<(u64, String)> {
+        if opts.gzip {
+            let hasher = s.spawn(|| {
                 let mut h = Md5::new();
-                // The kernel's copy reads the same pages beside the hashing: they stay
-                // cached for it.
+                // Compression reads the same pages beside the hashing.
                 let mut stream = src.fs.stream(start).keep_cached();
                 let mut done = start;
                 for c in data.chunks(crate::source::CHUNK) {
                     h.update(c);
                     done += c.len() as u64;
                     stream.advance(src.fs.bytes(), done);
-                    hooks.advance(c.len() as u64)?;
                 }
                 stream.finish(src.fs.bytes());
-                let copied = copier
-                    .join()
-                    .expect("the copying thread does not panic")
-                    .map_err(|e| Error::io(&src.path, e))?;
-                Ok((copied, h.hex()))
-            }
-        })?;
-        if copied != end - start {
-            return Err(Error::ShortCopy {
-                path: src.path.clone(),
-                got: copied,
-                want: end - start,
+                h.hex()
             });
+            let ticker = hooks.ticker();
+            let mut w = BufWriter::with_capacity(
+                1 << 20,
+                StopWriter {
+                    inner: file,
+                    ticker,
+                },
+            );
+            crate::gz::gzip_parallel(data, opts.gzip_level, &mut w, hooks.progress)
+                .and_then(|_| w.flush())
+                .map_err(|e| match ticker.check() {
+                    Err(stop) => stop,
+                    Ok(()) => Error::io(&dest, e),
+                })?;
+            Ok((
+                end - start,
+                hasher.join().expect("the hashing thread does not panic"),
+            ))
+        } else {
+            let ticker = hooks.ticker();
+            let copier = s.spawn(move || -> std::io::Result<u64> {
+                // The kernel copies, in pieces so that an interruption is seen soon.
+                let mut done = 0u64;
+                while done < end - start {
+                    if ticker.interrupted() {
+                        return Ok(done);
+                    }
+                    let want = crate::source::COPY_PIECE.min(end - start - done);
+                    let n = crate::source::copy_range(&src.file, start + done, file, done, want)?;
+                    done += n;
+                    if n < want {
+                        return Ok(done);
+                    }
+                }
+                // Flush to disk while the main thread is still hashing.
+                file.sync_data()?;
+                Ok(done)
+            });
+            let mut h = Md5::new();
+            // The kernel's copy reads the same pages beside the hashing: they stay cached
+            // for it.
+            let mut stream = src.fs.stream(start).keep_cached();
+            let mut done = start;
+            for c in data.chunks(crate::source::CHUNK) {
+                h.update(c);
+                done += c.len() as u64;
+                stream.advance(src.fs.bytes(), done);
+                hooks.advance(c.len() as u64)?;
+            }
+            stream.finish(src.fs.bytes());
+            let copied = copier
+                .join()
+                .expect("the copying thread does not panic")
+                .map_err(|e| copy_error(e, &src.path, &dest))?;
+            hooks.ticker().check()?;
+            Ok((copied, h.hex()))
         }
-        out.sync_all().map_err(|e| Error::io(&tmp_s, e))?;
-        let written = out.metadata().map_err(|e| Error::io(&tmp_s, e))?.len();
-        std::fs::rename(&tmp, dest_path).map_err(|e| Error::io(dest, e))?;
-        repo::sync_dir(&dir.to_string_lossy());
-        Ok((written, md5))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    })?;
+    if copied != end - start {
+        return Err(Error::ShortCopy {
+            path: src.path.clone(),
+            got: copied,
+            want: end - start,
+        });
     }
-    result
+    file.sync_all().map_err(|e| Error::io(&dest, e))?;
+    let written = file.metadata().map_err(|e| Error::io(&dest, e))?.len();
+    Ok((out, written, md5))
 }
 
 #[cfg(test)]
@@ -826,6 +861,7 @@ mod tests {
                 now: Some(Stamp {
                     secs: 1_800_000_000,
                 }),
+                ..Default::default()
             };
             assert_eq!(verify(&o, &Hooks::silent()).expect("verify").len(), 1);
         }
@@ -941,11 +977,24 @@ mod tests {
             // The run that wrote the incremental stopped before its .dat line.
             let first_line = whole.iter().position(|&b| b == b'\n').expect("a line") + 1;
             std::fs::write(&dat, &whole[..first_line]).expect("write");
+            // Both tools restore it meanwhile (its .index shows it continues the chain).
+            assert_eq!(restore_now(&r).expect("restore"), v2);
+            // Without its .index the file could be another chain's: refused.
+            let index = Path::new(&r.repo()).join(format!(
+                "{}.index",
+                Stamp {
+                    secs: 1_700_000_010
+                }
+                .format()
+            ));
+            let saved = std::fs::read(&index).expect("index");
+            std::fs::remove_file(&index).expect("rm");
             let e = restore_now(&r).expect_err("an unlisted file");
             assert!(
                 e.to_string().contains("interrupted") && e.to_string().contains("-D "),
                 "{e}"
             );
+            std::fs::write(&index, saved).expect("write");
             // Same source: the line comes back, byte for byte, and nothing else is written.
             let rep = r.backup(&v2, 1_700_000_020, verbose, quick);
             assert_eq!(
@@ -970,29 +1019,60 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_dat_is_left_to_python_rules() {
-        // A full backup whose .dat is gone: Python's quick mode makes a new full backup, its
-        // default mode an incremental that starts a new .dat. No line is made up for the
-        // old full backup (the conformance suite compares these repositories with Python's).
+    fn a_full_backup_without_its_dat_gets_it_back() {
+        // A full backup whose .dat is gone (a run of Python or of an older version killed
+        // between the data file and the .dat, or a lost file): the next run writes its
+        // line when its bytes are the source's, then goes on as usual.
         let v1 = file(10);
         let v2 = file(14);
-        for quick in [false, true] {
+        for (quick, empty) in [(false, false), (true, false), (false, true)] {
             let r = Run::new();
             r.backup(&v1, 1_700_000_000, false, quick);
             let dat = dat_of(&r);
-            std::fs::remove_file(&dat).expect("rm");
-            let rep = r.backup(&v2, 1_700_000_010, false, quick);
-            let want = if quick {
-                Action::Full
+            let whole = std::fs::read(&dat).expect("read");
+            if empty {
+                std::fs::write(&dat, b"").expect("truncate");
             } else {
-                Action::Incremental
-            };
-            assert_eq!(rep.action, want, "quick {quick}");
-            let lines = repo::read_dat(dat.to_str().expect("utf8")).expect("read");
-            let want_lines = if quick { 0 } else { 1 };
-            assert_eq!(lines.map_or(0, |l| l.len()), want_lines, "quick {quick}");
+                std::fs::remove_file(&dat).expect("rm");
+            }
+            assert!(restore_now(&r).is_ok(), "without -w the chain restores");
+            let rep = r.backup(&v1, 1_700_000_010, false, quick);
+            assert_eq!(rep.action, Action::NothingToDo, "quick {quick}");
+            assert_eq!(std::fs::read(&dat).expect("read"), whole);
+            std::fs::remove_file(&dat).expect("rm");
+            let rep = r.backup(&v2, 1_700_000_020, false, quick);
+            assert_eq!(rep.action, Action::Incremental, "quick {quick}");
+            let lines = repo::read_dat(dat.to_str().expect("utf8"))
+                .expect("read")
+                .expect("a .dat");
+            assert_eq!(lines.len(), 2, "quick {quick}");
+            assert_eq!(lines[0].to_line().as_bytes(), &whole[..]);
             assert_eq!(restore_now(&r).expect("restore"), v2);
+            let o = VerifyOptions {
+                repository: r.repo(),
+                now: Some(Stamp {
+                    secs: 1_800_000_000,
+                }),
+                ..Default::default()
+            };
+            assert_eq!(verify(&o, &Hooks::silent()).expect("verify").len(), 2);
         }
+    }
+
+    #[test]
+    fn a_full_backup_without_its_dat_that_is_not_the_source_is_left_alone() {
+        let v1 = file(10);
+        let mut other = file(14);
+        other[30] ^= 1;
+        let r = Run::new();
+        r.backup(&v1, 1_700_000_000, false, false);
+        let dat = dat_of(&r);
+        std::fs::remove_file(&dat).expect("rm");
+        let rep = r.backup(&other, 1_700_000_010, false, false);
+        assert_eq!(rep.action, Action::Full);
+        assert!(rep.reason.expect("a reason").contains("not listed"));
+        assert!(!dat.exists(), "no line is made up for the old full backup");
+        assert_eq!(restore_now(&r).expect("restore"), other);
     }
 
     #[test]

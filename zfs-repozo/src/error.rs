@@ -110,6 +110,60 @@ pub enum Error {
     /// Not enough free space for a safe restore, and the old output was not removed.
     #[error("{0}")]
     NoSpace(String),
+    /// A file could not be created, replaced or locked safely (an output that is an input,
+    /// a device, FIFO or symlink where a file must go, a lock held by another process), or
+    /// the source shrank while it was read.
+    #[error(transparent)]
+    Files(zfs_files::Error),
+    /// Verification: a file listed in the `.dat` exists but cannot be read.
+    #[error("{path} is unreadable: {why}")]
+    Unreadable {
+        /// The file as repozo names it.
+        path: String,
+        /// The operating system's words (`[Errno 13] Permission denied`).
+        why: String,
+    },
+    /// The chain as of the date has no full backup: its oldest file is an incremental.
+    #[error(
+        "{first} is an incremental backup and no full backup precedes it in {repository} \
+         (was the full backup deleted?): the chain cannot be restored"
+    )]
+    NoFullBackup {
+        /// The oldest file of the chain.
+        first: String,
+        /// The repository.
+        repository: String,
+    },
+    /// The chain's full backup does not hold a FileStorage.
+    #[error("{path} is not a FileStorage backup: it starts with {found}, not FS30 or FS21")]
+    NotFileStorage {
+        /// The full backup.
+        path: String,
+        /// Its first bytes, as Python's `repr`.
+        found: String,
+    },
+    /// The restore target is open in a running ZODB (its `.lock` file is held).
+    #[error(
+        "{target} is in use: {lock} is locked by {holder} (a running ZODB?); stop it before \
+         restoring over it. Nothing was changed"
+    )]
+    TargetInUse {
+        /// The restore target.
+        target: String,
+        /// Its lock file.
+        lock: String,
+        /// Who holds it.
+        holder: String,
+    },
+    /// A restore failed or was interrupted after the old target had been deleted to make
+    /// room for the new one: the target no longer exists.
+    #[error("{}", target_deleted_text(.target, .cause))]
+    TargetDeleted {
+        /// The restore target.
+        target: String,
+        /// What stopped the restore.
+        cause: Box<Error>,
+    },
 }
 
 /// The crate's result type.
@@ -123,22 +177,81 @@ impl Error {
             source,
         }
     }
+
+    /// True when the run was stopped by [`Hooks::interrupt`](crate::Hooks::interrupt)
+    /// (also when the old restore target had been deleted first).
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            Error::Interrupted => true,
+            Error::TargetDeleted { cause, .. } => cause.is_interrupted(),
+            _ => false,
+        }
+    }
+
+    /// An error about the source file (`path`) found while reading it as a FileStorage.
+    pub(crate) fn source_format(path: &str, e: zfs_format::Error) -> Self {
+        match e {
+            zfs_format::Error::Io { path, source } => Error::Io { path, source },
+            zfs_format::Error::File(f) => f.into(),
+            other => Error::Format {
+                path: path.to_string(),
+                source: other,
+            },
+        }
+    }
+}
+
+impl From<zfs_files::Error> for Error {
+    /// OS errors keep Python's `OSError` text (`[Errno 2] No such file or directory: 'x'`),
+    /// a directory where a file must be too; the rest keeps zfs-files' words.
+    fn from(e: zfs_files::Error) -> Self {
+        match e {
+            zfs_files::Error::Io { path, source, .. } => Error::Io { path, source },
+            zfs_files::Error::NotRegular {
+                path,
+                kind: "a directory",
+            } => Error::Io {
+                path,
+                source: std::io::Error::from_raw_os_error(rustix::io::Errno::ISDIR.raw_os_error()),
+            },
+            other => Error::Files(other),
+        }
+    }
+}
+
+/// The words of [`Error::TargetDeleted`]: what stopped the restore, then that the target is
+/// gone (never "nothing was changed").
+fn target_deleted_text(target: &str, cause: &Error) -> String {
+    let gone = format!(
+        "{target} had been deleted before the restore to make room for it (the disk cannot \
+         hold both), so it does not exist now: restore it again"
+    );
+    match cause {
+        Error::Interrupted => format!("interrupted; temporary files removed. {gone}"),
+        other => format!("{other}. {gone} once the cause is fixed"),
+    }
 }
 
 /// Python's `str(OSError)`: `[Errno 2] No such file or directory: 'path'`.
 fn os_error_text(e: &std::io::Error, path: &Path) -> String {
+    format!(
+        "{}: {}",
+        os_error_words(e),
+        py_str_repr(&path.to_string_lossy())
+    )
+}
+
+/// Python's `str(OSError)` without the file name: `[Errno 13] Permission denied`.
+pub(crate) fn os_error_words(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => {
             let text = e.to_string();
             let strerror = text
                 .strip_suffix(&format!(" (os error {code})"))
                 .unwrap_or(&text);
-            format!(
-                "[Errno {code}] {strerror}: {}",
-                py_str_repr(&path.to_string_lossy())
-            )
+            format!("[Errno {code}] {strerror}")
         }
-        None => format!("{e}: {}", py_str_repr(&path.to_string_lossy())),
+        None => e.to_string(),
     }
 }
 

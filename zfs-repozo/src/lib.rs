@@ -4,29 +4,38 @@
 //! repositories.
 //!
 //! - [`backup::backup`]: `repozo -B` (full, incremental, quick mode, gzip, `-k`).
-//! - [`restore::restore`]: `repozo -R` (as of a date, to a file or a writer, `-w`).
+//! - [`restore::restore`]: `repozo -R` (as of a date, to a file or a writer, `-w`; an
+//!   existing file is brought up to date by appending what it lacks, unless `-F`).
 //! - [`verify::verify`]: `repozo -V`.
 //!
 //! Where it does better than Python, the files left behind stay the same: it reads the
-//! source once, hashes while copying (`copy_file_range`), compresses on all cores, writes
-//! every file under a unique temporary name before renaming it, locks the repository (and
-//! removes the temporaries of an interrupted run of ours under that lock), takes back the
-//! data file and `.index` of a backup whose `.dat` line cannot be written, never stamps a
-//! backup at or before an existing one, never deletes a restore target (or leaves an
-//! old `.index` beside a new one) before its replacement is complete, stops cleanly when
-//! [`Hooks::interrupt`] is set, and adds the `.dat` line that a killed run did not write
-//! (when the data file matches the source). Nothing here prints: messages that Python repozo logs with
-//! `-v` go to `Hooks::log` with the same texts.
+//! source once, hashes while copying (`copy_file_range`), compresses on all cores, and
+//! writes every file through `zfs-files` (a private temporary beside it, never through a
+//! symlink, fsynced, renamed, the directory fsynced, with the source's mode). It locks the
+//! repository with a lock file only the writer can take (and never waits for it forever),
+//! removes the temporaries of an interrupted run of ours, orders the renames of a backup so
+//! that a killed run leaves nothing a restore would take for a backup, takes back the data
+//! file and `.index` of a backup whose `.dat` line cannot be written, never stamps a backup
+//! at or before an existing one, refuses to restore a chain without its full backup, never
+//! deletes a restore target (or leaves an old `.index` beside a new one) before its
+//! replacement is complete unless the disk cannot hold both (then only after reading the
+//! whole chain, and saying so), stops cleanly when [`Hooks::interrupt`] is set, and adds
+//! the `.dat` line that a killed run did not write (when the data file matches the source).
+//! Nothing here prints: messages that Python repozo logs with `-v` go to `Hooks::log` with
+//! the same texts.
 
 pub mod backup;
+mod chain;
 pub mod error;
 pub mod gz;
+mod incremental;
 mod interrupted;
 pub mod md5;
 pub mod names;
 pub mod repo;
 pub mod restore;
 mod source;
+mod target;
 pub mod verify;
 
 pub use error::{Error, Result};

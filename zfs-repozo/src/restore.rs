@@ -1,20 +1,29 @@
 //! `repozo -R`: rebuild a Data.fs from the chain as of a date, into a file (safely) or a
 //! writer, checking the chain against its `.dat`.
+//!
+//! A restore to a file writes a private temporary beside it (zfs-files) and renames it
+//! over the target only once complete and fsynced; the target's `.index` is replaced
+//! after it, never left beside the wrong data. The only case where the old target goes
+//! first is a disk that cannot hold both: then the whole chain is read and checked first,
+//! and the run says that the old file is deleted, and, if it fails afterwards, that the
+//! target is gone.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::chain::{self, Expected};
 use crate::error::{Error, Result};
 use crate::md5::Md5;
-use crate::names::{strip_ext, Stamp};
+use crate::names::Stamp;
 use crate::repo::{self, ChainFile, DatLine};
 use crate::source::read_uncompressed;
+use crate::target::{Target, ROOM_MARGIN};
 use crate::Hooks;
 
 /// What `repozo -R` was asked to do.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RestoreOptions {
     /// The repository directory, as given.
     pub repository: String,
@@ -26,6 +35,54 @@ pub struct RestoreOptions {
     pub with_verify: bool,
     /// The clock; `None` reads the system clock.
     pub now: Option<Stamp>,
+    /// How long to wait for a backup's lock on the repository before failing.
+    pub lock_wait: Duration,
+    /// `-F`: rebuild an existing output in full instead of bringing it up to date.
+    pub full: bool,
+    /// `-Q`: when bringing an existing output up to date, check only the last backup it
+    /// holds against it (by MD5), not every one.
+    pub quick: bool,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            repository: String::new(),
+            date: None,
+            output: None,
+            with_verify: false,
+            now: None,
+            lock_wait: repo::DEFAULT_LOCK_WAIT,
+            full: false,
+            quick: false,
+        }
+    }
+}
+
+/// How a restore went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// The whole chain was written (to stdout, or to a new file that replaced the output);
+    /// `reason` says why an existing output was not brought up to date instead.
+    Full {
+        /// Why not incrementally (`None`: no output existed, `-F`, or stdout).
+        reason: Option<String>,
+    },
+    /// The existing output held the state already: nothing was written but its index.
+    UpToDate,
+    /// The backups the existing output lacked were appended to it.
+    Appended {
+        /// Where the appended bytes start.
+        from: u64,
+        /// The backup files appended, oldest first.
+        files: Vec<String>,
+    },
+}
+
+impl Default for Method {
+    fn default() -> Self {
+        Method::Full { reason: None }
+    }
 }
 
 /// The result of a restore.
@@ -33,12 +90,16 @@ pub struct RestoreOptions {
 pub struct RestoreReport {
     /// The chain restored, oldest first.
     pub chain: Vec<String>,
-    /// Bytes written.
+    /// Bytes written by this run.
     pub bytes: u64,
-    /// MD5 of the result, when it was computed (`-v` or `-w`).
+    /// Size of the restored file (the state's size).
+    pub size: u64,
+    /// MD5 of the bytes written, when it was computed (`-v` or `-w`).
     pub md5: Option<String>,
     /// The `.index` copied beside the output, if any.
     pub index: Option<String>,
+    /// Full, incremental, or nothing to do.
+    pub method: Method,
 }
 
 /// Restores. Without `opts.output` the data goes to `stdout`.
@@ -47,10 +108,11 @@ pub fn restore(
     hooks: &Hooks<'_>,
     stdout: &mut dyn Write,
 ) -> Result<RestoreReport> {
-    let _lock = repo::lock(&opts.repository, false, &|| {
+    let _lock = repo::lock(&opts.repository, false, opts.lock_wait, &mut |holder| {
         (hooks.notice)(&format!(
-            "a backup is running on {}; waiting for it to finish",
-            opts.repository
+            "the repository {} is locked by {holder} (a backup is running); waiting up to {} s for it to finish",
+            opts.repository,
+            opts.lock_wait.as_secs()
         ))
     })?;
     let when = match opts.date.as_deref().filter(|d| !d.is_empty()) {
@@ -68,6 +130,8 @@ pub fn restore(
             None => Error::NoFiles,
         });
     }
+    // Concatenated without its full backup, a chain is no FileStorage.
+    chain::check_starts_full(&opts.repository, &chain)?;
     let dat_path = repo::dat_path_of(&chain[0]);
     let dat = if opts.with_verify {
         match repo::read_dat(&dat_path)? {
@@ -92,7 +156,31 @@ pub fn restore(
     };
     let expected = match &dat {
         Some(lines) if opts.with_verify || describes_chain(lines) => {
-            Some(check_chain(&opts.repository, &chain, lines, &when)?)
+            let checked = chain::check_against_dat(&opts.repository, &chain, lines, &when)?;
+            if let Some(first) = checked.unlisted.first() {
+                let before = chain
+                    .iter()
+                    .take_while(|c| c.path != *first)
+                    .last()
+                    .expect("an unlisted file follows the full backup");
+                if opts.with_verify {
+                    return Err(Error::BrokenChain(format!(
+                        "{first} is not listed in {dat_path}: a backup run was interrupted before \
+                         writing its line, so -w cannot check it. Restore without -w (its .index \
+                         shows it continues the chain), or after the next backup, which adds the \
+                         line; -D {} restores the state before it",
+                        before.root()
+                    )));
+                }
+                for path in &checked.unlisted {
+                    (hooks.notice)(&format!(
+                        "warning: {path} is not listed in {dat_path} (a backup run was interrupted \
+                         before writing its line); its .index shows it continues the chain, so it \
+                         is restored with it. The next backup adds its line"
+                    ));
+                }
+            }
+            Some(checked.expected)
         }
         Some(_) => {
             // A .dat that does not start with this chain's full backup (Python's default
@@ -105,6 +193,7 @@ pub fn restore(
         }
         None => None,
     };
+    chain::check_magic(&chain[0])?;
     let hash = hooks.verbose || opts.with_verify;
     let mut report = RestoreReport {
         chain: chain.iter().map(|c| c.path.clone()).collect(),
@@ -123,6 +212,7 @@ pub fn restore(
             )?;
             stdout.flush().map_err(|e| Error::io("<stdout>", e))?;
             report.bytes = n;
+            report.size = n;
             report.md5 = md5;
         }
         Some(out) => restore_to_file(
@@ -138,81 +228,14 @@ pub fn restore(
     Ok(report)
 }
 
-/// Size and MD5 expected for each chain file, by path.
-type Expected = HashMap<String, (u64, String)>;
-
-/// Checks the chain against the `.dat`: no hole, no file from another chain, contiguous
-/// positions, plain files of the recorded size.
-fn check_chain(
-    repository: &str,
-    chain: &[ChainFile],
-    lines: &[DatLine],
-    when: &str,
-) -> Result<Expected> {
-    let dat_name = repo::dat_path_of(&chain[0]);
-    let mut expected = Expected::new();
-    let by_name: HashMap<&str, &DatLine> = lines.iter().map(|l| (l.basename(), l)).collect();
-    let mut next_start = 0u64;
-    for (i, c) in chain.iter().enumerate() {
-        let Some(line) = by_name.get(c.name.as_str()) else {
-            return Err(Error::BrokenChain(match chain[..i].last() {
-                // Every line is taken by the files before this one (so the rest are
-                // unlisted too): a backup run stopped between renaming its data file into
-                // place and writing its line.
-                Some(before) if i == lines.len() => format!(
-                    "{} is not listed in {dat_name}: a backup run was interrupted before writing its line. \
-                     The next backup of the source adds the line if the file matches it; \
-                     -D {} restores the state before it",
-                    c.path,
-                    before.root()
-                ),
-                _ => format!(
-                    "{} is not listed in {dat_name}: the repository mixes files of different full backups (was a newer full backup deleted?)",
-                    c.path
-                ),
-            }));
-        };
-        if line.start != next_start {
-            return Err(Error::BrokenChain(format!(
-                "{} starts at {} but the chain before it ends at {next_start}: a backup file is missing",
-                c.path, line.start
-            )));
-        }
-        next_start = line.end;
-        if !c.kind.is_gzip() {
-            let size = std::fs::metadata(&c.path)
-                .map_err(|e| Error::io(&c.path, e))?
-                .len();
-            if size != line.end - line.start {
-                return Err(Error::BrokenChain(format!(
-                    "{} is {size} bytes, should be {} bytes (truncated?)",
-                    c.path,
-                    line.end - line.start
-                )));
-            }
-        }
-        expected.insert(c.path.clone(), (line.end - line.start, line.md5.clone()));
-    }
-    for l in lines {
-        let name = l.basename();
-        let listed_before = name.get(..19).is_some_and(|root| root <= when);
-        if listed_before && !chain.iter().any(|c| c.name == name) {
-            return Err(Error::BrokenChain(format!(
-                "{} is listed in {dat_name} but missing from the repository",
-                crate::names::join(repository, name)
-            )));
-        }
-    }
-    Ok(expected)
-}
-
-enum Out<'a> {
+/// Where [`write_chain`] writes: a stream, or a file at offsets from `base` on.
+pub(crate) enum Out<'a> {
     Writer(&'a mut dyn Write),
-    File(&'a File),
+    File { file: &'a File, base: u64 },
 }
 
 /// Writes the chain to `out`; returns the bytes written and, when `hash`, their MD5.
-fn write_chain(
+pub(crate) fn write_chain(
     opts: &RestoreOptions,
     hooks: &Hooks<'_>,
     chain: &[ChainFile],
@@ -223,7 +246,7 @@ fn write_chain(
     let out_name = opts
         .output
         .as_ref()
-        .map(|p| format!("{}.part", p.display()))
+        .map(|p| p.display().to_string())
         .unwrap_or_else(|| "<stdout>".into());
     let total_guess: u64 = chain
         .iter()
@@ -231,9 +254,9 @@ fn write_chain(
         .map(|m| m.len())
         .sum();
     hooks.progress.start("restoring", total_guess);
-    if let (false, Out::File(file)) = (hash, &out) {
+    if let (false, Out::File { file, base }) = (hash, &out) {
         if chain.iter().all(|c| !c.kind.is_gzip()) {
-            let n = copy_plain_parallel(chain, file, expected, &out_name, hooks)?;
+            let n = copy_plain_parallel(chain, file, *base, expected, &out_name, hooks)?;
             return Ok((n, None));
         }
     }
@@ -242,14 +265,10 @@ fn write_chain(
     for c in chain {
         let mut h = Md5::new();
         let mut n = 0u64;
-        if !hash && !c.kind.is_gzip() {
+        if let (false, false, Out::Writer(w)) = (hash, c.kind.is_gzip(), &mut out) {
             // Plain file, nothing to hash: let the kernel copy it.
-            let mut f = File::open(&c.path).map_err(|e| Error::io(&c.path, e))?;
-            n = match &mut out {
-                Out::Writer(w) => std::io::copy(&mut f, w),
-                Out::File(file) => std::io::copy(&mut f, &mut &**file),
-            }
-            .map_err(|e| Error::io(&out_name, e))?;
+            let mut f = zfs_files::open_input(Path::new(&c.path))?;
+            n = std::io::copy(&mut f, w).map_err(|e| Error::io(&out_name, e))?;
             hooks.advance(n)?;
         } else {
             read_uncompressed(&c.path, c.kind.is_gzip(), &mut |b| {
@@ -257,27 +276,30 @@ fn write_chain(
                     h.update(b);
                     total.update(b);
                 }
+                let at = n_total + n;
                 n += b.len() as u64;
                 hooks.advance(b.len() as u64)?;
                 match &mut out {
                     Out::Writer(w) => w.write_all(b),
-                    Out::File(file) => (&**file).write_all(b),
+                    Out::File { file, base } => {
+                        std::os::unix::fs::FileExt::write_all_at(*file, b, *base + at)
+                    }
                 }
                 .map_err(|e| Error::io(&out_name, e))
             })?;
         }
         n_total += n;
         let md5 = if hash { Some(h.hex()) } else { None };
-        if let Some((size, sum)) = expected.and_then(|e| e.get(&c.path)) {
-            if n != *size {
+        if let Some(want) = expected.and_then(|e| e.get(&c.path)) {
+            if n != want.size {
                 return Err(Error::WrongSize {
                     path: c.path.clone(),
                     found: n,
-                    expected: *size,
+                    expected: want.size,
                     when: "",
                 });
             }
-            if opts.with_verify {
+            if let (true, Some(sum)) = (opts.with_verify, &want.md5) {
                 let md5 = md5.clone().expect("hashed with -w");
                 if md5 != *sum {
                     return Err(Error::WrongChecksum {
@@ -306,10 +328,12 @@ fn write_chain(
     Ok((n_total, md5))
 }
 
-/// Copies a chain of plain files into `out` at their offsets, in pieces on all cores.
+/// Copies a chain of plain files into `out` at their offsets from `base` on, in pieces on
+/// all cores.
 fn copy_plain_parallel(
     chain: &[ChainFile],
     out: &File,
+    base: u64,
     expected: Option<&Expected>,
     out_name: &str,
     hooks: &Hooks<'_>,
@@ -319,14 +343,14 @@ fn copy_plain_parallel(
     let mut jobs = Vec::new();
     let mut offset = 0u64;
     for (i, c) in chain.iter().enumerate() {
-        let f = File::open(&c.path).map_err(|e| Error::io(&c.path, e))?;
+        let f = zfs_files::open_input(Path::new(&c.path))?;
         let len = f.metadata().map_err(|e| Error::io(&c.path, e))?.len();
-        if let Some((size, _)) = expected.and_then(|e| e.get(&c.path)) {
-            if len != *size {
+        if let Some(want) = expected.and_then(|e| e.get(&c.path)) {
+            if len != want.size {
                 return Err(Error::WrongSize {
                     path: c.path.clone(),
                     found: len,
-                    expected: *size,
+                    expected: want.size,
                     when: "",
                 });
             }
@@ -334,7 +358,7 @@ fn copy_plain_parallel(
         let mut at = 0;
         while at < len {
             let n = crate::source::COPY_PIECE.min(len - at);
-            jobs.push((i, at, offset + at, n));
+            jobs.push((i, at, base + offset + at, n));
             at += n;
         }
         files.push(f);
@@ -357,6 +381,21 @@ fn copy_plain_parallel(
     Ok(offset)
 }
 
+/// The size of the restored file when it is known without reading the chain: from the
+/// `.dat`, or the sizes of plain files.
+fn known_size(chain: &[ChainFile], expected: Option<&Expected>) -> Option<u64> {
+    if let Some(e) = expected {
+        return Some(e.values().map(|w| w.size).sum());
+    }
+    chain.iter().try_fold(0u64, |acc, c| {
+        if c.kind.is_gzip() {
+            None
+        } else {
+            std::fs::metadata(&c.path).ok().map(|m| acc + m.len())
+        }
+    })
+}
+
 fn restore_to_file(
     opts: &RestoreOptions,
     hooks: &Hooks<'_>,
@@ -366,139 +405,221 @@ fn restore_to_file(
     out: &Path,
     report: &mut RestoreReport,
 ) -> Result<()> {
-    let out_s = out.to_string_lossy().into_owned();
-    let part = PathBuf::from(format!("{out_s}.part"));
-    let part_s = part.to_string_lossy().into_owned();
-    let existing = match std::fs::symlink_metadata(out) {
-        Ok(m) if m.is_dir() => {
-            return Err(Error::io(&out_s, std::io::Error::from_raw_os_error(21)))
-        }
-        Ok(m) => Some(m.len()),
-        Err(_) => None,
-    };
-    if let Some(old) = existing {
+    let mut target = Target::prepare(out, chain)?;
+    if target.existing.is_some()
+        && !opts.full
+        && restore_onto(opts, hooks, chain, expected, hash, &target, report)?
+    {
+        return Ok(());
+    }
+    let mut deleted_old = false;
+    if let Some(old) = target.existing {
         // Keep the old file until the new one is complete, unless both cannot fit.
-        let need: u64 = expected
-            .map(|e| e.values().map(|(n, _)| n).sum())
-            .unwrap_or_else(|| {
-                chain
-                    .iter()
-                    .filter_map(|c| std::fs::metadata(&c.path).ok())
-                    .map(|m| m.len())
-                    .sum()
-            });
-        let dir = out
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let free = rustix::fs::statvfs(dir)
-            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-            .unwrap_or(u64::MAX);
-        if free < need.saturating_add(1 << 20) {
+        let free = target.free_space();
+        let mut checked = false;
+        let need = match known_size(chain, expected) {
+            Some(n) => n,
+            None => {
+                checked = true;
+                chain::read_through(chain, expected, &hooks.ticker())?
+            }
+        };
+        if free < need.saturating_add(ROOM_MARGIN) {
             if free.saturating_add(old) < need {
                 return Err(Error::NoSpace(format!(
-                    "not enough free space to restore {need} bytes to {out_s} ({free} bytes free, {old} more after deleting it)"
+                    "not enough free space to restore {need} bytes to {} ({free} bytes free, \
+                     {old} more after deleting it); nothing was changed",
+                    target.name
                 )));
             }
+            if !checked {
+                // Everything that can be known about the chain is checked before the only
+                // copy of the old file goes.
+                hooks.progress.start("checking", need);
+                chain::read_through(chain, expected, &hooks.ticker())?;
+            }
             (hooks.notice)(&format!(
-                "not enough free space for both the old {out_s} and the restored file: deleting the old file first"
+                "not enough free space for both the old {name} ({old} bytes) and the restored \
+                 file ({need} bytes, {free} bytes free): the backup files were read and checked, \
+                 and the old {name} and its index are deleted now to make room. If the restore \
+                 fails from here on, {name} will not exist until it is restored again",
+                name = target.name
             ));
-            hooks.log(&format!("Deleting old {out_s}"));
-            std::fs::remove_file(out).map_err(|e| Error::io(&out_s, e))?;
+            hooks.log(&format!("Deleting old {}", target.name));
+            target.delete_old()?;
+            deleted_old = true;
         }
     }
-    hooks.log(&format!("Recovering file to {out_s}"));
-    // `FILE.part` is Python's name (a failed `-w` leaves it for inspection, as Python does).
-    // It is truncated only once we hold an exclusive lock on it, so two restores to the
-    // same output cannot interleave their bytes.
-    let file = open_part(&part, &part_s, hooks)?;
-    file.set_len(0).map_err(|e| Error::io(&part_s, e))?;
-    let written = crate::source::flushing_behind(&file, &part_s, || {
-        write_chain(opts, hooks, chain, expected, hash, Out::File(&file))
-    });
-    let (n, md5) = match written {
-        // Interrupted: the partial file is of no use to anyone (a failed -w keeps it).
-        Err(Error::Interrupted) => {
-            let _ = std::fs::remove_file(&part);
-            return Err(Error::Interrupted);
-        }
-        other => other?,
-    };
-    file.sync_all().map_err(|e| Error::io(&part_s, e))?;
+    let written = write_and_replace(opts, hooks, chain, expected, hash, &target, report);
+    match written {
+        Err(cause) if deleted_old => Err(Error::TargetDeleted {
+            target: target.name.clone(),
+            cause: Box::new(cause),
+        }),
+        other => other,
+    }
+}
+
+/// Writes the chain to a temporary beside the target and puts it in place with its index.
+fn write_and_replace(
+    opts: &RestoreOptions,
+    hooks: &Hooks<'_>,
+    chain: &[ChainFile],
+    expected: Option<&Expected>,
+    hash: bool,
+    target: &Target,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    hooks.log(&format!("Recovering file to {}", target.name));
+    // A failure or an interruption drops `output`, which removes the temporary.
+    let output = target.create()?;
+    let (n, md5) = crate::source::flushing_behind(output.file(), &target.name, || {
+        write_chain(
+            opts,
+            hooks,
+            chain,
+            expected,
+            hash,
+            Out::File {
+                file: output.file(),
+                base: 0,
+            },
+        )
+    })?;
     report.bytes = n;
+    report.size = n;
     report.md5 = md5;
-    let last = chain.last().expect("the chain is not empty");
-    let source = format!("{}.index", strip_ext(&last.path));
-    let index_out = format!("{out_s}.index");
-    let index = match std::fs::read(&source) {
-        Ok(bytes) => {
-            hooks.log(&format!("Restoring index file {source} to {index_out}"));
-            Some(bytes)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            hooks.log(&format!("No index file to restore: {source}"));
-            None
-        }
-        Err(e) => return Err(Error::io(&source, e)),
-    };
-    // An old FILE.index must never sit beside the new FILE (nor the new index beside the old
-    // file): remove it first, rename the data, then write the new index. A crash in between
-    // leaves FILE without an index, which ZODB rebuilds.
-    match std::fs::remove_file(&index_out) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&index_out, e)),
-    }
-    if let Err(e) = std::fs::rename(&part, out) {
-        hooks.log(&format!(
-            "ZODB has been fully recovered as {part_s}, but it cannot be renamed into : {out_s}"
-        ));
-        return Err(Error::io(&out_s, e));
-    }
-    drop(file);
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    repo::sync_dir(&dir.to_string_lossy());
-    if let Some(bytes) = index {
-        repo::write_atomically(&index_out, &bytes)?;
-        report.index = Some(index_out);
-    }
+    report.index = target.replace(output, chain, hooks)?;
     Ok(())
 }
 
-/// Opens `FILE.part` (without truncating it) under an exclusive `flock`, waiting (with a
-/// notice) while another restore to the same output holds it. When that restore has renamed
-/// its `.part` meanwhile, the handle is on its finished output: open the path again. File
-/// systems without `flock` go on unlocked.
-fn open_part(part: &Path, part_s: &str, hooks: &Hooks<'_>) -> Result<File> {
-    use rustix::fs::{flock, FlockOperation};
-    use std::os::unix::fs::MetadataExt as _;
-    loop {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(part)
-            .map_err(|e| Error::io(part_s, e))?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                (hooks.notice)(&format!(
-                    "another restore is writing {part_s}; waiting for it to finish"
-                ));
-                flock(&file, FlockOperation::LockExclusive)
-                    .map_err(|e| Error::io(part_s, e.into()))?;
+/// Brings the existing target up to the chain's state in place when it is a prefix of it
+/// (see [`crate::incremental`]). Returns false, with the reason logged and in `report`,
+/// when it must be restored in full instead.
+fn restore_onto(
+    opts: &RestoreOptions,
+    hooks: &Hooks<'_>,
+    chain: &[ChainFile],
+    expected: Option<&Expected>,
+    hash: bool,
+    target: &Target,
+    report: &mut RestoreReport,
+) -> Result<bool> {
+    use crate::incremental::{self, Plan};
+    hooks.log(&format!(
+        "Recovering (incrementally) file to {}",
+        target.name
+    ));
+    let why = match expected {
+        None => format!(
+            "no .dat describes the chain from {}, so the target cannot be checked against it, \
+             falling back to a full recover.",
+            chain[0].path
+        ),
+        Some(exp) => match incremental::open_existing(target)? {
+            Err(why) => format!("{why}, falling back to a full recover."),
+            Ok(existing) => {
+                match incremental::plan(opts.quick, hooks, chain, exp, &existing, &target.name)? {
+                    Plan::Full(why) => why,
+                    Plan::UpToDate => {
+                        hooks.log("Target file is same size as latest backup, doing nothing.");
+                        report.size = existing.len;
+                        report.method = Method::UpToDate;
+                        drop(existing);
+                        report.index = target.install_index(chain, hooks)?;
+                        return Ok(true);
+                    }
+                    Plan::Append { first, at } => {
+                        append(
+                            opts,
+                            hooks,
+                            &chain[first..],
+                            exp,
+                            hash,
+                            target,
+                            &existing,
+                            at,
+                            report,
+                        )?;
+                        drop(existing);
+                        report.index = target.install_index(chain, hooks)?;
+                        return Ok(true);
+                    }
+                }
             }
-            Err(_) => return Ok(file),
-        }
-        let held = file.metadata().map_err(|e| Error::io(part_s, e))?;
-        match std::fs::metadata(part) {
-            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(file),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(part_s, e)),
-        }
+        },
+    };
+    hooks.log(&why);
+    report.method = Method::Full { reason: Some(why) };
+    Ok(false)
+}
+
+/// Appends `rest` to the existing target from `at` on, fsyncs it; on any failure cuts it
+/// back to its old size first.
+#[allow(clippy::too_many_arguments)]
+fn append(
+    opts: &RestoreOptions,
+    hooks: &Hooks<'_>,
+    rest: &[ChainFile],
+    expected: &Expected,
+    hash: bool,
+    target: &Target,
+    existing: &crate::incremental::Existing,
+    at: u64,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    hooks.log("remaining files needed to recover incrementally onto target file:");
+    for f in rest {
+        hooks.log(&format!("\t{}", f.path));
     }
+    // The old index describes the old size only: it goes before the file changes.
+    target.drop_index()?;
+    let end = at + rest.iter().map(|c| expected[&c.path].size).sum::<u64>();
+    let written = crate::source::flushing_behind(&existing.file, &target.name, || {
+        let out = Out::File {
+            file: &existing.file,
+            base: at,
+        };
+        write_chain(opts, hooks, rest, Some(expected), hash, out)
+    })
+    .and_then(|r| {
+        existing
+            .file
+            .sync_all()
+            .map_err(|e| Error::io(&target.path, e))?;
+        let len = existing
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&target.path, e))?
+            .len();
+        if len != end {
+            return Err(Error::BrokenChain(format!(
+                "{} is {len} bytes after the append, should be {end}",
+                target.name
+            )));
+        }
+        Ok(r)
+    });
+    let (n, md5) = match written {
+        Ok(r) => r,
+        Err(e) => {
+            if let Err(cut) = crate::incremental::cut_back(existing, &target.name) {
+                (hooks.notice)(&format!(
+                    "{} could not be cut back to its old {} bytes ({cut}): it holds its old \
+                     bytes followed by part of the missing ones, and the next restore \
+                     completes it",
+                    target.name, existing.len
+                ));
+            }
+            return Err(e);
+        }
+    };
+    report.bytes = n;
+    report.size = end;
+    report.md5 = md5;
+    report.method = Method::Appended {
+        from: at,
+        files: rest.iter().map(|c| c.path.clone()).collect(),
+    };
+    Ok(())
 }

@@ -24,7 +24,9 @@ pub(crate) fn read_uncompressed(
     gzip: bool,
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    // Regular files only, opened without blocking: a FIFO planted in a repository cannot
+    // hang a run.
+    let f = zfs_files::open_input(std::path::Path::new(path))?;
     if gzip {
         return gunzip_pipelined(f, path, sink);
     }

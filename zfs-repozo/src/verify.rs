@@ -1,4 +1,8 @@
-//! `repozo -V`: check the newest chain's files against its `.dat`, files in parallel.
+//! `repozo -V`: check the newest chain's files against its `.dat`, files in parallel, and
+//! warn about what would make a restore refuse the chain although every listed file is
+//! right.
+
+use std::time::Duration;
 
 use rayon::prelude::*;
 
@@ -10,7 +14,7 @@ use crate::source::read_uncompressed;
 use crate::Hooks;
 
 /// What `repozo -V` was asked to do.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct VerifyOptions {
     /// The repository directory, as given.
     pub repository: String,
@@ -18,6 +22,19 @@ pub struct VerifyOptions {
     pub quick: bool,
     /// The clock; `None` reads the system clock.
     pub now: Option<Stamp>,
+    /// How long to wait for a backup's lock on the repository before failing.
+    pub lock_wait: Duration,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            repository: String::new(),
+            quick: false,
+            now: None,
+            lock_wait: repo::DEFAULT_LOCK_WAIT,
+        }
+    }
 }
 
 /// One verified file.
@@ -31,12 +48,29 @@ pub struct Verified {
     pub md5: Option<String>,
 }
 
+/// What a verification found when every listed file is right.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyReport {
+    /// The files checked, in `.dat` order.
+    pub files: Vec<Verified>,
+    /// Why a restore of the newest state would refuse the chain anyway (a file the `.dat`
+    /// does not list, a hole, no full backup), or a file a restore takes that the `.dat`
+    /// does not list (an interrupted backup's); each also sent to `Hooks::notice`.
+    pub warnings: Vec<String>,
+}
+
 /// Verifies; returns the files checked, or the first failure in `.dat` order.
 pub fn verify(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<Vec<Verified>> {
-    let _lock = repo::lock(&opts.repository, false, &|| {
+    verify_report(opts, hooks).map(|r| r.files)
+}
+
+/// Verifies like [`verify`], and also reports what a restore would refuse.
+pub fn verify_report(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<VerifyReport> {
+    let _lock = repo::lock(&opts.repository, false, opts.lock_wait, &mut |holder| {
         (hooks.notice)(&format!(
-            "a backup is running on {}; waiting for it to finish",
-            opts.repository
+            "the repository {} is locked by {holder} (a backup is running); waiting up to {} s for it to finish",
+            opts.repository,
+            opts.lock_wait.as_secs()
         ))
     })?;
     let when = crate::current_when(&opts.repository, opts.now.unwrap_or_else(Stamp::now))?;
@@ -63,7 +97,8 @@ pub fn verify(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<Vec<Verified>> 
             let when = if gzip { " (when uncompressed)" } else { "" };
             let expected = l.end - l.start;
             let (size, md5) = if !gzip && opts.quick {
-                let m = std::fs::metadata(&path).map_err(|_| Error::Missing(path.clone()))?;
+                let m =
+                    std::fs::metadata(&path).map_err(|e| unreadable(&path, Error::io(&path, e)))?;
                 (m.len(), None)
             } else {
                 let mut h = Md5::new();
@@ -76,13 +111,7 @@ pub fn verify(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<Vec<Verified>> 
                     n += b.len() as u64;
                     ticker.advance(b.len() as u64)
                 })
-                .map_err(|e| match e {
-                    // Python's verify reports every OSError (BadGzipFile is one) this way.
-                    Error::Io { .. } | Error::NotGzipped(_) | Error::GzipFile(_) => {
-                        Error::Missing(path.clone())
-                    }
-                    other => other,
-                })?;
+                .map_err(|e| unreadable(&path, e))?;
                 (n, hash.then(|| h.hex()))
             };
             if size != expected {
@@ -106,13 +135,62 @@ pub fn verify(opts: &VerifyOptions, hooks: &Hooks<'_>) -> Result<Vec<Verified>> 
             Ok(Verified { path, size, md5 })
         })
         .collect();
-    let mut out = Vec::new();
+    let mut report = VerifyReport::default();
     for (l, r) in lines.iter().zip(results) {
         hooks.log(&format!(
             "Verifying {}",
             join(&opts.repository, l.basename())
         ));
-        out.push(r?);
+        report.files.push(r?);
     }
-    Ok(out)
+    // Every listed file is right; would a restore of this state take the chain?
+    let checked = crate::chain::check_starts_full(&opts.repository, &chain)
+        .and_then(|()| crate::chain::check_against_dat(&opts.repository, &chain, &lines, &when));
+    let warnings = match checked {
+        Err(e) => vec![format!(
+            "warning: a restore of the newest state would refuse it: {e}"
+        )],
+        Ok(c) => c
+            .unlisted
+            .iter()
+            .map(|path| {
+                format!(
+                    "warning: {path} is not listed in {dat_path} (a backup run was interrupted \
+                     before writing its line): restores take it, as its .index shows it \
+                     continues the chain, but neither -V nor -R -w can check it. The next \
+                     backup adds its line"
+                )
+            })
+            .collect(),
+    };
+    for w in warnings {
+        (hooks.notice)(&w);
+        report.warnings.push(w);
+    }
+    Ok(report)
+}
+
+/// How verify reports a file it could not read: Python's "is missing" for a file that is
+/// not there or not gzip (Python's verify says that for every `OSError`, `BadGzipFile`
+/// among them), "is unreadable" with the reason for the rest (no permission, not a regular
+/// file, an I/O error).
+fn unreadable(path: &str, e: Error) -> Error {
+    match e {
+        Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Error::Missing(path.to_string())
+        }
+        Error::NotGzipped(_) | Error::GzipFile(_) => Error::Missing(path.to_string()),
+        Error::Io { source, .. } => Error::Unreadable {
+            path: path.to_string(),
+            why: crate::error::os_error_words(&source),
+        },
+        Error::Files(f) => Error::Unreadable {
+            path: path.to_string(),
+            why: match f.io_error() {
+                Some(io) => crate::error::os_error_words(io),
+                None => f.to_string(),
+            },
+        },
+        other => other,
+    }
 }

@@ -2,7 +2,8 @@
 //! time, is sometimes packed (rewritten shorter) or left with a torn tail, and is backed up
 //! after every change in a random mode (quick or not, gzip or not, sometimes `-F`/`-k`);
 //! after every backup the newest state restores to the committed bytes, and at the end every
-//! saved snapshot restores as of its own time. The clock is injected, one second per step,
+//! saved snapshot restores as of its own time. Every restore goes onto the previous one's
+//! output, so it is brought up to date incrementally (or rebuilt) each time. The clock is injected, one second per step,
 //! as ZODB's test makes `time.time()` increase.
 
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::path::Path;
 use zfs_format::writer::FileBuilder;
 use zfs_format::{Oid, Status, Tid};
 use zfs_repozo::backup::{backup, Action, BackupOptions};
-use zfs_repozo::restore::{restore, RestoreOptions};
+use zfs_repozo::restore::{restore, Method, RestoreOptions};
 use zfs_repozo::verify::{verify, VerifyOptions};
 use zfs_repozo::{Hooks, Stamp};
 
@@ -80,16 +81,27 @@ fn repo_str(p: &Path) -> String {
     p.to_str().expect("utf8 temp path").to_string()
 }
 
-fn restore_to(repo: &str, out: &Path, date: Option<String>, now: Stamp) -> Vec<u8> {
+/// Restores onto `out`, which holds the previous step's restore: brought up to date by
+/// appending when it can be, rebuilt otherwise (after a pack, a new full backup, an older
+/// `-D`). Returns the bytes and how it went.
+fn restore_to(
+    repo: &str,
+    out: &Path,
+    date: Option<String>,
+    now: Stamp,
+    quick: bool,
+) -> (Vec<u8>, Method) {
     let o = RestoreOptions {
         repository: repo.to_string(),
         date,
         output: Some(out.to_path_buf()),
         with_verify: true,
         now: Some(now),
+        quick,
+        ..Default::default()
     };
-    restore(&o, &Hooks::silent(), &mut std::io::sink()).expect("restore");
-    std::fs::read(out).expect("read restored")
+    let r = restore(&o, &Hooks::silent(), &mut std::io::sink()).expect("restore");
+    (std::fs::read(out).expect("read restored"), r.method)
 }
 
 fn run(seed: u64, steps: usize) {
@@ -107,6 +119,7 @@ fn run(seed: u64, steps: usize) {
     let mut clock = 1_273_841_551i64; // 2010-05-14-12-52-31, test_repozo's time
     let mut snapshots: Vec<(Vec<u8>, String)> = Vec::new();
     let (mut fulls, mut incrementals) = (0, 0);
+    let (mut appended, mut rebuilt) = (0, 0);
     for i in 0..steps {
         db.mutate(&mut rng);
         if rng.chance(10) {
@@ -134,11 +147,13 @@ fn run(seed: u64, steps: usize) {
             Action::NothingToDo => {}
         }
         let now = Stamp { secs: clock };
-        assert_eq!(
-            restore_to(&repo, &out, None, now),
-            committed,
-            "seed {seed} step {i}: the newest state"
-        );
+        let (bytes, method) = restore_to(&repo, &out, None, now, rng.chance(50));
+        assert_eq!(bytes, committed, "seed {seed} step {i}: the newest state");
+        match method {
+            Method::Appended { .. } => appended += 1,
+            Method::UpToDate => {}
+            Method::Full { .. } => rebuilt += 1,
+        }
         if i % 7 == 0 {
             snapshots.push((committed, now.format()));
         }
@@ -151,10 +166,16 @@ fn run(seed: u64, steps: usize) {
         fulls >= 1 && incrementals >= steps / 2,
         "{fulls} full, {incrementals} incremental"
     );
+    // Every incremental backup is appended to the restored file; every new full backup
+    // (a pack, -F) makes it rebuild.
+    assert!(
+        appended >= incrementals / 2 && rebuilt >= 1,
+        "seed {seed}: {appended} appended, {rebuilt} rebuilt"
+    );
     let end = Stamp { secs: clock + 10 };
     for (bytes, when) in &snapshots {
         assert_eq!(
-            &restore_to(&repo, &out, Some(when.clone()), end),
+            &restore_to(&repo, &out, Some(when.clone()), end, false).0,
             bytes,
             "seed {seed}: state as of {when}"
         );
@@ -163,6 +184,7 @@ fn run(seed: u64, steps: usize) {
         repository: repo.clone(),
         quick: false,
         now: Some(end),
+        ..Default::default()
     };
     verify(&v, &Hooks::silent()).unwrap_or_else(|e| panic!("seed {seed}: verify: {e}"));
 }

@@ -1,5 +1,6 @@
-//! `repozo`: a drop-in for ZODB's repozo script. Same options (Python getopt rules), same
-//! messages on stderr, same exit statuses, same repository files; faster and safer.
+//! `zodbfs-repozo`: a drop-in for ZODB's repozo script. Same options (Python getopt rules),
+//! same messages on stderr, same exit statuses, same repository files; faster and safer.
+//! Installed under this name so that it never replaces ZODB's own `repozo`.
 
 mod getopt;
 
@@ -27,6 +28,7 @@ const LONG: &[&str] = &[
     "date=",
     "output=",
     "with-verify",
+    "version",
 ];
 
 const USAGE: &str = "\
@@ -49,6 +51,8 @@ Options for every mode:
                     The backup repository (a directory that must exist). Required.
   -v, --verbose     Tell what is being done, on stderr.
   -h, --help        Show this text and exit.
+  --version         Show the version, the commit it was built from and the MD5 code in
+                    use, and exit.
 
 Backup options:
   -f FILE, --file=FILE
@@ -69,17 +73,49 @@ Restore options:
                     start of that period. Default: the newest state.
   -o FILE, --output=FILE
                     Write the restored file to FILE (and the matching index to
-                    FILE.index) instead of stdout. An existing FILE is replaced only once
-                    the new one is complete.
+                    FILE.index) instead of stdout. An existing FILE is brought up to
+                    date in place when it is an earlier state of the chain (see -F).
+                    Otherwise the new file is written beside FILE under a private
+                    temporary name and replaces FILE only once complete; it gets the
+                    mode of the FILE it replaces, else of the full backup. Only when
+                    the disk cannot hold both is the old FILE deleted first, after every
+                    backup file has been read and checked, and the run says so.
+                    An existing FILE's lock, FILE.lock (the one a running ZODB holds),
+                    is taken while the restore works: a database in use is not restored
+                    over. FILE must be a regular file or absent (not a directory,
+                    device or FIFO).
   -w, --with-verify Check every backup file against its recorded size and checksum while
                     restoring.
+  -F, --full        Rebuild an existing -o FILE in full. Without -F, an existing FILE
+                    that is an earlier state of the chain is brought up to date in
+                    place: the backups it holds are checked against it (MD5s from the
+                    .dat), then only the missing ones are appended and FILE is fsynced.
+                    A FILE that does not check out (another chain, written to since,
+                    packed, longer than the state), has no .dat to check it against,
+                    has other hard links, or cannot be written in place is rebuilt in
+                    full (-v says why). A failed or interrupted append cuts FILE back
+                    to its old size. The result is the same bytes as a full restore.
+  -Q, --quick       With an existing -o FILE, check only the last backup it holds
+                    against it, not every one (ignored with -F).
+                    A chain that does not start with a full backup (it was deleted), or
+                    whose full backup is no FileStorage, is refused before anything is
+                    written (Python repozo writes such a chain out as a file that is no
+                    database).
 
 Verify options:
   -Q, --quick       Check sizes only, not checksums.
 
+Locking: a backup makes the repository's lock file (.repozo.lock, mode 0600, so only its
+owner can take it) and removes it when done; restore and verify share it while it exists
+and they can open it, and go on without it otherwise. A run waits for another run's lock
+for at most 600 seconds (ZFS_REPOZO_LOCK_WAIT=SECONDS changes that), then fails naming the
+process that holds it. Files in the repository that belong to another user (not you, the
+repository's owner or root) are not taken for backups.
+
 Exit status: 0 done; 1 an error (the message says which file and why) or a failed
 verification; 130 interrupted (Ctrl-C or SIGTERM): temporary files are removed and the
-repository and any restore target are left as they were.
+repository and any restore target are left as they were (unless the run said it deleted
+the old restore target to make room: then the message says it is gone).
 ";
 
 fn usage_text(program: &str) -> String {
@@ -131,6 +167,11 @@ fn parse(program: &str, args: &[String]) -> Result<Options, ExitCode> {
         match opt.name.as_str() {
             "-h" | "--help" => {
                 println!("{}", usage_text(program));
+                let _ = std::io::stdout().flush();
+                return Err(ExitCode::SUCCESS);
+            }
+            "--version" => {
+                println!("zodbfs-repozo {}", zfs_cli::version::long());
                 let _ = std::io::stdout().flush();
                 return Err(ExitCode::SUCCESS);
             }
@@ -198,6 +239,9 @@ fn parse(program: &str, args: &[String]) -> Result<Options, ExitCode> {
             if std::mem::take(&mut o.killold) {
                 log(vb, "--kill-old-on-full option is ignored in recover mode");
             }
+            if o.full && std::mem::take(&mut o.quick) {
+                log(vb, "--quick option is ignored if --full option is used");
+            }
         }
         Mode::Verify => {
             if o.date.take().is_some() {
@@ -232,6 +276,16 @@ fn gzip_level() -> u32 {
         .and_then(|v| v.trim().parse::<u32>().ok())
         .filter(|l| (1..=9).contains(l))
         .unwrap_or(zfs_repozo::gz::DEFAULT_LEVEL)
+}
+
+/// How long to wait for another run's lock: `ZFS_REPOZO_LOCK_WAIT` seconds, else the
+/// library's default.
+fn lock_wait() -> std::time::Duration {
+    std::env::var("ZFS_REPOZO_LOCK_WAIT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
+        .unwrap_or(zfs_repozo::repo::DEFAULT_LOCK_WAIT)
 }
 
 /// The clock: the system's, or `REPOZO_TEST_NOW` (`YYYY-MM-DD-hh-mm-ss`, UTC) for tests, as
@@ -269,6 +323,7 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
                 gzip_level: gzip_level(),
                 kill_old: o.killold,
                 now: test_now(),
+                lock_wait: lock_wait(),
             };
             backup(&opts, &hooks).map(|_| ())
         }
@@ -279,6 +334,9 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
                 output: o.output.map(Into::into),
                 with_verify: o.withverify,
                 now: test_now(),
+                lock_wait: lock_wait(),
+                full: o.full,
+                quick: o.quick,
             };
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
@@ -289,6 +347,7 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
                 repository,
                 quick: o.quick,
                 now: test_now(),
+                lock_wait: lock_wait(),
             };
             verify(&opts, &hooks).map(|_| ())
         }
@@ -307,6 +366,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(zfs_repozo::Error::Interrupted) => {
             eprintln!("repozo: interrupted; temporary files removed, nothing was changed");
+            ExitCode::from(zfs_cli::exit::INTERRUPTED)
+        }
+        Err(e) if e.is_interrupted() => {
+            // Interrupted after the old restore target was deleted: the message says so.
+            eprintln!("repozo: {e}");
             ExitCode::from(zfs_cli::exit::INTERRUPTED)
         }
         Err(e) => {

@@ -36,6 +36,10 @@ pub struct CheckArgs {
     /// Do not compare a saved .index with the file.
     #[arg(long)]
     pub no_index: bool,
+    /// The site's blob directory: check that every blob record has its file (missing
+    /// files are reported; so are files no record names).
+    #[arg(long, value_name = "DIR")]
+    pub blobs: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -148,6 +152,11 @@ pub fn run_check(a: CheckArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     let magic = report.magic.map(|m| m.as_str());
     let index_shown = index_file.as_ref().map(|(p, _)| p.display().to_string());
+    let blobs = match &a.blobs {
+        Some(dir) => Some(crate::site::check_blobs(&a.file, dir, ctx)?),
+        None => None,
+    };
+    let blobs_ok = blobs.as_ref().is_none_or(|b| b.is_ok());
     if a.json {
         let findings: Vec<_> = report
             .findings
@@ -170,8 +179,9 @@ pub fn run_check(a: CheckArgs, ctx: &Ctx) -> anyhow::Result<u8> {
             "transactions": report.transactions,
             "records": report.records,
             "skipped_bytes": report.skipped_bytes,
-            "clean": report.is_clean(),
+            "clean": report.is_clean() && blobs_ok,
             "findings": findings,
+            "blobs": blobs,
         });
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
@@ -202,8 +212,11 @@ pub fn run_check(a: CheckArgs, ctx: &Ctx) -> anyhow::Result<u8> {
                 if n == 1 { "" } else { "s" }
             )?;
         }
+        if let Some(b) = &blobs {
+            crate::site::print_blob_check(b);
+        }
     }
-    Ok(if report.is_clean() {
+    Ok(if report.is_clean() && blobs_ok {
         exit::OK
     } else {
         exit::FOUND_PROBLEMS

@@ -53,9 +53,17 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
         return ExitCode::from(exit::USAGE);
     }
     for cause in e.chain() {
-        if let Some(zfs_repozo::Error::Interrupted) = cause.downcast_ref::<zfs_repozo::Error>() {
-            eprintln!("zodbfs: interrupted; temporary files removed, nothing was changed");
-            return ExitCode::from(exit::INTERRUPTED);
+        match cause.downcast_ref::<zfs_repozo::Error>() {
+            Some(zfs_repozo::Error::Interrupted) => {
+                eprintln!("zodbfs: interrupted; temporary files removed, nothing was changed");
+                return ExitCode::from(exit::INTERRUPTED);
+            }
+            // Interrupted after a restore deleted its old target: the message says so.
+            Some(e) if e.is_interrupted() => {
+                eprintln!("zodbfs: {e}");
+                return ExitCode::from(exit::INTERRUPTED);
+            }
+            _ => {}
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::BrokenPipe {

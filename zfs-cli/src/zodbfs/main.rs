@@ -3,16 +3,21 @@
 mod backup;
 mod check;
 mod common;
+mod convert;
+mod docs;
 mod dump;
+mod export;
 mod info;
 mod pack;
 mod records;
 mod reindex;
+mod site;
+mod standby;
 mod tail;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use zfs_cli::exit;
 
 /// Tools for ZODB FileStorage files (Data.fs), FS21 (Python 2) and FS30 (Python 3) alike.
@@ -21,7 +26,7 @@ use zfs_cli::exit;
 /// 3 the command ran and found problems (damage, dangling references, lost data);
 /// 130 interrupted.
 #[derive(Parser, Debug)]
-#[command(name = "zodbfs", version, about, long_about)]
+#[command(name = "zodbfs", version = zfs_cli::version::SHORT)]
 struct Cli {
     /// Never draw progress bars (they are drawn on stderr only when it is a terminal).
     #[arg(short, long, global = true)]
@@ -60,10 +65,34 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Verify the files of a repozo repository against their recorded checksums.
     Verify(backup::VerifyArgs),
+    /// Copy a Data.fs into RelStorage on PostgreSQL, with the rows zodbconvert writes.
+    Convert(convert::Args),
+    /// Write a RelStorage database on PostgreSQL into a new Data.fs, as zodbconvert does.
+    Export(export::Args),
+    /// List every restorable point of a repozo repository (and its blob backups).
+    List(site::ListArgs),
+    /// Remove old backups: keep the newest N full backups with their blob trees.
+    Prune(site::PruneArgs),
+    /// Bring a standby's Data.fs to the newest backed-up state, appending only what it
+    /// lacks (for a cron job; refuses while a running ZODB has the standby open).
+    Standby(standby::StandbyArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(docs::CompletionsArgs),
+    /// Write the man pages and completion scripts under a prefix (for packagers).
+    #[command(hide = true)]
+    GenerateDocs(docs::GenerateDocsArgs),
+}
+
+/// The clap command of `zodbfs`, with `--version` naming the MD5 code this CPU gets.
+fn command() -> clap::Command {
+    Cli::command().long_version(zfs_cli::version::long())
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -90,6 +119,13 @@ fn main() -> ExitCode {
         Command::Backup(a) => backup::run_backup(a, &ctx),
         Command::Restore(a) => backup::run_restore(a, &ctx),
         Command::Verify(a) => backup::run_verify(a, &ctx),
+        Command::Convert(a) => convert::run(a, &ctx),
+        Command::Export(a) => export::run(a, &ctx),
+        Command::List(a) => site::run_list(a, &ctx),
+        Command::Prune(a) => site::run_prune(a, &ctx),
+        Command::Standby(a) => standby::run(a, &ctx),
+        Command::Completions(a) => docs::run_completions(a),
+        Command::GenerateDocs(a) => docs::run_generate_docs(a),
     };
     // A file that shrank under a read (a live ZODB truncating an aborted commit, or an
     // operator) read as zeros instead of crashing us: nothing derived from it is reliable.
@@ -110,10 +146,8 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     #[test]
     fn clap_definition_is_valid() {
-        super::Cli::command().debug_assert();
+        super::command().debug_assert();
     }
 }

@@ -33,16 +33,18 @@ impl Env {
     pub fn read(&self, p: &str) -> Vec<u8> {
         std::fs::read(self.path(p)).expect("read")
     }
+    /// The names in `repo/`, sorted, without the repository's lock file.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.path("repo"))
             .expect("ls")
             .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+            .filter(|n| n != zfs_repozo::repo::LOCK_FILE)
             .collect();
         v.sort();
         v
     }
     pub fn run(&self, now: &str, args: &[&str]) -> Output {
-        Command::cargo_bin("repozo")
+        Command::cargo_bin("zodbfs-repozo")
             .expect("binary")
             .current_dir(&self.root)
             .env("REPOZO_TEST_NOW", now)

@@ -5,12 +5,14 @@
 //! - `edge`: the spec's edge cases (`edge_cases.py`) with ZODB's bytes;
 //! - `decisions`: one test per decision of the spec's section 6 that has behaviour,
 //!   on small synthetic files (compared with ZODB's packer too when its Python is there);
-//! - `bad_input`: damaged files, interruption, and what is left behind on errors.
+//! - `bad_input`: damaged files, interruption, and what is left behind on errors;
+//! - `fuzzed`: inputs the fuzzer found, replayed through the fuzz target's body.
 
 mod bad_input;
 mod decisions;
 mod edge;
 mod experiments;
+mod fuzzed;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,0 +1,6 @@
+//! Fuzz target: see `zfs_check::fuzzing::recover` for what it feeds and checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|input: &[u8]| {
+    zfs_check::fuzzing::recover(input);
+});

@@ -1,0 +1,369 @@
+//! Phases A and B of ZODB's packer: the scan up to the pack time (`buildPackIndex`), the
+//! redundant-pack rule, and reachability (from the root, and from backpointers after the
+//! pack time), computed in parallel with ZODB's sequential results. Records are read at
+//! random through [`crate::records`].
+//!
+//! This module holds the scans and the decisions; `gc.rs` traces references.
+
+mod gc;
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+
+use rayon::prelude::*;
+use zfs_format::{DataRecord, FileStorage, Payload, Progress, Status, Tid, Transaction};
+
+use crate::error::{Dangling, Result};
+use crate::oidmap::{Bits, OidMap, ABSENT};
+use crate::reach::Reach;
+use crate::records::{corrupt, state_at};
+
+/// Transactions per parallel work unit.
+const CHUNK: usize = 128;
+/// Most bytes of transactions walked per batch.
+const BATCH_BYTES: u64 = 4 << 20;
+
+/// What the analysis decided.
+#[derive(Debug)]
+pub enum Analysis {
+    /// The storage holds no object (ZODB returns at once and touches nothing).
+    Empty,
+    /// Already packed to a later time, or nothing new since the last pack (ZODB's
+    /// `RedundantPackWarning`).
+    Redundant,
+    /// The revisions to keep.
+    Work(Box<Plan>),
+}
+
+/// The outcome of phases A and B.
+#[derive(Debug)]
+pub struct Plan {
+    /// The kept revisions.
+    pub reach: Reach,
+    /// Position of the first transaction after the pack time.
+    pub packpos: u64,
+    /// Objects kept only because of our fix of ZODB's future-backpointer quirk (decision 4).
+    pub extra_kept: usize,
+    /// Dangling references ignored under `allow_dangling`, and those found in revisions kept
+    /// by decision 4 (ZODB keeps those revisions without looking at them).
+    pub dangling_ignored: Vec<Dangling>,
+    /// Number of data records before the pack time.
+    pub records_before: u64,
+    /// Number of transactions before the pack time.
+    pub txns_before: u64,
+}
+
+/// Options of the analysis.
+#[derive(Clone, Copy, Debug)]
+pub struct AnalyzeOptions {
+    /// The stop tid: transactions with tid <= stop are packed.
+    pub stop: Tid,
+    /// Garbage collection.
+    pub gc: bool,
+    /// Pack even if reachable objects refer to missing ones.
+    pub allow_dangling: bool,
+    /// Stop when set.
+    pub interrupt: Option<&'static std::sync::atomic::AtomicBool>,
+}
+
+/// ZODB's `oid_repr`, for its error messages.
+fn oid_repr(b: [u8; 8]) -> String {
+    // ZODB's oid_repr: 0x + hex without leading zeros, padded to an even length.
+    let v = u64::from_be_bytes(b);
+    let mut s = format!("{v:x}");
+    if s.len() % 2 == 1 {
+        s.insert(0, '0');
+    }
+    format!("0x{s}")
+}
+
+/// ZODB's `checkData` for a record of the transaction at `tpos`.
+fn check_data<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, r: &DataRecord<'_>) -> Result<()> {
+    if !r.version.is_empty() {
+        return Err(corrupt(
+            fs,
+            r.pos,
+            "non-zero version length: versions are not supported".into(),
+        ));
+    }
+    if r.prev >= r.pos {
+        return Err(corrupt(
+            fs,
+            r.pos,
+            format!("invalid previous pointer: {}", r.prev),
+        ));
+    }
+    if let Payload::Backpointer(back) = r.payload {
+        if back >= r.pos {
+            return Err(corrupt(fs, r.pos, format!("invalid back pointer: {back}")));
+        }
+    }
+    Ok(())
+}
+
+/// Walks transaction headers from `start` to `end` (stopping early when `stop_after` says
+/// so) with ZODB's `checkTxn`, in batches for parallel record work.
+struct Walker<'a, T: Deref<Target = [u8]>> {
+    fs: &'a FileStorage<T>,
+    it: zfs_format::Transactions<'a>,
+    end: u64,
+    ltid: Tid,
+    /// Header that ended the walk because of the tid limit.
+    pending: Option<Transaction<'a>>,
+    done: bool,
+}
+
+impl<'a, T: Deref<Target = [u8]>> Walker<'a, T> {
+    /// A walk of `[start, end)` whose tids must exceed `ltid`.
+    fn new(fs: &'a FileStorage<T>, start: u64, end: u64, ltid: Tid) -> Self {
+        Walker {
+            fs,
+            it: fs.transactions_from(start),
+            end,
+            ltid,
+            pending: None,
+            done: false,
+        }
+    }
+
+    /// Next batch of checked transactions with tid <= `limit`.
+    fn batch(&mut self, limit: Option<Tid>) -> Result<Vec<Transaction<'a>>> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while !self.done && bytes < BATCH_BYTES {
+            if self.it.pos() >= self.end {
+                self.done = true;
+                break;
+            }
+            let Some(t) = self.it.next() else {
+                self.done = true;
+                break;
+            };
+            let t = t?;
+            if limit.is_some_and(|s| t.tid() > s) {
+                self.pending = Some(t);
+                self.done = true;
+                break;
+            }
+            if t.tid() <= self.ltid {
+                return Err(corrupt(
+                    self.fs,
+                    t.pos(),
+                    format!(
+                        "time-stamp reduction: {} <= {}",
+                        oid_repr(t.tid().0),
+                        oid_repr(self.ltid.0)
+                    ),
+                ));
+            }
+            self.ltid = t.tid();
+            if let Status::Other(b) = t.status() {
+                return Err(corrupt(
+                    self.fs,
+                    t.pos(),
+                    format!("invalid transaction status: {:?}", char::from(b)),
+                ));
+            }
+            if t.status() == Status::Checkpoint {
+                return Err(corrupt(
+                    self.fs,
+                    t.pos(),
+                    "transaction with checkpoint flag set".into(),
+                ));
+            }
+            bytes += t.tlen() + 8;
+            out.push(t);
+        }
+        Ok(out)
+    }
+}
+
+/// Per-chunk result of the scan to the pack time.
+#[derive(Default)]
+struct ScanPart {
+    /// (oid, position or ABSENT) in file order.
+    pairs: Vec<(u64, u64)>,
+    records: u64,
+    any_indexed: bool,
+}
+
+/// Backpointers into the packed region found in a chunk, and whether it held records.
+type FuturePart = (Vec<(u64, u64)>, bool);
+
+/// Runs phases A and B over the committed part `[4, end)` of `fs`.
+pub fn analyze<T: Deref<Target = [u8]> + Sync>(
+    fs: &FileStorage<T>,
+    end: u64,
+    opts: AnalyzeOptions,
+    progress: &dyn Progress,
+) -> Result<Analysis> {
+    // Phase A: the scan to the pack time.
+    progress.start("scanning to the pack time", end.saturating_sub(4));
+    let mut map = OidMap::new();
+    let mut pending: Vec<(u64, u64)> = Vec::new();
+    let mut walker = Walker::new(fs, zfs_format::FIRST_TXN, end, Tid::default());
+    // Reads ahead of the scan and drops behind it what it brought into memory.
+    let mut stream = fs.stream(zfs_format::FIRST_TXN);
+    let mut unpacked = false;
+    let mut any_indexed = false;
+    let mut last_status = None;
+    let mut records_before = 0;
+    let mut txns_before = 0;
+    loop {
+        crate::interrupt::check(opts.interrupt)?;
+        let batch = walker.batch(Some(opts.stop))?;
+        if batch.is_empty() {
+            break;
+        }
+        for t in &batch {
+            if t.status() != Status::Packed {
+                unpacked = true;
+            }
+            last_status = Some(t.status());
+        }
+        txns_before += batch.len() as u64;
+        let parts: Vec<Result<ScanPart>> = batch
+            .par_chunks(CHUNK)
+            .map(|chunk| {
+                let mut part = ScanPart::default();
+                let mut done = 0;
+                for t in chunk {
+                    for r in t.records() {
+                        let r = r?;
+                        check_data(fs, &r)?;
+                        let keep = !matches!(r.payload, Payload::Backpointer(0));
+                        part.pairs
+                            .push((r.oid.as_u64(), if keep { r.pos } else { ABSENT }));
+                        part.records += 1;
+                        if t.status() != Status::Undone {
+                            part.any_indexed = true;
+                        }
+                    }
+                    done += t.tlen() + 8;
+                }
+                progress.advance(done);
+                Ok(part)
+            })
+            .collect();
+        for p in parts {
+            let p = p?;
+            pending.extend_from_slice(&p.pairs);
+            records_before += p.records;
+            any_indexed |= p.any_indexed;
+        }
+        stream.advance(fs.bytes(), walker.it.pos());
+        if pending.len() > (64 * 1024).max(map.slots() / 4) {
+            map.apply(std::mem::take(&mut pending));
+        }
+    }
+    if !pending.is_empty() {
+        map.apply(pending);
+    }
+    let packpos = walker.pending.map_or(walker.it.pos().min(end), |t| t.pos());
+    let ltid = walker.ltid;
+    if let Some(t) = walker.pending {
+        last_status = Some(t.status());
+    }
+
+    // The future scan (also tells whether the storage holds any object at all).
+    progress.start("scanning after the pack time", end.saturating_sub(packpos));
+    let mut future: Vec<(u64, u64)> = Vec::new();
+    stream.finish(fs.bytes());
+    let mut stream = fs.stream(packpos);
+    let mut walker = Walker::new(fs, packpos, end, ltid);
+    loop {
+        crate::interrupt::check(opts.interrupt)?;
+        let batch = walker.batch(None)?;
+        if batch.is_empty() {
+            break;
+        }
+        let parts: Vec<Result<FuturePart>> = batch
+            .par_chunks(CHUNK)
+            .map(|chunk| {
+                let mut v = Vec::new();
+                let mut any = false;
+                let mut done = 0;
+                for t in chunk {
+                    for r in t.records() {
+                        let r = r?;
+                        check_data(fs, &r)?;
+                        if t.status() != Status::Undone {
+                            any = true;
+                        }
+                        if let Payload::Backpointer(back) = r.payload {
+                            if back != 0 && back < packpos {
+                                v.push((r.oid.as_u64(), back));
+                            }
+                        }
+                    }
+                    done += t.tlen() + 8;
+                }
+                progress.advance(done);
+                Ok((v, any))
+            })
+            .collect();
+        for p in parts {
+            let (v, any) = p?;
+            future.extend(v);
+            any_indexed |= any;
+        }
+        stream.advance(fs.bytes(), walker.it.pos());
+    }
+
+    if !any_indexed {
+        return Ok(Analysis::Empty);
+    }
+    if !unpacked && last_status == Some(Status::Packed) {
+        return Ok(Analysis::Redundant);
+    }
+
+    let mut reach = Reach {
+        marked: Bits::new(if opts.gc { map.slots() } else { 0 }),
+        all_live: !opts.gc,
+        map,
+        moved: BTreeMap::new(),
+        extra: BTreeMap::new(),
+    };
+    let mut plan = Plan {
+        reach: Reach::default(),
+        packpos,
+        extra_kept: 0,
+        dangling_ignored: Vec::new(),
+        records_before,
+        txns_before,
+    };
+    if opts.gc {
+        gc::gc(fs, &mut reach, &future, opts, &mut plan, progress)?;
+    } else {
+        no_gc_future(fs, &mut reach, &future)?;
+    }
+    plan.reach = reach;
+    Ok(Analysis::Work(Box::new(plan)))
+}
+
+/// Without GC, ZODB keeps the current revision of every object and ignores backpointers
+/// after the pack time; one to a non-current revision then makes its pack fail. We keep
+/// such revisions (decision 5): only where ZODB fails does the result differ.
+fn no_gc_future<T: Deref<Target = [u8]>>(
+    fs: &FileStorage<T>,
+    reach: &mut Reach,
+    future: &[(u64, u64)],
+) -> Result<()> {
+    for &(oid, back) in future {
+        let cur = reach.map.get(oid);
+        if cur == Some(back) || reach.is_reachable(oid, back) {
+            continue;
+        }
+        // A chain ending in "does not exist" needs no revision: ZODB writes such records
+        // with a zero backpointer whenever the target cannot be found.
+        if state_at(fs, back)?.is_none() {
+            continue;
+        }
+        if reach.contains(oid) {
+            reach.extra.entry(oid).or_default().push(back);
+        } else {
+            reach.moved.insert(oid, back);
+        }
+    }
+    Ok(())
+}
