@@ -44,7 +44,7 @@ log="$work/runs.jsonl"
 : > "$log"
 : > "$work/mismatches.txt"
 bin="${BIN:-$repo/target/release}"
-for b in zodbfs repozo zfs-gen; do
+for b in zodbfs zodbfs-repozo zfs-gen; do
     [[ -x "$bin/$b" ]] || (cd "$repo" && cargo build --release -q -p zfs-cli -p zfs-testdata)
 done
 echo "scale: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MB RAM, limit $limit, seed $seed, sizes $sizes GB" >&2
@@ -158,7 +158,7 @@ for size in $sizes; do
                 rm -rf "$r"
                 mkdir -p "$r"
                 measure "backup ${size}G" "$mode" --bytes-read "$S" --bytes-written "$S" -- \
-                    "$bin/repozo" -B -F -r "$r" -f "$file"
+                    "$bin/zodbfs-repozo" -B -F -r "$r" -f "$file"
                 h="$(sha "$(ls "$r"/*.fs)")"
                 if [[ $mode == free ]]; then ref[backup]="$h"; elif [[ "$h" != "${ref[backup]:-}" ]]; then mismatch "backup ${size}G $mode"; fi
                 # The database grows; the rest of the chain sees the grown file.
@@ -166,13 +166,13 @@ for size in $sizes; do
                 if [[ " $jobs " == *" incremental "* ]]; then
                     # Default mode: the repository and the source are checksummed first.
                     measure "incremental ${size}G" "$mode" --bytes-read $((2 * S + G - S)) --bytes-written $((G - S)) -- \
-                        "$bin/repozo" -B -r "$r" -f "$file"
+                        "$bin/zodbfs-repozo" -B -r "$r" -f "$file"
                     h="$(sha "$(ls "$r"/*.deltafs)")"
                     if [[ $mode == free ]]; then ref[incr]="$h"; elif [[ "$h" != "${ref[incr]:-}" ]]; then mismatch "incremental ${size}G $mode"; fi
                 fi
                 if [[ " $jobs " == *" verify "* ]]; then
                     INPUTS=("$r"/*.fs "$r"/*.deltafs)
-                    measure "verify ${size}G" "$mode" --bytes-read "$G" -- "$bin/repozo" -V -r "$r"
+                    measure "verify ${size}G" "$mode" --bytes-read "$G" -- "$bin/zodbfs-repozo" -V -r "$r"
                     [[ "$(tail -n 1 "$log" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["exit"])')" == 0 ]] || mismatch "verify ${size}G $mode"
                 fi
                 if [[ " $jobs " == *" restore "* ]]; then
@@ -182,7 +182,7 @@ for size in $sizes; do
                     rm -f "$file"
                     INPUTS=("$r"/*.fs "$r"/*.deltafs)
                     measure "restore ${size}G" "$mode" --bytes-read "$G" --bytes-written "$G" -- \
-                        "$bin/repozo" -R -r "$r" -o "$out/restored.fs"
+                        "$bin/zodbfs-repozo" -R -r "$r" -o "$out/restored.fs"
                     if [[ -f "$out/restored.fs" && "$(sha "$out/restored.fs")" == "$h" ]]; then
                         mv "$out/restored.fs" "$file"
                     else
