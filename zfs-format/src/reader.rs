@@ -115,20 +115,23 @@ impl RecordReader {
             reader: self,
             buf,
             last: pos,
+            first_oid: None,
         };
-        let first = links.record(pos)?;
-        let oid = first.oid;
         let rules = ChainRules {
             same_oid: true,
             memo: Some(&self.chains),
         };
+        // The walk reads the record at `pos` itself, so that a chain resolved before is
+        // found in the memo from its first record on.
+        let found = chain::resolve(&mut links, pos, rules);
+        let oid = links.first_oid.unwrap_or_default();
         let bad = |offset, back, why| Error::BadBackpointer {
             offset,
             oid,
             back,
             why,
         };
-        let found = chain::resolve_from(&mut links, pos, first, rules).map_err(|e| match e {
+        let found = found.map_err(|e| match e {
             ChainError::NotBackwards { at, back } => bad(at, back, "does not point backwards"),
             ChainError::OtherOid { at, back, .. } => bad(at, back, "target has another oid"),
             ChainError::Unreadable {
@@ -168,6 +171,8 @@ struct Links<'r, 'b> {
     buf: &'b mut Vec<u8>,
     /// Position of the record in `buf`.
     last: u64,
+    /// The oid of the first record read (the chain's).
+    first_oid: Option<Oid>,
 }
 
 impl RecordSource for Links<'_, '_> {
@@ -177,6 +182,7 @@ impl RecordSource for Links<'_, '_> {
         self.reader.load(pos, self.buf)?;
         self.last = pos;
         let r = decoded(pos, self.buf)?;
+        self.first_oid.get_or_insert(r.oid);
         let back = match r.payload {
             Payload::Data(_) => None,
             Payload::Backpointer(b) => Some(b),
