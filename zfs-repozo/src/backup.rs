@@ -466,15 +466,19 @@ fn compare_decision(
     let mut equal = true;
     let mut buf = Vec::new();
     hooks.progress.start("comparing", srcsz);
+    // The source streams through memory as it is compared.
+    let mut stream = src.fs.stream(0);
     for c in chain {
         crate::source::read_uncompressed(&c.path, c.kind.is_gzip(), &mut |b| {
             if equal {
                 equal = view.matches(reposz, b, &mut buf)?;
             }
             reposz += b.len() as u64;
+            stream.advance(src.fs.bytes(), reposz);
             hooks.advance(b.len() as u64)
         })?;
     }
+    stream.finish(src.fs.bytes());
     if srcsz == reposz && equal {
         return Ok(Some(Decision::NothingToDo));
     }
@@ -687,9 +691,15 @@ fn copy_out(
         if opts.gzip {
             let hasher = s.spawn(|| {
                 let mut h = Md5::new();
+                // Compression reads the same pages beside the hashing.
+                let mut stream = src.fs.stream(start).keep_cached();
+                let mut done = start;
                 for c in data.chunks(crate::source::CHUNK) {
                     h.update(c);
+                    done += c.len() as u64;
+                    stream.advance(src.fs.bytes(), done);
                 }
+                stream.finish(src.fs.bytes());
                 h.hex()
             });
             let ticker = hooks.ticker();
@@ -731,10 +741,17 @@ fn copy_out(
                 Ok(done)
             });
             let mut h = Md5::new();
+            // The kernel's copy reads the same pages beside the hashing: they stay cached
+            // for it.
+            let mut stream = src.fs.stream(start).keep_cached();
+            let mut done = start;
             for c in data.chunks(crate::source::CHUNK) {
                 h.update(c);
+                done += c.len() as u64;
+                stream.advance(src.fs.bytes(), done);
                 hooks.advance(c.len() as u64)?;
             }
+            stream.finish(src.fs.bytes());
             let copied = copier
                 .join()
                 .expect("the copying thread does not panic")
