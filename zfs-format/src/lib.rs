@@ -46,6 +46,7 @@ pub mod index;
 pub mod index_file;
 pub mod pickle;
 pub mod progress;
+pub mod reader;
 pub mod record;
 pub mod repr;
 pub mod resync;
@@ -55,6 +56,7 @@ pub mod serde_text;
 mod storage;
 pub mod timestamp;
 pub mod txn;
+pub mod walk;
 pub mod writer;
 
 pub use error::{Error, Result};

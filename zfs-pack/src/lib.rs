@@ -218,20 +218,9 @@ fn sync_dir(p: &Path) -> Result<()> {
 }
 
 /// Walks the headers to the end of the last committed transaction (ZODB's `_pos`),
-/// handing the pages back as it goes (a mapped walk otherwise keeps the whole file
-/// resident: the kernel maps neighbouring cached pages on every fault).
+/// streaming through the file (`FileStorage::end`).
 fn committed_end<T: std::ops::Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Result<End> {
-    let mut it = fs.transactions();
-    let mut released = 0;
-    while let Some(t) = it.next() {
-        t?;
-        if it.pos() - released > 4 << 20 {
-            fs.release(released, it.pos());
-            released = it.pos();
-        }
-    }
-    fs.release(0, fs.len());
-    Ok(it.finish())
+    Ok(fs.end()?)
 }
 
 /// Words for why the committed data ends before the end of the file.

@@ -189,15 +189,19 @@ fn compare(hooks: &Hooks<'_>, i: &Inputs<'_>) -> Result<Decision> {
     let mut equal = true;
     let mut buf = Vec::new();
     hooks.progress.start("comparing", srcsz);
+    // The source streams through memory as it is compared.
+    let mut stream = src.fs.stream(0);
     for c in chain {
         crate::source::read_uncompressed(&c.path, c.kind.is_gzip(), &mut |b| {
             if equal {
                 equal = view.matches(reposz, b, &mut buf)?;
             }
             reposz += b.len() as u64;
+            stream.advance(src.fs.bytes(), reposz);
             hooks.advance(b.len() as u64)
         })?;
     }
+    stream.finish(src.fs.bytes());
     if srcsz == reposz && equal {
         return Ok(Decision::NothingToDo);
     }
