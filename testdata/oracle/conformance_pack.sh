@@ -197,12 +197,29 @@ def compare(a, b, src_digest):
     za, zb = digest(a.fs), digest(b.fs)
     zold = digest(a.fs + ".old")
     tr = a.fs + ".tr0"
+    tail = None
     if os.path.exists(tr):
-        # A torn or 'c' tail: ZODB's FileStorage truncates it into Data.fs.tr0 when it
-        # opens the file, before packing. On purpose we never change the original: the
-        # tail stays in .old (or in Data.fs when nothing was packed). So ours must equal
-        # ZODB's with the tail appended back.
         tail = read(tr)
+    elif os.path.exists(b.fs + ".tr0"):
+        # A tail shorter than a transaction header: ZODB's open cuts it off and keeps it
+        # nowhere; ours keeps it in .tr0, which must be exactly the bytes ZODB dropped.
+        t = read(b.fs + ".tr0")
+        base = a.fs + ".old" if os.path.exists(a.fs + ".old") else a.fs
+        if sha(read(base) + t) == src_digest:
+            tail = t
+        else:
+            why.append(".tr0 is not what ZODB cut off")
+    elif za != zb and zb == src_digest and not os.path.exists(b.fs + ".old"):
+        # Nothing to pack: ours leaves the file as it is, ZODB's open has cut off a tail
+        # shorter than a header.
+        ours, theirs = read(b.fs), read(a.fs)
+        if ours.startswith(theirs) and len(ours) - len(theirs) < 23:
+            tail = ours[len(theirs):]
+    if tail is not None:
+        # A torn or 'c' tail: ZODB's FileStorage truncates it (into Data.fs.tr0 when it is
+        # a header or more) when it opens the file, before packing. On purpose we never
+        # change the original: the tail stays in .old (or in Data.fs when nothing was
+        # packed). So ours must equal ZODB's with the tail appended back.
         if zold is not None:
             zold = sha(read(a.fs + ".old") + tail)
         if za != zb and sha(read(a.fs) + tail) == src_digest:
