@@ -37,7 +37,7 @@ pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1${2:+: $2}"; failed=$((failed + 1)); }
 
 # --- inputs -----------------------------------------------------------------------------
-inputs=("$root/zfs-check/tests/fixtures/base.fs")
+inputs=("$root/testdata/fixtures/check/base.fs")
 seeds=(1 2 3)
 if [[ $quick == 0 ]]; then
     for s in 5 6; do
@@ -163,7 +163,7 @@ out = {(int(d["referrer"], 16), int(d["target"], 16), words[d["reason"]]) for d 
 for t in sorted(out):
     print("%x %x %s" % t)
 PY
-refs_inputs=("$root/zfs-check/tests/fixtures/base.fs")
+refs_inputs=("$root/testdata/fixtures/check/base.fs")
 for f in "${inputs[@]}"; do [[ "$f" == "$work"/gen*.fs ]] && refs_inputs+=("$f"); done
 for input in "${refs_inputs[@]}"; do
     name="$(basename "$input" .fs)"
