@@ -1,7 +1,7 @@
 //! Packs of the experiment database made with real ZODB
-//! (`testdata/oracle/make_pack_fixtures.py`: undo, undone creation, blobs, weak and cross-database references, an empty transaction),
-//! compared with the bytes ZODB 6.4's packer produced for the same stop tids; and the
-//! bad inputs derived from it.
+//! (`testdata/oracle/make_pack_fixtures.py`: undo, undone creation, blobs, weak and
+//! cross-database references, an empty transaction), compared with the bytes ZODB 6.4's
+//! packer produced for the same stop tids; and the bad inputs derived from it.
 
 use std::path::Path;
 
