@@ -10,8 +10,8 @@
 //!
 //! The environment variable `ZFS_MD5` (read once per process) overrides the timing:
 //! `scalar` takes the scalar code whatever the CPU (to see what a CPU without AVX-512
-//! gets), `avx512` the AVX-512 code where this build and CPU have it; `auto` or unset, the
-//! timing decides. Any other value is ignored, and [`Md5::implementation`] says so.
+//! gets), `avx512` the AVX-512 code where this build and CPU have it; `auto`, empty or
+//! unset, the timing decides. Any other value is ignored, and [`Md5::implementation`] says so.
 //!
 //! Every state can be cloned, which gives the digest of a prefix for free.
 
@@ -176,7 +176,7 @@ fn choose(var: Option<&str>, timing: impl FnOnce() -> bool) -> (Compress, String
         _ => (scalar, format!("scalar (zodbfs{note})")),
     };
     match var {
-        None | Some("auto") => auto(""),
+        None | Some("" | "auto") => auto(""),
         Some("scalar") => (scalar, format!("scalar (zodbfs, {CHOICE_VAR}=scalar)")),
         Some("avx512") => match avx512_code() {
             Some(f) => (f, format!("AVX-512 (zodbfs, {CHOICE_VAR}=avx512)")),
@@ -324,6 +324,7 @@ mod tests {
         let faster = avx512_code().map_or(scalar, |f| f as usize);
         assert_eq!(choose(None, || true).0 as usize, faster);
         assert_eq!(choose(Some("auto"), || true).0 as usize, faster);
+        assert_eq!(choose(Some(""), || true).1, choose(None, || true).1);
         assert_eq!(choose(None, || false).0 as usize, scalar);
         // A value we do not know is named as ignored.
         let (f, name) = choose(Some("fast"), || false);
