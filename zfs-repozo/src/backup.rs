@@ -84,6 +84,21 @@ pub struct BackupReport {
     pub written: u64,
     /// Data files removed by `-k`.
     pub removed: Vec<String>,
+    /// Committed-looking data the backup could not include: the source is damaged where
+    /// its readable data ends, and complete transactions follow the damage.
+    pub left_out: Option<LeftOut>,
+}
+
+/// Bytes of the source after damage in its middle, which a backup (like Python repozo's)
+/// does not hold: only what FileStorage reads up to the damage is copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Where the readable data ends (the end of the backed-up range).
+    pub at: u64,
+    /// Where the first complete transaction after the damage starts.
+    pub next_transaction: u64,
+    /// Bytes from `at` to the end of the source.
+    pub bytes: u64,
 }
 
 /// The source, opened once: its mapping, a file handle on the same inode, its mode.
@@ -190,6 +205,7 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
         source_size: srcsz,
         written: 0,
         removed: Vec::new(),
+        left_out: None,
     };
     // Whatever was decided from the source's bytes is void if it shrank under us.
     src.fs
@@ -250,6 +266,15 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
         md5: pending.md5.clone(),
     };
     let written = pending.written;
+    let left_out = pending.left_out;
+    if let Some(l) = left_out {
+        (hooks.notice)(&format!(
+            "{}: the data readable from the start ends at byte {}, but a complete transaction \
+             starts at byte {}: the file is damaged there, and this backup (like Python \
+             repozo's) holds none of the {} bytes from byte {} on; run `zodbfs check` on it",
+            src.path, l.at, l.next_transaction, l.bytes, l.at
+        ));
+    }
     match start {
         None => {
             let dat = join(&opts.repository, &format!("{}.dat", stamp.format()));
@@ -265,6 +290,7 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
     report.data_file = Some(dest);
     report.dat_line = Some(line);
     report.written = written;
+    report.left_out = left_out;
     if start.is_none() && opts.kill_old {
         report.removed = repo::kill_old(&opts.repository, &|m| hooks.log(m))?;
     }
@@ -462,6 +488,8 @@ struct Pending {
     written: u64,
     /// MD5 of the copied (uncompressed) bytes.
     md5: String,
+    /// What lies after damage and is not copied.
+    left_out: Option<LeftOut>,
 }
 
 impl Pending {
@@ -526,6 +554,14 @@ fn write_backup(
         (hooks.notice)(&format!("Ignoring index for {}", abs.display()));
     }
     let pos = scan.end.pos;
+    let left_out = src
+        .fs
+        .next_complete_txn(pos, scan.end.last_complete_tid)
+        .map(|next_transaction| LeftOut {
+            at: pos,
+            next_transaction,
+            bytes: src.len().saturating_sub(pos),
+        });
     if pos < start {
         return Err(Error::ShortCopy {
             path: src.path.clone(),
@@ -562,6 +598,7 @@ fn write_backup(
         pos,
         written,
         md5,
+        left_out,
     })
 }
 
@@ -789,6 +826,42 @@ mod tests {
             v.sort();
             v
         }
+    }
+
+    /// Transaction start positions of a file made by `file`.
+    fn txn_starts(data: &[u8]) -> Vec<usize> {
+        let mut v = Vec::new();
+        let mut pos = 4;
+        while pos + 16 <= data.len() {
+            v.push(pos);
+            let tlen = u64::from_be_bytes(data[pos + 8..pos + 16].try_into().expect("8"));
+            pos += tlen as usize + 8;
+        }
+        v
+    }
+
+    #[test]
+    fn data_after_damage_in_the_middle_is_reported_not_dropped_silently() {
+        let clean = file(6);
+        let starts = txn_starts(&clean);
+        // The fourth transaction marked as still being committed: FileStorage reads up to it.
+        let mut damaged = clean.clone();
+        damaged[starts[3] + 16] = b'c';
+        let r = Run::new().backup(&damaged, 1_700_000_000, false, false);
+        assert_eq!(
+            r.left_out,
+            Some(LeftOut {
+                at: starts[3] as u64,
+                next_transaction: starts[4] as u64,
+                bytes: (damaged.len() - starts[3]) as u64,
+            })
+        );
+        assert_eq!(r.dat_line.expect("a full backup").end, starts[3] as u64);
+        // A torn last transaction is an unfinished commit, not damage.
+        let torn = &clean[..clean.len() - 5];
+        let r = Run::new().backup(torn, 1_700_000_000, false, false);
+        assert_eq!(r.left_out, None);
+        assert_eq!(r.dat_line.expect("a full backup").end, starts[5] as u64);
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct DataFsBackup {
     pub end: Option<u64>,
     /// Bytes written (compressed size with gzip).
     pub written: u64,
+    /// Bytes of the source after damage in its middle that the backup does not hold
+    /// (complete transactions follow the damage), counted from `end`.
+    pub left_out: Option<u64>,
 }
 
 /// What the blob half did.
@@ -161,6 +164,7 @@ pub fn backup(opts: &BackupOptions, hooks: &Hooks<'_>) -> Result<BackupReport> {
         start: r.dat_line.as_ref().map(|l| l.start),
         end: r.dat_line.as_ref().map(|l| l.end),
         written: r.written,
+        left_out: r.left_out.map(|l| l.bytes),
     };
     let repository = &opts.datafs.repository;
     let stamp = newest_stamp(repository)?.ok_or_else(|| Error::NoDataFsBackup {

@@ -15,6 +15,12 @@ use crate::common::Ctx;
 
 /// Arguments of `zodbfs backup`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 backed up (or nothing to do); 1 error, nothing put in \
+    place; 2 usage; 3 backed up, but the Data.fs is damaged in the middle and the complete \
+    transactions after the damage are not in the backup (the message says where; run \
+    `zodbfs check`); 130 interrupted, nothing put in place."
+)]
 pub struct BackupArgs {
     /// The Data.fs file.
     pub file: PathBuf,
@@ -219,6 +225,11 @@ pub fn run_backup(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
             "source_size": r.source_size,
             "written": r.written,
             "removed": r.removed,
+            "left_out": r.left_out.map(|l| json!({
+                "at": l.at,
+                "next_transaction": l.next_transaction,
+                "bytes": l.bytes,
+            })),
         }))?;
     } else if !c.quiet {
         match (&r.data_file, &r.dat_line) {
@@ -231,7 +242,13 @@ pub fn run_backup(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
             _ => eprintln!("no changes, nothing to do"),
         }
     }
-    Ok(exit::OK)
+    // Damage in the middle kept committed transactions out of the backup (the notice
+    // above says where): the run did its part, and found a problem.
+    Ok(if r.left_out.is_some() {
+        exit::FOUND_PROBLEMS
+    } else {
+        exit::OK
+    })
 }
 
 /// Runs `restore`.

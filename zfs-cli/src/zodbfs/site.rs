@@ -173,7 +173,7 @@ pub fn run_backup(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
         blob_backups,
     };
     let r = with_hooks(c, a.verbose, |h| zfs_site::backup::backup(&opts, h)).map_err(plain)?;
-    let problems = r.check.as_ref().is_some_and(|c| !c.is_ok());
+    let problems = r.check.as_ref().is_some_and(|c| !c.is_ok()) || r.datafs.left_out.is_some();
     if a.json {
         print_json(&r)?;
     } else if !c.quiet {
