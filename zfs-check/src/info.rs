@@ -7,6 +7,7 @@ use zfs_format::{EndReason, Error, FileStorage, Magic, Progress, Tid};
 
 /// The facts `zodbfs info` reports.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Info {
     /// The magic.
     pub magic: Magic,
@@ -29,6 +30,7 @@ pub struct Info {
     /// Bytes after the last complete transaction (a torn or uncommitted tail).
     pub tail_bytes: u64,
     /// How the walk ended.
+    #[cfg_attr(feature = "serde", serde(rename = "end"))]
     pub end_reason: EndReason,
 }
 

@@ -13,10 +13,17 @@ use std::ops::Deref;
 
 use rayon::prelude::*;
 use zfs_format::pickle::{class_name, untransform, RefKind, Scanner};
-use zfs_format::{Error, FileStorage, Index, Oid, Payload, Progress, Tid, Transaction};
+use zfs_format::reader::{resolve_data, RecordReader};
+use zfs_format::walk::Batches;
+use zfs_format::{Error, FileStorage, Index, Oid, Progress, Tid, Transaction};
 
 /// What happened to an object in one record.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "type", rename_all = "kebab-case")
+)]
 pub enum What {
     /// A new revision with a state of this class and size.
     NewRevision {
@@ -30,10 +37,17 @@ pub enum What {
     /// A record saying the object does not exist (undone creation, deleteObject).
     Deleted,
     /// A record whose backpointer chain is broken.
-    Unreadable(String),
+    Unreadable {
+        /// What is wrong with it.
+        error: String,
+    },
     /// The object of interest refers to `target`.
     References {
         /// The referenced oid (raw bytes, normally 8).
+        #[cfg_attr(
+            feature = "serde",
+            serde(serialize_with = "zfs_format::serde_text::hex_bytes")
+        )]
         target: Vec<u8>,
     },
     /// `referrer` (of class `class`) refers to the object of interest.
@@ -44,19 +58,32 @@ pub enum What {
         class: String,
     },
     /// The record's pickle could not be scanned for references.
-    Unscannable(String),
+    Unscannable {
+        /// What went wrong.
+        error: String,
+    },
 }
 
 /// One event in an object's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Event {
     /// Position of the transaction.
+    #[cfg_attr(feature = "serde", serde(rename = "txn_offset"))]
     pub txn_pos: u64,
     /// Its tid.
     pub tid: Tid,
-    /// Its user.
+    /// Its user: text when UTF-8, else `{"hex": ...}` in JSON.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "zfs_format::serde_text::text")
+    )]
     pub user: Vec<u8>,
-    /// Its description.
+    /// Its description: text when UTF-8, else `{"hex": ...}` in JSON.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "zfs_format::serde_text::text")
+    )]
     pub description: Vec<u8>,
     /// Position of the record concerned.
     pub offset: u64,
@@ -66,6 +93,7 @@ pub struct Event {
 
 /// The history of one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct History {
     /// The object.
     pub oid: Oid,
@@ -74,6 +102,7 @@ pub struct History {
     /// Revisions with a state.
     pub revisions: u64,
     /// True when the index has it (it has a current record).
+    #[cfg_attr(feature = "serde", serde(rename = "current"))]
     pub in_index: bool,
     /// Events in file order.
     pub events: Vec<Event>,
@@ -91,101 +120,119 @@ pub fn histories<T: Deref<Target = [u8]> + Sync>(
 ) -> Result<Vec<History>, Error> {
     let mode = fs.magic().string_mode();
     let wanted: HashSet<Oid> = oids.iter().copied().collect();
-    let mut txns: Vec<Transaction<'_>> = Vec::new();
-    for t in fs.transactions() {
-        let t = t?;
-        if t.status() != zfs_format::Status::Undone {
-            txns.push(t);
-        }
-    }
+    let reader = RecordReader::open(fs);
+    let reader = reader.as_ref();
     progress.start("reading all records", fs.len());
-    let parts: Vec<Result<Vec<(Oid, Event)>, Error>> = txns
-        .par_chunks(CHUNK)
-        .map_init(Scanner::new, |scanner, chunk| {
-            let mut out = Vec::new();
-            for t in chunk {
-                let ev = |offset: u64, what: What| Event {
-                    txn_pos: t.pos(),
-                    tid: t.tid(),
-                    user: t.user.to_vec(),
-                    description: t.description.to_vec(),
-                    offset,
-                    what,
-                };
-                for r in t.records() {
-                    let r = r?;
-                    let interesting = wanted.contains(&r.oid);
-                    let state = match r.payload {
-                        Payload::Data(d) => Ok(Some(d)),
-                        Payload::Backpointer(0) => Ok(None),
-                        Payload::Backpointer(_) => fs.resolve(&r).map(|x| x.and_then(|x| x.data())),
-                    };
-                    let data = match state {
-                        Ok(Some(d)) => d,
-                        Ok(None) => {
-                            if interesting {
-                                out.push((r.oid, ev(r.pos, What::Deleted)));
-                            }
-                            continue;
-                        }
-                        Err(e) => {
-                            if interesting {
-                                out.push((r.oid, ev(r.pos, What::Unreadable(e.to_string()))));
-                            }
-                            continue;
-                        }
-                    };
-                    let data = untransform(data).unwrap_or(std::borrow::Cow::Borrowed(data));
-                    let class = class_name(&data, mode).to_string();
-                    if interesting {
-                        let what = What::NewRevision {
-                            class: class.clone(),
-                            size: data.len() as u64,
-                            backpointer: r.data().is_none(),
-                        };
-                        out.push((r.oid, ev(r.pos, what)));
-                    }
-                    let mut refs = Vec::new();
-                    if let Err(e) = scanner.persistent_refs_into(&data, mode, &mut refs) {
-                        if interesting {
-                            out.push((r.oid, ev(r.pos, What::Unscannable(e.to_string()))));
-                        }
-                        continue;
-                    }
-                    for x in refs
-                        .iter()
-                        .filter(|x| matches!(x.kind, RefKind::Oid | RefKind::OidClass))
-                    {
-                        let target: Option<[u8; 8]> = x.oid.as_ref().try_into().ok();
-                        if let Some(t8) = target.map(Oid).filter(|o| wanted.contains(o)) {
-                            let what = What::ReferencedBy {
-                                referrer: r.oid,
-                                class: class.clone(),
-                            };
-                            out.push((t8, ev(r.pos, what)));
-                        }
-                        if interesting {
-                            out.push((
-                                r.oid,
-                                ev(
-                                    r.pos,
-                                    What::References {
-                                        target: x.oid.to_vec(),
-                                    },
-                                ),
-                            ));
-                        }
-                    }
-                }
-                progress.advance(t.tlen() + 8);
-            }
-            Ok(out)
-        })
-        .collect();
     let mut per: BTreeMap<Oid, Vec<Event>> = BTreeMap::new();
-    for p in parts {
-        for (oid, e) in p? {
-            per.entry(oid).or_default().push(e);
+    let mut walk = Batches::new(fs);
+    let mut batch: Vec<Transaction<'_>> = Vec::new();
+    while walk.next_batch(&mut batch)? {
+        let parts: Vec<Result<Vec<(Oid, Event)>, Error>> = batch
+            .par_chunks(CHUNK)
+            .map_init(
+                || (Scanner::new(), Vec::new()),
+                |(scanner, buf), chunk| {
+                    let mut out = Vec::new();
+                    for t in chunk {
+                        if t.status() == zfs_format::Status::Undone {
+                            continue;
+                        }
+                        let ev = |offset: u64, what: What| Event {
+                            txn_pos: t.pos(),
+                            tid: t.tid(),
+                            user: t.user.to_vec(),
+                            description: t.description.to_vec(),
+                            offset,
+                            what,
+                        };
+                        for r in t.records() {
+                            let r = r?;
+                            let interesting = wanted.contains(&r.oid);
+                            let state = resolve_data(fs, reader, &r, buf);
+                            let data = match state {
+                                Ok(Some(d)) => d,
+                                Ok(None) => {
+                                    if interesting {
+                                        out.push((r.oid, ev(r.pos, What::Deleted)));
+                                    }
+                                    continue;
+                                }
+                                Err(e) => {
+                                    if interesting {
+                                        out.push((
+                                            r.oid,
+                                            ev(
+                                                r.pos,
+                                                What::Unreadable {
+                                                    error: e.to_string(),
+                                                },
+                                            ),
+                                        ));
+                                    }
+                                    continue;
+                                }
+                            };
+                            let data =
+                                untransform(data).unwrap_or(std::borrow::Cow::Borrowed(data));
+                            let class = class_name(&data, mode).to_string();
+                            if interesting {
+                                let what = What::NewRevision {
+                                    class: class.clone(),
+                                    size: data.len() as u64,
+                                    backpointer: r.data().is_none(),
+                                };
+                                out.push((r.oid, ev(r.pos, what)));
+                            }
+                            let mut refs = Vec::new();
+                            if let Err(e) = scanner.persistent_refs_into(&data, mode, &mut refs) {
+                                if interesting {
+                                    out.push((
+                                        r.oid,
+                                        ev(
+                                            r.pos,
+                                            What::Unscannable {
+                                                error: e.to_string(),
+                                            },
+                                        ),
+                                    ));
+                                }
+                                continue;
+                            }
+                            for x in refs
+                                .iter()
+                                .filter(|x| matches!(x.kind, RefKind::Oid | RefKind::OidClass))
+                            {
+                                let target: Option<[u8; 8]> = x.oid.as_ref().try_into().ok();
+                                if let Some(t8) = target.map(Oid).filter(|o| wanted.contains(o)) {
+                                    let what = What::ReferencedBy {
+                                        referrer: r.oid,
+                                        class: class.clone(),
+                                    };
+                                    out.push((t8, ev(r.pos, what)));
+                                }
+                                if interesting {
+                                    out.push((
+                                        r.oid,
+                                        ev(
+                                            r.pos,
+                                            What::References {
+                                                target: x.oid.to_vec(),
+                                            },
+                                        ),
+                                    ));
+                                }
+                            }
+                        }
+                        progress.advance(t.tlen() + 8);
+                    }
+                    Ok(out)
+                },
+            )
+            .collect();
+        for p in parts {
+            for (oid, e) in p? {
+                per.entry(oid).or_default().push(e);
+            }
         }
     }
     let mut seen = HashSet::new();

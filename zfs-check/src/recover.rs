@@ -50,6 +50,7 @@ pub enum RecoverError {
 
 /// A stretch of the input that did not make it into the output.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Loss {
     /// First byte lost.
     pub offset: u64,
@@ -61,6 +62,7 @@ pub struct Loss {
 
 /// What recovery did.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RecoverReport {
     /// Transactions written.
     pub transactions: u64,
@@ -76,9 +78,31 @@ pub struct RecoverReport {
     /// its end was not copied (`fsrecover` saves it to `OUTPUT.trN`).
     pub checkpoint_at: Option<u64>,
     /// Transactions whose tid was not above the previous one: (input position, old tid, new tid).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "retimed_json"))]
     pub retimed: Vec<(u64, Tid, Tid)>,
     /// Everything lost, in input order.
     pub losses: Vec<Loss>,
+}
+
+/// Retimed transactions as `[{"offset", "tid", "new_tid"}]`.
+#[cfg(feature = "serde")]
+fn retimed_json<S: serde::Serializer>(v: &[(u64, Tid, Tid)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::{SerializeMap as _, SerializeSeq as _};
+    struct One<'a>(&'a (u64, Tid, Tid));
+    impl serde::Serialize for One<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(Some(3))?;
+            m.serialize_entry("offset", &self.0 .0)?;
+            m.serialize_entry("tid", &self.0 .1)?;
+            m.serialize_entry("new_tid", &self.0 .2)?;
+            m.end()
+        }
+    }
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for r in v {
+        seq.serialize_element(&One(r))?;
+    }
+    seq.end()
 }
 
 impl RecoverReport {

@@ -11,10 +11,13 @@ use std::ops::Deref;
 
 use rayon::prelude::*;
 use zfs_format::pickle::{class_name, untransform};
-use zfs_format::{Error, FileStorage, Index, Payload, Progress, Transaction};
+use zfs_format::reader::{resolve_data, RecordReader};
+use zfs_format::walk::Batches;
+use zfs_format::{Error, FileStorage, Index, Progress, Transaction};
 
 /// Counts and sizes for one class (or for the whole file).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ClassStats {
     /// Current revisions.
     pub current: u64,
@@ -45,6 +48,7 @@ impl ClassStats {
 
 /// The result of `stats`.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Stats {
     /// Committed transactions.
     pub transactions: u64,
@@ -74,72 +78,69 @@ pub fn stats<T: Deref<Target = [u8]> + Sync>(
     progress: &dyn Progress,
 ) -> Result<Stats, Error> {
     let mode = fs.magic().string_mode();
-    let mut txns: Vec<Transaction<'_>> = Vec::new();
-    for t in fs.transactions() {
-        let t = t?;
-        if t.status() != zfs_format::Status::Undone {
-            txns.push(t);
-        }
-    }
-    progress.start("counting revisions", fs.len());
-    let parts: Vec<Result<Stats, Error>> = txns
-        .par_chunks(CHUNK)
-        .map(|chunk| {
-            let mut s = Stats::default();
-            for t in chunk {
-                s.transactions += 1;
-                s.transaction_bytes += t.tlen() + 8;
-                for r in t.records() {
-                    let r = r?;
-                    s.records += 1;
-                    let state = match r.payload {
-                        Payload::Data(d) => Some(d),
-                        Payload::Backpointer(0) => None,
-                        Payload::Backpointer(_) => match fs.resolve(&r) {
-                            Ok(Some(x)) => x.data(),
-                            Ok(None) => None,
-                            Err(_) => {
-                                s.unreadable += 1;
-                                continue;
-                            }
-                        },
-                    };
-                    let Some(data) = state else {
-                        s.deletions += 1;
-                        continue;
-                    };
-                    let class = match untransform(data) {
-                        Ok(d) => class_name(&d, mode).to_string(),
-                        Err(_) => class_name(data, mode).to_string(),
-                    };
-                    let e = s.classes.entry(class).or_default();
-                    if index.get(r.oid) == Some(r.pos) {
-                        e.current += 1;
-                        e.current_bytes += data.len() as u64;
-                    } else {
-                        e.old += 1;
-                        e.old_bytes += data.len() as u64;
-                    }
-                }
-                progress.advance(t.tlen() + 8);
-            }
-            Ok(s)
-        })
-        .collect();
+    let reader = RecordReader::open(fs);
+    let reader = reader.as_ref();
     let mut out = Stats {
         objects: index.len() as u64,
         ..Stats::default()
     };
-    for p in parts {
-        let p = p?;
-        out.transactions += p.transactions;
-        out.transaction_bytes += p.transaction_bytes;
-        out.records += p.records;
-        out.deletions += p.deletions;
-        out.unreadable += p.unreadable;
-        for (k, v) in p.classes {
-            out.total.add(&v);
-            out.classes.entry(k).or_default().add(&v);
+    progress.start("counting revisions", fs.len());
+    let mut walk = Batches::new(fs);
+    let mut batch: Vec<Transaction<'_>> = Vec::new();
+    while walk.next_batch(&mut batch)? {
+        let parts: Vec<Result<Stats, Error>> = batch
+            .par_chunks(CHUNK)
+            .map_init(Vec::new, |buf, chunk| {
+                let mut s = Stats::default();
+                for t in chunk {
+                    if t.status() == zfs_format::Status::Undone {
+                        continue;
+                    }
+                    s.transactions += 1;
+                    s.transaction_bytes += t.tlen() + 8;
+                    for r in t.records() {
+                        let r = r?;
+                        s.records += 1;
+                        let state = match resolve_data(fs, reader, &r, buf) {
+                            Ok(state) => state,
+                            Err(_) => {
+                                s.unreadable += 1;
+                                continue;
+                            }
+                        };
+                        let Some(data) = state else {
+                            s.deletions += 1;
+                            continue;
+                        };
+                        let class = match untransform(data) {
+                            Ok(d) => class_name(&d, mode).to_string(),
+                            Err(_) => class_name(data, mode).to_string(),
+                        };
+                        let e = s.classes.entry(class).or_default();
+                        if index.get(r.oid) == Some(r.pos) {
+                            e.current += 1;
+                            e.current_bytes += data.len() as u64;
+                        } else {
+                            e.old += 1;
+                            e.old_bytes += data.len() as u64;
+                        }
+                    }
+                    progress.advance(t.tlen() + 8);
+                }
+                Ok(s)
+            })
+            .collect();
+        for p in parts {
+            let p = p?;
+            out.transactions += p.transactions;
+            out.transaction_bytes += p.transaction_bytes;
+            out.records += p.records;
+            out.deletions += p.deletions;
+            out.unreadable += p.unreadable;
+            for (k, v) in p.classes {
+                out.total.add(&v);
+                out.classes.entry(k).or_default().add(&v);
+            }
         }
     }
     Ok(out)

@@ -208,5 +208,5 @@ fn stats_and_oids() {
             "oid 0000000000000009 persistent.mapping.PersistentMapping 1 revision",
         ))
         .stdout(predicate::str::contains("referenced by 0000000000000003"));
-    zodbfs().args(["oids", BASE, "zz"]).assert().code(1);
+    zodbfs().args(["oids", BASE, "zz"]).assert().code(2);
 }

@@ -96,6 +96,7 @@ impl Default for ConvertOptions<'_> {
 
 /// What a conversion did.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ConvertReport {
     /// The destination's mode.
     pub mode: Option<Mode>,
@@ -115,6 +116,7 @@ pub struct ConvertReport {
     /// zodbconvert does).
     pub missing_blobs: u64,
     /// Transactions copied after the bulk copy (`follow`, or catching up).
+    #[cfg_attr(feature = "serde", serde(rename = "followed_transactions"))]
     pub followed: u64,
     /// The conversion is complete: the manifest is gone and the schema whole.
     pub finished: bool,

@@ -40,6 +40,7 @@ pub struct ExportOptions<'a> {
 
 /// What an export wrote.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ExportReport {
     /// The database's mode.
     pub mode: Option<Mode>,

@@ -29,6 +29,13 @@ impl Mode {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// The RelStorage versions whose schema we load into, with their stored-function comments.
 const KNOWN: &str = "RelStorage 3.5 to 4.3";
 

@@ -29,6 +29,7 @@ mod mode;
 mod output;
 mod paths;
 mod sigbus;
+mod stream;
 mod temp;
 
 pub use dir::{exchange, remove_stale_temp_dirs, replace_symlink, NewDir};
@@ -36,8 +37,9 @@ pub use error::{Error, Result};
 pub use identity::FileId;
 pub use input::{open_input, regular_len};
 pub use lock::{is_held, Lock, LockOptions};
-pub use map::{release_mapped, shrunk_files, Map};
+pub use map::{prefetch_mapped, random_access_mapped, release_mapped, shrunk_files, Map};
 pub use mode::{current_umask, mode_of, permissions_of};
 pub use output::{write_file, Output, OutputSpec};
 pub use paths::{parent_dir, save_free_trn, sync_dir, with_suffix};
+pub use stream::{memory_limit, Stream};
 pub use temp::{is_temp_of, remove_stale_temps, temp_name};

@@ -149,6 +149,67 @@ pub fn release_mapped(data: &[u8], start: u64, end: u64) {
     }
 }
 
+/// Asks the kernel to read the pages of `start..end` of mapped bytes now, in the
+/// background (`MADV_WILLNEED`), so that a walk in file order finds them in the page cache
+/// instead of waiting for each fault. Like [`release_mapped`], it does something only for
+/// pages inside a live [`Map`].
+pub fn prefetch_mapped(data: &[u8], start: u64, end: u64) {
+    const PAGE: usize = 4096;
+    let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
+        return;
+    };
+    let end = end.min(data.len());
+    if end <= start {
+        return;
+    }
+    let base = data.as_ptr() as usize;
+    // Whole pages covering the range (a map starts on a page).
+    let first = ((base + start) / PAGE) * PAGE;
+    let last = (base + end).div_ceil(PAGE) * PAGE;
+    if !sigbus::is_guarded(base + start, base + end) {
+        return;
+    }
+    // The kernel reads at most its read-ahead window (or the device's largest request) per
+    // call and drops the rest of the range: ask in pieces no larger than either.
+    const PIECE: usize = 256 * 1024;
+    let mut at = first;
+    while at < last {
+        let n = PIECE.min(last - at);
+        // SAFETY: `at..at + n` covers pages of a read-only shared file mapping of a live
+        // `Map` (checked against the guard's registry). MADV_WILLNEED only starts reading
+        // the file's pages into the page cache; it changes no byte any reference sees.
+        // Failure is harmless and ignored.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::madvise(at as *mut libc::c_void, n, libc::MADV_WILLNEED);
+        }
+        at += n;
+    }
+}
+
+/// Tells the kernel that mapped bytes will be read at random (`MADV_RANDOM`): a fault
+/// then reads the page it needs, not the read-ahead window around it. For a walk that
+/// prefetches what it reads in order ([`prefetch_mapped`]) and also reads scattered
+/// records. Does something only for bytes of a live [`Map`].
+pub fn random_access_mapped(data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let base = data.as_ptr() as usize;
+    if !sigbus::is_guarded(base, base + data.len()) {
+        return;
+    }
+    let len = data.len().div_ceil(4096) * 4096;
+    // SAFETY: `base..base + len` are the pages of a read-only shared file mapping of a live
+    // `Map` (checked against the guard's registry; a map starts on a page). MADV_RANDOM only
+    // changes how the kernel reads ahead on faults; no byte any reference sees changes.
+    // Failure is harmless and ignored.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::madvise(base as *mut libc::c_void, len, libc::MADV_RANDOM);
+    }
+}
+
 impl Deref for Map {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

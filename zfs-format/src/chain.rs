@@ -15,7 +15,9 @@
 //!
 //! [`FileStorage::resolve`]: crate::FileStorage::resolve
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
 use crate::error::Error;
 use crate::ids::Oid;
@@ -72,6 +74,55 @@ pub trait ChainMemo: Sync {
     /// Remembers that the chains through each of the backpointer records `hops` end at
     /// `end`.
     fn put(&self, hops: &[u64], end: u64);
+}
+
+/// Shards of a [`ShardedMemo`].
+const MEMO_SHARDS: usize = 16;
+/// Entries a shard of a [`ShardedMemo`] holds before it is emptied (bounds the memo to
+/// about 6 MB).
+const MEMO_SHARD_LIMIT: usize = 16 * 1024;
+
+/// A bounded [`ChainMemo`] for walks on several threads: sharded so that they rarely wait
+/// on each other, and a full shard is emptied, which bounds the memory.
+#[derive(Debug, Default)]
+pub struct ShardedMemo {
+    shards: [Mutex<HashMap<u64, u64>>; MEMO_SHARDS],
+}
+
+impl ShardedMemo {
+    /// How many chain ends it holds.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |m| m.len()))
+            .sum()
+    }
+
+    /// True when it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shard holding `pos` (a multiplicative hash spreads neighbouring positions).
+    fn shard(&self, pos: u64) -> &Mutex<HashMap<u64, u64>> {
+        &self.shards[(pos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % MEMO_SHARDS]
+    }
+}
+
+impl ChainMemo for ShardedMemo {
+    fn get(&self, pos: u64) -> Option<u64> {
+        self.shard(pos).lock().ok()?.get(&pos).copied()
+    }
+    fn put(&self, hops: &[u64], end: u64) {
+        for &pos in hops {
+            if let Ok(mut m) = self.shard(pos).lock() {
+                if m.len() >= MEMO_SHARD_LIMIT {
+                    m.clear();
+                }
+                m.insert(pos, end);
+            }
+        }
+    }
 }
 
 /// How a chain is walked.
@@ -283,9 +334,6 @@ fn walk<S: RecordSource>(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-
     use super::*;
     use crate::ids::Tid;
     use crate::txn::Status;

@@ -9,7 +9,7 @@ use crate::ids::Oid;
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be opened, mapped, read or written.
-    #[error("'{path}': {source}")]
+    #[error("'{path}'")]
     Io {
         /// The file concerned.
         path: PathBuf,
@@ -106,7 +106,7 @@ pub enum Error {
         why: &'static str,
     },
     /// A pickle could not be read.
-    #[error("data record at offset {offset} (oid {oid}): {source}")]
+    #[error("data record at offset {offset} (oid {oid})")]
     Pickle {
         /// Position of the data record.
         offset: u64,

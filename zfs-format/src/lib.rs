@@ -43,13 +43,17 @@ pub mod index;
 pub mod index_file;
 pub mod pickle;
 pub mod progress;
+pub mod reader;
 pub mod record;
 pub mod repr;
 pub mod resync;
 pub mod scan;
+#[cfg(feature = "serde")]
+pub mod serde_text;
 mod storage;
 pub mod timestamp;
 pub mod txn;
+pub mod walk;
 pub mod writer;
 
 pub use error::{Error, Result};

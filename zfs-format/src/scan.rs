@@ -4,8 +4,8 @@
 //! but cheap: one header per transaction. The records, where the work is, are parsed on all
 //! cores a batch of transactions at a time and merged in file order, so the last record of
 //! an oid wins exactly as in ZODB. Memory stays small: positions waiting to be merged are
-//! folded into the compact [`Index`] in place every few batches, and the pages of
-//! a mapped file are handed back to the kernel once a batch is done.
+//! folded into the compact [`Index`] in place every few batches, and a mapped file
+//! streams through memory (`FileStorage::stream`: read ahead, dropped behind).
 
 use std::ops::Deref;
 
@@ -48,9 +48,12 @@ pub fn scan_from<T: Deref<Target = [u8]> + Sync>(
     let mut pending = IndexBuilder::new();
     let mut walk = fs.transactions_from(start);
     let mut batch: Vec<Transaction<'_>> = Vec::with_capacity(BATCH);
+    // The disk reads ahead while the cores parse; what is done leaves memory.
+    let mut stream = fs.stream(start);
     loop {
         batch.clear();
         let batch_start = walk.pos();
+        stream.advance(fs.bytes(), batch_start);
         let mut bytes = 0;
         let mut header_error = None;
         for t in walk.by_ref() {
@@ -98,11 +101,11 @@ pub fn scan_from<T: Deref<Target = [u8]> + Sync>(
         if let Some(e) = header_error {
             return Err(e);
         }
-        fs.release(batch_start, walk.pos());
         if pending.pending() > MIN_PENDING {
             index.apply(std::mem::take(&mut pending));
         }
     }
+    stream.finish(fs.bytes());
     let end = walk.finish();
     index.apply(pending);
     Ok(Scan { index, end })

@@ -145,6 +145,32 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
         }
     }
 
+    /// A walk in file order from `from`, which reads ahead of itself and drops behind
+    /// itself what it brought into memory (see [`zfs_files::Stream`]; it does nothing for
+    /// in-memory data). Tell it how far the walk got with `stream.advance(fs.bytes(), pos)`.
+    /// The last [`crate::walk::AHEAD`] bytes behind the walk stay cached: backpointers point
+    /// mostly to recent records.
+    pub fn stream(&self, from: u64) -> zfs_files::Stream {
+        let s = zfs_files::Stream::new(&self.data, from, crate::walk::AHEAD)
+            .lagging(crate::walk::AHEAD);
+        // The file itself, to drop pages from the page cache cheaply (if it is the one
+        // mapped: same length).
+        match std::fs::File::open(&self.path) {
+            Ok(f) if self.mapped && f.metadata().is_ok_and(|m| m.len() == self.len()) => {
+                s.with_file(f)
+            }
+            _ => s,
+        }
+    }
+
+    /// Asks the kernel to read `start..end` of a mapped file into the page cache in the
+    /// background, ahead of a walk in file order. Does nothing for in-memory data.
+    pub fn prefetch(&self, start: u64, end: u64) {
+        if self.mapped {
+            zfs_files::prefetch_mapped(&self.data, start, end);
+        }
+    }
+
     /// Fails if the mapped file shrank under a read (see the module docs): nothing read
     /// from this storage may then be used. Always `Ok` for in-memory data.
     pub fn check_intact(&self) -> Result<()> {
@@ -190,11 +216,22 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
 
     /// Finds the end of the last complete transaction as ZODB's `read_index` does, walking
     /// headers only (the records are not read).
+    ///
+    /// The walk reads one header per transaction, streaming through a mapped file (see
+    /// [`FileStorage::stream`]), so a file much larger than memory can be walked.
     pub fn end(&self) -> Result<End> {
+        const STRETCH: u64 = 4 << 20;
         let mut it = self.transactions();
-        for t in it.by_ref() {
+        let mut stream = self.stream(FIRST_TXN);
+        let mut told = FIRST_TXN;
+        while let Some(t) = it.next() {
             t?;
+            if it.pos() >= told + STRETCH {
+                told = it.pos();
+                stream.advance(&self.data, told);
+            }
         }
+        stream.finish(&self.data);
         Ok(it.finish())
     }
 
@@ -269,6 +306,19 @@ pub enum EndReason {
     Checkpoint,
     /// A header too short for its own strings, judged junk at the end of the file.
     Junk,
+}
+
+impl EndReason {
+    /// Stable kebab-case name.
+    pub fn code(self) -> &'static str {
+        match self {
+            EndReason::Clean => "clean",
+            EndReason::ShortHeader => "short-header",
+            EndReason::PastEnd => "torn-transaction",
+            EndReason::Checkpoint => "uncommitted-transaction",
+            EndReason::Junk => "junk",
+        }
+    }
 }
 
 /// Where the committed data of a file ends.

@@ -18,10 +18,13 @@ pub fn layout(dir: &Path) -> Result<Layout> {
 
 /// What the blob pass did.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BlobStats {
     /// Blob files removed (or moved to `.old`).
+    #[cfg_attr(feature = "serde", serde(rename = "blob_files_removed"))]
     pub files_removed: u64,
     /// Bytes of those files.
+    #[cfg_attr(feature = "serde", serde(rename = "blob_bytes_removed"))]
     pub bytes_removed: u64,
 }
 

@@ -266,6 +266,8 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
     let mut stats = CopyStats::default();
     let mut index = OutIndex::new();
     let mut it = fs.transactions();
+    // Reads ahead of the copy and drops behind it what it brought into memory.
+    let mut stream = fs.stream(zfs_format::FIRST_TXN);
     let mut done = false;
     let file = open_for_reads(fs);
     // A writer thread takes the encoded batches, so that the kernel's copy into the page
@@ -342,6 +344,7 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                     return Ok(());
                 }
                 // Backpointers and blob checks may have touched earlier pages too.
+                stream.advance(fs.bytes(), it.pos());
                 fs.release(0, it.pos());
             }
             Ok(())
@@ -371,6 +374,7 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
     index.fold();
     let mut it = fs.transactions_from(packpos);
     let mut last_release = packpos;
+    let mut stream = fs.stream(packpos);
     let mut txn_index: Vec<(u64, u64)> = Vec::new();
     let file = open_for_reads(fs);
     let mut data_buf = Vec::new();
@@ -473,6 +477,7 @@ pub fn copy_rest<T: Deref<Target = [u8]>>(
         if it.pos() - last_release > BATCH_BYTES {
             crate::interrupt::check(interrupt)?;
             // Backpointers read pages anywhere before this point: hand them all back.
+            stream.advance(fs.bytes(), it.pos());
             fs.release(0, it.pos());
             last_release = it.pos();
         }

@@ -16,6 +16,15 @@ pub struct Dangling {
     pub missing: Vec<u8>,
 }
 
+/// Dangling references as their sentences (for `serialize_with`).
+#[cfg(feature = "serde")]
+pub(crate) fn dangling_texts<S: serde::Serializer>(
+    v: &[Dangling],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ToString::to_string))
+}
+
 impl fmt::Display for Dangling {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match <[u8; 8]>::try_from(self.missing.as_slice()) {
@@ -44,7 +53,7 @@ impl fmt::Display for Dangling {
 #[non_exhaustive]
 pub enum PackError {
     /// A file could not be read, written, renamed or removed.
-    #[error("'{path}': {source}")]
+    #[error("'{path}'")]
     Io {
         /// The file concerned.
         path: PathBuf,
@@ -69,7 +78,7 @@ pub enum PackError {
     #[error("{} dangling reference(s) from reachable objects (ZODB's pack fails with KeyError; --allow-dangling packs anyway): {}", .0.len(), list(.0))]
     Dangling(Vec<Dangling>),
     /// The pickle of a reachable record could not be read, so its references are unknown.
-    #[error("cannot read the references of oid {oid} (record at offset {offset}): {source}")]
+    #[error("cannot read the references of oid {oid} (record at offset {offset})")]
     Pickle {
         /// The object.
         oid: Oid,

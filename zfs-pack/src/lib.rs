@@ -88,6 +88,11 @@ impl PackOptions {
 
 /// How a pack ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum Outcome {
     /// The storage holds no object: nothing was done at all.
     Empty,
@@ -103,22 +108,28 @@ pub enum Outcome {
 
 /// What a pack did (or, for a dry run, would do).
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Report {
     /// How it ended.
     pub outcome: Outcome,
     /// The stop tid used.
+    #[cfg_attr(feature = "serde", serde(rename = "stop_tid"))]
     pub stop: Tid,
     /// Size of the committed data before.
     pub size_before: u64,
     /// Size of the file after (equal to `size_before` unless packed).
     pub size_after: u64,
     /// Position of the first transaction after the pack time, in the original.
+    #[cfg_attr(feature = "serde", serde(rename = "pack_position"))]
     pub packpos: u64,
     /// Transactions before the pack time.
+    #[cfg_attr(feature = "serde", serde(rename = "transactions_before_stop"))]
     pub txns_before: u64,
     /// Of those, transactions left out entirely.
+    #[cfg_attr(feature = "serde", serde(rename = "transactions_removed"))]
     pub txns_removed: u64,
     /// Data records before the pack time.
+    #[cfg_attr(feature = "serde", serde(rename = "records_before_stop"))]
     pub records_before: u64,
     /// Of those, records left out.
     pub records_removed: u64,
@@ -128,27 +139,38 @@ pub struct Report {
     pub objects_kept: u64,
     /// Objects kept only because we follow the references of revisions that
     /// backpointers after the pack time keep (ZODB would have dropped them).
+    #[cfg_attr(feature = "serde", serde(rename = "extra_objects_kept"))]
     pub extra_kept: u64,
     /// Dangling references ignored (`allow_dangling`, or in revisions ZODB keeps unseen).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "error::dangling_texts"))]
     pub dangling_ignored: Vec<Dangling>,
     /// Lines of the blob `.removed` file (garbage blob objects and revisions).
+    #[cfg_attr(feature = "serde", serde(rename = "blob_removed_lines"))]
     pub blob_lines: u64,
     /// Blob files removed (moved to `<blob_dir>.old` with `keep_old`).
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub blobs: BlobStats,
     /// Objects in the new index.
     pub index_entries: u64,
     /// Heap bytes of the reachability structures at their peak.
     pub state_bytes: u64,
     /// Time per phase: analysis, copy before, copy after, files.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub timings: Vec<(&'static str, Duration)>,
     /// Bytes after the last committed transaction (a torn or unfinished commit): not part
     /// of the packed file.
+    #[cfg_attr(feature = "serde", serde(rename = "tail_bytes"))]
     pub tail: u64,
     /// Where those bytes were saved (the first free `<file>.trN`) when the file was packed.
+    #[cfg_attr(feature = "serde", serde(rename = "tail_saved_to"))]
     pub tail_saved: Option<PathBuf>,
     /// Whether `<file>.index` was written (always when packed; when nothing changed, only
     /// if it was missing or did not describe the file).
     pub index_written: bool,
+    /// For a dry run: the database's lock file is held (it is open in a running ZODB, or
+    /// being packed), so the real pack would refuse now. Always false otherwise (the pack
+    /// took the lock).
+    pub database_open: bool,
 }
 
 /// A progress that reports every phase under one name.
@@ -183,20 +205,9 @@ fn sync_dir(p: &Path) -> Result<()> {
 }
 
 /// Walks the headers to the end of the last committed transaction (ZODB's `_pos`),
-/// handing the pages back as it goes (a mapped walk otherwise keeps the whole file
-/// resident: the kernel maps neighbouring cached pages on every fault).
+/// streaming through the file (`FileStorage::end`).
 fn committed_end<T: std::ops::Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Result<End> {
-    let mut it = fs.transactions();
-    let mut released = 0;
-    while let Some(t) = it.next() {
-        t?;
-        if it.pos() - released > 4 << 20 {
-            fs.release(released, it.pos());
-            released = it.pos();
-        }
-    }
-    fs.release(0, fs.len());
-    Ok(it.finish())
+    Ok(fs.end()?)
 }
 
 /// Words for why the committed data ends before the end of the file.
@@ -290,7 +301,10 @@ pub fn pack(path: &Path, opts: &PackOptions, progress: &dyn Progress) -> Result<
     // A file that shrank under the pack was refused before anything was renamed (see
     // `pack_storage`); say so rather than whatever the zeros read looked like.
     fs.check_intact()?;
-    report
+    let mut report = report?;
+    // A dry run takes no lock; it says when the real pack would be refused.
+    report.database_open = opts.dry_run && lock::is_held(path).unwrap_or(false);
+    Ok(report)
 }
 
 /// [`pack`] over an already opened storage (the lock, if needed, is the caller's).
@@ -342,6 +356,7 @@ where
         tail,
         tail_saved: None,
         index_written: false,
+        database_open: false,
     };
     let aopts = AnalyzeOptions {
         stop: opts.stop,

@@ -8,13 +8,11 @@
 //! [`zfs_format::chain`] with ZODB's `_loadBack_impl` rule (oids are not compared); the
 //! headers are decoded by [`RawDataHeader`].
 
-use std::collections::HashMap;
 use std::ops::Deref;
 use std::os::unix::fs::FileExt;
-use std::sync::Mutex;
 
 use zfs_format::bytes::to_usize;
-use zfs_format::chain::{self, ChainError, ChainMemo, ChainRecord, ChainRules, RecordSource};
+use zfs_format::chain::{self, ChainError, ChainRecord, ChainRules, RecordSource, ShardedMemo};
 use zfs_format::record::{RawDataHeader, DATA_HEADER_LEN};
 use zfs_format::{DataRecord, FileStorage, Oid, Tid};
 
@@ -22,10 +20,6 @@ use crate::error::{PackError, Result};
 
 /// Bytes read at once for a record (most records fit, header and pickle).
 const READ_AHEAD: usize = 1024;
-/// Shards of the chain memo.
-const CHAIN_SHARDS: usize = 16;
-/// Entries a shard holds before it is emptied (bounds the memo to about 6 MB).
-const CHAIN_SHARD_LIMIT: usize = 16 * 1024;
 
 /// A corruption of `fs` at `offset`.
 pub(crate) fn corrupt<T: Deref<Target = [u8]>>(
@@ -77,52 +71,21 @@ pub fn open_for_reads<T: Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Option<Re
         .filter(|f| f.metadata().is_ok_and(|m| m.len() == fs.len()))
         .map(|file| RecordFile {
             file,
-            chains: Chains::default(),
+            chains: ShardedMemo::default(),
         })
 }
 
 /// The data file opened for positioned reads, with the backpointer chains resolved so far.
 pub struct RecordFile {
     file: std::fs::File,
-    chains: Chains,
+    /// The ends of the backpointer chains resolved so far.
+    chains: ShardedMemo,
 }
 
 impl Deref for RecordFile {
     type Target = std::fs::File;
     fn deref(&self) -> &std::fs::File {
         &self.file
-    }
-}
-
-/// A memo of resolved backpointer chains ([`ChainMemo`]). Undo-heavy files have chains of
-/// hundreds of hops that many records share; without the memo each hop of each resolution
-/// is one `pread`. Sharded so the tracing threads rarely wait on each other; a full shard
-/// is emptied, which bounds the memory.
-#[derive(Default)]
-struct Chains {
-    shards: [Mutex<HashMap<u64, u64>>; CHAIN_SHARDS],
-}
-
-impl Chains {
-    /// The shard holding `pos` (a multiplicative hash spreads neighbouring positions).
-    fn shard(&self, pos: u64) -> &Mutex<HashMap<u64, u64>> {
-        &self.shards[(pos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % CHAIN_SHARDS]
-    }
-}
-
-impl ChainMemo for Chains {
-    fn get(&self, pos: u64) -> Option<u64> {
-        self.shard(pos).lock().ok()?.get(&pos).copied()
-    }
-    fn put(&self, hops: &[u64], end: u64) {
-        for &pos in hops {
-            if let Ok(mut m) = self.shard(pos).lock() {
-                if m.len() >= CHAIN_SHARD_LIMIT {
-                    m.clear();
-                }
-                m.insert(pos, end);
-            }
-        }
     }
 }
 
@@ -337,12 +300,7 @@ mod tests {
                 fs.record_at(pos).expect("record").oid
             );
         }
-        let memo: usize = file
-            .chains
-            .shards
-            .iter()
-            .map(|s| s.lock().expect("lock").len())
-            .sum();
+        let memo = file.chains.len();
         assert!(
             memo >= 120,
             "the memo holds the backpointer records ({memo})"

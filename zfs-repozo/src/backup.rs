@@ -58,8 +58,14 @@ impl BackupOptions {
 
 /// What a backup run did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum Action {
     /// The repository already holds the source: nothing written.
+    #[cfg_attr(feature = "serde", serde(rename = "nothing"))]
     NothingToDo,
     /// A full backup was written.
     Full,
@@ -69,14 +75,17 @@ pub enum Action {
 
 /// The result of a backup run.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BackupReport {
     /// What was done.
     pub action: Action,
     /// Why a full backup was made (repozo's log text), if one was.
     pub reason: Option<String>,
     /// The new data file's path as recorded in the `.dat`.
+    #[cfg_attr(feature = "serde", serde(rename = "file"))]
     pub data_file: Option<String>,
-    /// The `.dat` line written.
+    /// The `.dat` line written (in JSON: its `start`, `end` and `md5` beside the others).
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub dat_line: Option<DatLine>,
     /// Size of the source file when the run started.
     pub source_size: u64,
@@ -92,6 +101,7 @@ pub struct BackupReport {
 /// Bytes of the source after damage in its middle, which a backup (like Python repozo's)
 /// does not hold: only what FileStorage reads up to the damage is copied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct LeftOut {
     /// Where the readable data ends (the end of the backed-up range).
     pub at: u64,
@@ -456,15 +466,19 @@ fn compare_decision(
     let mut equal = true;
     let mut buf = Vec::new();
     hooks.progress.start("comparing", srcsz);
+    // The source streams through memory as it is compared.
+    let mut stream = src.fs.stream(0);
     for c in chain {
         crate::source::read_uncompressed(&c.path, c.kind.is_gzip(), &mut |b| {
             if equal {
                 equal = view.matches(reposz, b, &mut buf)?;
             }
             reposz += b.len() as u64;
+            stream.advance(src.fs.bytes(), reposz);
             hooks.advance(b.len() as u64)
         })?;
     }
+    stream.finish(src.fs.bytes());
     if srcsz == reposz && equal {
         return Ok(Some(Decision::NothingToDo));
     }
@@ -677,9 +691,15 @@ fn copy_out(
         if opts.gzip {
             let hasher = s.spawn(|| {
                 let mut h = Md5::new();
+                // Compression reads the same pages beside the hashing.
+                let mut stream = src.fs.stream(start).keep_cached();
+                let mut done = start;
                 for c in data.chunks(crate::source::CHUNK) {
                     h.update(c);
+                    done += c.len() as u64;
+                    stream.advance(src.fs.bytes(), done);
                 }
+                stream.finish(src.fs.bytes());
                 h.hex()
             });
             let ticker = hooks.ticker();
@@ -721,10 +741,17 @@ fn copy_out(
                 Ok(done)
             });
             let mut h = Md5::new();
+            // The kernel's copy reads the same pages beside the hashing: they stay cached
+            // for it.
+            let mut stream = src.fs.stream(start).keep_cached();
+            let mut done = start;
             for c in data.chunks(crate::source::CHUNK) {
                 h.update(c);
+                done += c.len() as u64;
+                stream.advance(src.fs.bytes(), done);
                 hooks.advance(c.len() as u64)?;
             }
+            stream.finish(src.fs.bytes());
             let copied = copier
                 .join()
                 .expect("the copying thread does not panic")

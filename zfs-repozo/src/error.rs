@@ -86,7 +86,7 @@ pub enum Error {
     #[error("{0}")]
     BrokenChain(String),
     /// The source could not be read as a FileStorage.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Format {
         /// The source file.
         path: String,

@@ -104,8 +104,10 @@ pub fn newest_stamp(repo: &str) -> Result<Option<Stamp>> {
 
 /// One line of a `.dat` file.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DatLine {
     /// The data file's path as recorded.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub path: String,
     /// Start offset in the source.
     pub start: u64,

@@ -61,6 +61,11 @@ impl Default for RestoreOptions {
 
 /// How a restore went.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "method", rename_all = "kebab-case")
+)]
 pub enum Method {
     /// The whole chain was written (to stdout, or to a new file that replaced the output);
     /// `reason` says why an existing output was not brought up to date instead.
@@ -75,6 +80,7 @@ pub enum Method {
         /// Where the appended bytes start.
         from: u64,
         /// The backup files appended, oldest first.
+        #[cfg_attr(feature = "serde", serde(rename = "appended"))]
         files: Vec<String>,
     },
 }
@@ -87,6 +93,7 @@ impl Default for Method {
 
 /// The result of a restore.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RestoreReport {
     /// The chain restored, oldest first.
     pub chain: Vec<String>,
@@ -95,10 +102,12 @@ pub struct RestoreReport {
     /// Size of the restored file (the state's size).
     pub size: u64,
     /// MD5 of the bytes written, when it was computed (`-v` or `-w`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub md5: Option<String>,
     /// The `.index` copied beside the output, if any.
     pub index: Option<String>,
     /// Full, incremental, or nothing to do.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub method: Method,
 }
 

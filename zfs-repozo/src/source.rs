@@ -141,12 +141,17 @@ impl SourceView<'_> {
     ) -> Result<u64> {
         let mut pos = start;
         let mapped_end = end.min(self.safe_end).min(self.map.len() as u64);
+        // Read ahead of the hashing, pages handed back behind it: a source larger than
+        // memory streams through.
+        let mut stream = zfs_files::Stream::new(self.map, pos, 64 << 20);
         while pos < mapped_end {
             let stop = (pos + CHUNK as u64).min(mapped_end);
             h.update(&self.map[pos as usize..stop as usize]);
+            stream.advance(self.map, stop);
             ticker.advance(stop - pos)?;
             pos = stop;
         }
+        stream.finish(self.map);
         let mut buf = vec![0u8; CHUNK];
         while pos < end {
             let want = ((end - pos) as usize).min(CHUNK);

@@ -39,17 +39,21 @@ impl Default for VerifyOptions {
 
 /// One verified file.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Verified {
     /// The file as repozo names it (repository + base name from the `.dat`).
+    #[cfg_attr(feature = "serde", serde(rename = "file"))]
     pub path: String,
     /// Its uncompressed size.
     pub size: u64,
     /// Its MD5 (not with `-Q`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub md5: Option<String>,
 }
 
 /// What a verification found when every listed file is right.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VerifyReport {
     /// The files checked, in `.dat` order.
     pub files: Vec<Verified>,

@@ -1,6 +1,7 @@
 //! The header walk: transaction after transaction, each header checked as `fstest` checks
 //! it; a transaction whose extent cannot be trusted is skipped by resynchronising on the
-//! next plausible header ([`zfs_format::resync`]).
+//! next plausible header ([`zfs_format::resync`]). Every batch of transactions (bounded in
+//! bytes) has its records walked as soon as it is complete.
 
 use zfs_format::bytes::be_u64_at;
 use zfs_format::index_file::load_index;
@@ -47,6 +48,7 @@ impl Walker<'_> {
             }
         }
         if let Some(bytes) = self.index_bytes {
+            self.index_checked = true;
             match load_index(bytes) {
                 Ok(saved) => self.saved = Some(saved),
                 Err(e) => self.add(
@@ -56,6 +58,9 @@ impl Walker<'_> {
                 ),
             }
         }
+        // The walk prefetches explicitly; the pointer targets it reads at random must not
+        // bring megabytes of read-ahead each.
+        zfs_files::random_access_mapped(self.file);
         let mut pos = FIRST_TXN;
         let mut ltid = Tid::default();
         while pos < self.len {
@@ -94,15 +99,20 @@ impl Walker<'_> {
                 },
                 Step::End => break,
             }
+            if self.job_bytes >= self.batch_bytes {
+                self.walk_records(progress);
+            }
         }
         self.walk_records(progress);
+        self.flush_pointers();
         if let Some((ipos, saved)) = self.saved.take() {
             self.compare_index(ipos, &saved);
         }
+        self.stream.finish(self.file);
     }
 
     /// Checks the transaction at `pos`; says where to go next.
-    fn transaction(&mut self, pos: u64, ltid: Tid) -> Step {
+    pub(super) fn transaction(&mut self, pos: u64, ltid: Tid) -> Step {
         let remaining = self.len - pos;
         let Some(h) = RawTxnHeader::decode(self.file, pos) else {
             self.add(
@@ -163,18 +173,22 @@ impl Walker<'_> {
         let tend = pos + h.tlen;
         let rtl = be_u64_at(self.file, tend);
         let rtl_ok = rtl == Some(h.tlen);
-        let covered = self
-            .saved
-            .as_ref()
-            .is_some_and(|(ipos, _)| tend + 8 <= *ipos);
+        // A saved index is compared once the walk reaches the position it covers: the
+        // records of this transaction must not be in the index then.
+        if let Some(&(ipos, _)) = self.saved.as_ref() {
+            if tend + 8 > ipos {
+                self.saved_pos_is_start |= pos == ipos && rtl_ok;
+                self.walk_records_before_saved_pos();
+            }
+        }
         self.jobs.push(Job {
             tpos: pos,
             tend,
             tid: h.tid,
-            status: h.status,
             hlen,
-            index_it: rtl_ok && covered,
+            index_it: rtl_ok && h.status != Status::Undone,
         });
+        self.job_bytes += h.tlen + 8;
         if !rtl_ok {
             let found = rtl.map_or_else(|| "missing".to_string(), |v| v.to_string());
             self.add(
@@ -194,13 +208,14 @@ impl Walker<'_> {
             }
             return Step::Lost(pos + 1);
         }
-        self.txns.push(pos);
+        self.txn_count += 1;
+        self.last_sound_end = tend + 8;
         Step::Next(tend + 8, h.tid)
     }
 }
 
 /// Where the walk goes after a transaction.
-enum Step {
+pub(super) enum Step {
     /// To the next transaction at this position; the tid to compare it with.
     Next(u64, Tid),
     /// The transaction's extent cannot be trusted: search for the next header from here.

@@ -1,13 +1,20 @@
-//! The pointer merge: every `prev` pointer and backpointer must point strictly backwards
-//! to a sound record of the same oid, unless it points into damage already reported.
+//! The pointers whose targets are read: every `prev` pointer and backpointer must point
+//! strictly backwards to a sound record of the same oid, unless it points into damage
+//! already reported. Those the index does not vouch for (see `records.rs`) are checked by
+//! reading their targets, sorted by position, a group at a time.
 
 use rayon::prelude::*;
 
-use zfs_format::Oid;
+use zfs_format::record::{RawDataHeader, DATA_HEADER_LEN};
+use zfs_format::txn::RawTxnHeader;
+use zfs_format::{Oid, FIRST_TXN};
 
 use super::{Finding, Kind, Walker};
 
-/// A `prev` pointer or backpointer to check once every record position is known.
+/// Pointer targets read at once.
+const POINTER_GROUP: usize = 4096;
+
+/// A `prev` pointer or backpointer whose target is checked by reading it.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Pointer {
     /// Position of the record holding the pointer.
@@ -20,83 +27,130 @@ pub(super) struct Pointer {
     pub(super) back: bool,
 }
 
+/// The record starts of the transaction walked last to find a target (its position, and
+/// the starts ascending, ending with `u64::MAX`).
+type Starts = (u64, Vec<u64>);
+
 impl Walker<'_> {
-    /// Checks every pointer against the complete, sorted list of record positions.
-    pub(super) fn check_pointers(&mut self, mut pointers: Vec<Pointer>) {
-        self.damaged.sort_unstable();
-        // Every pointer target is looked up in the sorted record positions: sorting the
-        // pointers by target turns the lookups into one linear merge, much cheaper than a
-        // binary search per pointer over a large file.
-        pointers.par_sort_unstable_by_key(|p| p.target);
-        let mut found = Vec::new();
-        let mut i = 0;
-        for ptr in &pointers {
-            while self.records.get(i).is_some_and(|&r| r < ptr.target) {
-                i += 1;
+    /// Reads the targets of the kept pointers, in file order, and reports those that are
+    /// not the position of a sound record of the same oid.
+    pub(super) fn flush_pointers(&mut self) {
+        let mut pointers = std::mem::take(&mut self.pointers);
+        pointers.par_sort_unstable_by_key(|p| (p.target, p.pos, p.back));
+        // A group at a time, whose pages leave the process once read (a fault maps the
+        // cached pages around it too). The kernel is asked for all of a group's targets at
+        // once first: the reads are scattered, and many in flight go much faster than one
+        // after another.
+        for group in pointers.chunks(POINTER_GROUP) {
+            for ptr in group {
+                let end = ptr.target.saturating_add(DATA_HEADER_LEN);
+                zfs_files::prefetch_mapped(self.file, ptr.target, end);
             }
-            let at = (self.records.get(i) == Some(&ptr.target)).then_some(i);
-            if let Some(why) = self.pointer_problem(ptr.pos, ptr.oid, ptr.target, at) {
-                let oid = ptr.oid;
-                found.push(if ptr.back {
-                    Finding {
-                        offset: ptr.pos,
-                        kind: Kind::BadBackpointer,
-                        message: format!(
-                            "data record of oid {oid}: backpointer {} {why}",
-                            ptr.target
-                        ),
+            // Then for the records before each target in its transaction (walked to see
+            // that a record starts there).
+            for ptr in group {
+                if let Some(r) = RawDataHeader::decode(self.file, ptr.target) {
+                    if r.tloc < ptr.target && ptr.target - r.tloc <= 1 << 24 {
+                        zfs_files::prefetch_mapped(self.file, r.tloc, ptr.target);
                     }
-                } else {
-                    Finding {
-                        offset: ptr.pos,
-                        kind: Kind::BadPrev,
-                        message: format!(
-                            "data record of oid {oid}: previous-record pointer {} {why}",
-                            ptr.target
-                        ),
-                    }
-                });
+                }
+            }
+            let found: Vec<Finding> = group
+                .par_chunks(1024)
+                .flat_map_iter(|chunk| {
+                    // Targets in one transaction are neighbours: its record starts are
+                    // found once.
+                    let mut starts: Starts = (0, Vec::new());
+                    chunk
+                        .iter()
+                        .filter_map(|ptr| {
+                            let why = self.target_problem(ptr.oid, ptr.target, &mut starts)?;
+                            Some(pointer_finding(ptr.pos, ptr.oid, ptr.target, ptr.back, why))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            self.findings.extend(found);
+            if let (Some(first), Some(last)) = (group.first(), group.last()) {
+                // The transactions walked to find the targets start before them.
+                let from = first.target.saturating_sub(1 << 20);
+                zfs_files::release_mapped(self.file, from, last.target.saturating_add(1 << 20));
             }
         }
-        self.findings.extend(found);
-    }
-
-    /// Why a pointer from the record at `p` of `oid` to `target` is wrong, if it is; `at` is
-    /// the index of `target` in `self.records` when it is a sound record's position. A target
-    /// that is itself a backpointer has its own pointer checked, so chains are checked link by
-    /// link.
-    fn pointer_problem(
-        &self,
-        p: u64,
-        oid: Oid,
-        target: u64,
-        at: Option<usize>,
-    ) -> Option<&'static str> {
-        if target >= p {
-            return Some("does not point backwards");
-        }
-        let Some(i) = at else {
-            if self.in_damage(target) {
-                // The damage around the target is reported already.
-                return None;
-            }
-            return Some("is not the position of a readable data record");
-        };
-        match self.record_oids.get(i) {
-            Some(o) if *o == oid => None,
-            _ => Some("points to a record of another oid"),
+        if !pointers.is_empty() {
+            // What a large transaction's walk mapped before its group's range.
+            zfs_files::release_mapped(self.file, 0, self.len);
         }
     }
 
-    /// Remembers a damaged range, keeping the list sorted by start.
+    /// Why a pointer to `target` from a record of `oid` is wrong, if it is: the target
+    /// must be a sound record of the same oid. A target in a region already reported as
+    /// damaged is not reported again.
+    fn target_problem(&self, oid: Oid, target: u64, starts: &mut Starts) -> Option<&'static str> {
+        match self.sound_record_at(target, starts) {
+            Some(o) if o == oid => None,
+            Some(_) => Some("points to a record of another oid"),
+            None if self.in_damage(target) => None,
+            None => Some("is not the position of a readable data record"),
+        }
+    }
+
+    /// The oid of the sound record at `target`, if the walk found one there: found again by
+    /// walking, as the walk did, the records of the transaction its `tloc` names, when the
+    /// walk walked a transaction there (`starts` keeps the record starts of the last
+    /// transaction walked).
+    fn sound_record_at(&self, target: u64, starts: &mut Starts) -> Option<Oid> {
+        let r = RawDataHeader::decode(self.file, target)?;
+        let tpos = r.tloc;
+        let i = self
+            .skipped_ranges
+            .partition_point(|&(start, _)| start <= tpos);
+        let skipped = i > 0 && tpos < self.skipped_ranges[i - 1].1;
+        if tpos < FIRST_TXN || tpos >= target || skipped {
+            return None;
+        }
+        if starts.0 != tpos || starts.1.is_empty() {
+            starts.0 = tpos;
+            starts.1.clear();
+            if let Some(h) = RawTxnHeader::decode(self.file, tpos) {
+                let tend = tpos.saturating_add(h.tlen);
+                let mut p = tpos.saturating_add(h.header_len());
+                while p < tend {
+                    let Some(rec) = RawDataHeader::decode(self.file, p) else {
+                        break;
+                    };
+                    match rec.end() {
+                        Some(e) if rec.tloc == tpos && e <= tend => {
+                            starts.1.push(p);
+                            p = e;
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            // Never empty, so that a transaction without records is not walked again.
+            starts.1.push(u64::MAX);
+        }
+        starts.1.binary_search(&target).ok().map(|_| r.oid)
+    }
+
+    /// Remembers a range the header walk skipped (damaged), keeping the lists sorted by
+    /// start. The transaction at its start may have been walked (its length is suspect
+    /// only because its redundant length differs); no other in it was.
     pub(super) fn mark_damaged(&mut self, range: (u64, u64)) {
         let i = self.damaged.partition_point(|&(start, _)| start <= range.0);
         self.damaged.insert(i, range);
+        let walked = self.jobs.last().is_some_and(|j| j.tpos == range.0);
+        let unwalked = (range.0 + u64::from(walked), range.1);
+        let i = self
+            .skipped_ranges
+            .partition_point(|&(start, _)| start <= unwalked.0);
+        self.skipped_ranges.insert(i, unwalked);
     }
 
     /// True when `pos` lies in a range already reported as damaged (ranges may overlap; a
     /// range that starts earlier but reaches far is found by looking back a few).
-    fn in_damage(&self, pos: u64) -> bool {
+    pub(super) fn in_damage(&self, pos: u64) -> bool {
         let i = self.damaged.partition_point(|&(start, _)| start <= pos);
         self.damaged
             .iter()
@@ -104,5 +158,22 @@ impl Walker<'_> {
             .rev()
             .take(4)
             .any(|&(_, end)| pos < end)
+    }
+}
+
+/// The finding for a bad `prev` pointer or backpointer.
+pub(super) fn pointer_finding(pos: u64, oid: Oid, target: u64, back: bool, why: &str) -> Finding {
+    if back {
+        Finding {
+            offset: pos,
+            kind: Kind::BadBackpointer,
+            message: format!("data record of oid {oid}: backpointer {target} {why}"),
+        }
+    } else {
+        Finding {
+            offset: pos,
+            kind: Kind::BadPrev,
+            message: format!("data record of oid {oid}: previous-record pointer {target} {why}"),
+        }
     }
 }

@@ -116,6 +116,7 @@ pub struct Finding {
 
 /// The result of a check.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Report {
     /// The magic, when it is one of the two known.
     pub magic: Option<Magic>,
@@ -137,5 +138,26 @@ impl Report {
     /// True when nothing was found.
     pub fn is_clean(&self) -> bool {
         self.findings.is_empty()
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+/// A finding as `{"offset", "kind", "fstest_detects", "message"}`.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("Finding", 4)?;
+        st.serialize_field("offset", &self.offset)?;
+        st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("fstest_detects", &self.kind.fstest_detects())?;
+        st.serialize_field("message", &self.message)?;
+        st.end()
     }
 }

@@ -1,24 +1,23 @@
 //! The comparison of a saved `.index` with the index the file gives.
 
-use zfs_format::txn::RawTxnHeader;
 use zfs_format::{Index, FIRST_TXN};
 
 use super::{Finding, Kind, Walker, MAX_INDEX_FINDINGS};
 
 impl Walker<'_> {
-    /// Compares the saved index (covering the file up to `ipos`) with the file's.
+    /// Compares the saved index (covering the file up to `ipos`) with the file's, once the
+    /// walk has reached `ipos` (the index it built covers the file up to there).
     pub(super) fn compare_index(&mut self, ipos: u64, saved: &Index) {
-        let boundary =
-            ipos == FIRST_TXN || self.txns.binary_search(&ipos).is_ok() || self.txn_end_is(ipos);
+        let boundary = ipos == FIRST_TXN || self.saved_pos_is_start || self.last_sound_end == ipos;
         if !boundary {
-            self.add(
-                ipos,
-                Kind::IndexPosition,
-                format!("the saved .index covers the file up to {ipos}, which is not the end of a sound transaction"),
-            );
+            self.index_findings.push(Finding {
+                offset: ipos,
+                kind: Kind::IndexPosition,
+                message: format!("the saved .index covers the file up to {ipos}, which is not the end of a sound transaction"),
+            });
             return;
         }
-        let ours = std::mem::take(&mut self.ours).finish();
+        let ours = &self.ours;
         let mut a = saved.iter().peekable();
         let mut b = ours.iter().peekable();
         let mut diffs: Vec<Finding> = Vec::new();
@@ -82,23 +81,16 @@ impl Walker<'_> {
             }
         }
         let shown = diffs.len();
-        self.findings.extend(diffs);
+        self.index_findings.extend(diffs);
         if count > shown {
-            self.add(
-                0,
-                Kind::IndexMismatch,
-                format!(
+            self.index_findings.push(Finding {
+                offset: 0,
+                kind: Kind::IndexMismatch,
+                message: format!(
                     "{} more differences between the saved .index and the file",
                     count - shown
                 ),
-            );
+            });
         }
-    }
-
-    /// True when `pos` is the end of a sound transaction.
-    fn txn_end_is(&self, pos: u64) -> bool {
-        self.txns.last().is_some_and(|&t| {
-            RawTxnHeader::decode(self.file, t).and_then(|h| h.next_pos()) == Some(pos)
-        })
     }
 }

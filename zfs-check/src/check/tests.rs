@@ -1,8 +1,13 @@
 //! Tests of `check` on a file written by ZODB, damaged in the ways `fstest` detects and in
 //! the ways it does not.
 
+use std::collections::HashMap;
+
+use super::headers::Step;
+use super::records::{Part, Rec};
 use super::*;
-use zfs_format::NoProgress;
+use zfs_format::resync::resync;
+use zfs_format::{IndexBuilder, NoProgress, Oid, Tid};
 
 /// A database written by ZODB 6.4 (testdata/oracle/make_check_fixtures.py): 15 transactions with
 /// an undo (backpointers) and a deleteObject.
@@ -181,6 +186,64 @@ fn keeps_going_after_damage() {
     assert!(!k.iter().any(|(_, k)| *k == Kind::BadPrev), "{k:?}");
 }
 
+/// The pointer findings of the rule `check` implements, computed the simple way: every
+/// sound record of the file collected first, then every pointer looked up.
+fn exact_pointer_findings(file: &[u8]) -> Vec<(u64, Kind)> {
+    let mut w = Walker::new(file, &Options::default());
+    w.batch_bytes = u64::MAX;
+    // Collect the jobs without walking their records.
+    let mut pos = FIRST_TXN;
+    let mut ltid = Tid::default();
+    while pos < w.len {
+        match w.transaction(pos, ltid) {
+            Step::Next(n, t) => {
+                ltid = t;
+                pos = n;
+            }
+            Step::Lost(from) => match resync(file, from, Some(ltid)) {
+                Some(q) => {
+                    w.mark_damaged((pos, q));
+                    pos = q;
+                }
+                None => {
+                    w.mark_damaged((pos, w.len));
+                    break;
+                }
+            },
+            Step::End => break,
+        }
+    }
+    let mut part = Part::default();
+    for j in &w.jobs {
+        part.walk(file, false, j);
+    }
+    w.damaged.extend(part.damaged);
+    w.damaged.sort_unstable();
+    let recs: Vec<Rec> = part.recs.into_iter().flatten().collect();
+    let oid_at: HashMap<u64, Oid> = recs.iter().map(|r| (r.pos, r.oid)).collect();
+    let mut out = Vec::new();
+    for r in &recs {
+        for (target, kind) in [(r.prev, Kind::BadPrev), (r.back, Kind::BadBackpointer)] {
+            if target == 0 {
+                continue;
+            }
+            let bad = if target >= r.pos {
+                true
+            } else {
+                match oid_at.get(&target) {
+                    Some(o) => *o != r.oid,
+                    None => !w.in_damage(target),
+                }
+            };
+            if bad {
+                out.push((r.pos, kind));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn what_fstest_misses() {
     // Records of base.fs: 4161 (oid 6) and 4298 (oid 9, a deleteObject record in the last
@@ -337,6 +400,45 @@ fn fs21_is_checked_like_fs30() {
 }
 
 proptest::proptest! {
+    #[test]
+    fn batches_do_not_change_the_report(
+        edits in proptest::collection::vec((0usize..4356, proptest::prelude::any::<u8>()), 0..6),
+        cut in 3000usize..5000,
+        saved in 0usize..3,
+    ) {
+        let mut v = BASE.to_vec();
+        for (at, b) in edits {
+            v[at] = b;
+        }
+        v.truncate(cut);
+        let fs = zfs_format::FileStorage::from_data(BASE, "base.fs".into()).expect("FS30");
+        let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("sound");
+        // No saved index, one for the whole file, one for the file up to 4269.
+        let index = match saved {
+            0 => None,
+            1 => Some(zfs_format::index_file::index_bytes(&scan.index, BASE.len() as u64)),
+            _ => Some(zfs_format::index_file::index_bytes(&scan.index, 4269)),
+        };
+        let opts = Options { quick: false, index: index.as_deref() };
+        let whole = check_in_batches(&v, &opts, &NoProgress, u64::MAX);
+        let small = check_in_batches(&v, &opts, &NoProgress, 1);
+        proptest::prop_assert_eq!(&whole.findings, &small.findings);
+        proptest::prop_assert_eq!(
+            (whole.transactions, whole.records, whole.skipped_bytes),
+            (small.transactions, small.records, small.skipped_bytes)
+        );
+        // Pointer findings agree with the exact rule: the target is the position of a
+        // sound record of the same oid.
+        let ptr = |r: &Report| -> Vec<(u64, Kind)> {
+            let mut v: Vec<(u64, Kind)> = r.findings.iter()
+                .filter(|f| matches!(f.kind, Kind::BadPrev | Kind::BadBackpointer))
+                .map(|f| (f.offset, f.kind)).collect();
+            v.sort();
+            v
+        };
+        proptest::prop_assert_eq!(ptr(&whole), exact_pointer_findings(&v));
+    }
+
     #[test]
     fn never_panics(edits in proptest::collection::vec((0usize..4356, proptest::prelude::any::<u8>()), 0..8),
                     cut in 0usize..5000) {

@@ -270,22 +270,45 @@ fn parse(program: &str, args: &[String]) -> Result<Options, ExitCode> {
     Ok(o)
 }
 
-fn gzip_level() -> u32 {
-    std::env::var("ZFS_REPOZO_GZIP_LEVEL")
-        .ok()
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .filter(|l| (1..=9).contains(l))
-        .unwrap_or(zfs_repozo::gz::DEFAULT_LEVEL)
+/// Settings read from the environment (ours; Python repozo has none).
+struct Env {
+    /// `ZFS_REPOZO_GZIP_LEVEL`: the gzip level of `-z` backups, 1 to 9 (default 6).
+    gzip_level: u32,
+    /// `ZFS_REPOZO_LOCK_WAIT`: seconds to wait for another run's lock.
+    lock_wait: std::time::Duration,
 }
 
-/// How long to wait for another run's lock: `ZFS_REPOZO_LOCK_WAIT` seconds, else the
-/// library's default.
-fn lock_wait() -> std::time::Duration {
-    std::env::var("ZFS_REPOZO_LOCK_WAIT")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(std::time::Duration::from_secs)
-        .unwrap_or(zfs_repozo::repo::DEFAULT_LOCK_WAIT)
+impl Env {
+    /// Reads the variables; a value that is set but not valid is refused, naming the
+    /// variable and what it accepts.
+    fn read() -> Result<Env, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let gzip_level = match var("ZFS_REPOZO_GZIP_LEVEL") {
+            None => zfs_repozo::gz::DEFAULT_LEVEL,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=9).contains(l))
+                .ok_or_else(|| {
+                    format!("ZFS_REPOZO_GZIP_LEVEL={v:?}: expected a gzip level from 1 to 9")
+                })?,
+        };
+        let lock_wait = match var("ZFS_REPOZO_LOCK_WAIT") {
+            None => zfs_repozo::repo::DEFAULT_LOCK_WAIT,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(std::time::Duration::from_secs)
+                .map_err(|_| {
+                    format!("ZFS_REPOZO_LOCK_WAIT={v:?}: expected a number of seconds (0 or more)")
+                })?,
+        };
+        Ok(Env {
+            gzip_level,
+            lock_wait,
+        })
+    }
 }
 
 /// The clock: the system's, or `REPOZO_TEST_NOW` (`YYYY-MM-DD-hh-mm-ss`, UTC) for tests, as
@@ -296,7 +319,7 @@ fn test_now() -> Option<zfs_repozo::Stamp> {
         .and_then(|s| zfs_repozo::Stamp::parse(s.trim()))
 }
 
-fn run(o: Options) -> zfs_repozo::Result<()> {
+fn run(o: Options, env: &Env) -> zfs_repozo::Result<()> {
     let verbose = o.verbose;
     let log = move |m: &str| {
         if verbose {
@@ -320,10 +343,10 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
                 full: o.full,
                 quick: o.quick,
                 gzip: o.gzip,
-                gzip_level: gzip_level(),
+                gzip_level: env.gzip_level,
                 kill_old: o.killold,
                 now: test_now(),
-                lock_wait: lock_wait(),
+                lock_wait: env.lock_wait,
             };
             backup(&opts, &hooks).map(|_| ())
         }
@@ -334,7 +357,7 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
                 output: o.output.map(Into::into),
                 with_verify: o.withverify,
                 now: test_now(),
-                lock_wait: lock_wait(),
+                lock_wait: env.lock_wait,
                 full: o.full,
                 quick: o.quick,
             };
@@ -347,7 +370,7 @@ fn run(o: Options) -> zfs_repozo::Result<()> {
                 repository,
                 quick: o.quick,
                 now: test_now(),
-                lock_wait: lock_wait(),
+                lock_wait: env.lock_wait,
             };
             verify(&opts, &hooks).map(|_| ())
         }
@@ -362,7 +385,14 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
-    match run(opts) {
+    let env = match Env::read() {
+        Ok(env) => env,
+        Err(msg) => {
+            eprintln!("repozo: {msg}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(opts, &env) {
         Ok(()) => ExitCode::SUCCESS,
         Err(zfs_repozo::Error::Interrupted) => {
             eprintln!("repozo: interrupted; temporary files removed, nothing was changed");
@@ -374,8 +404,23 @@ fn main() -> ExitCode {
             ExitCode::from(zfs_cli::exit::INTERRUPTED)
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", message(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error as repozo prints it: an OS error in Python's words (which name the error
+/// already), any other with its causes after it.
+fn message(e: &zfs_repozo::Error) -> String {
+    let mut text = e.to_string();
+    if !matches!(e, zfs_repozo::Error::Io { .. }) {
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+    }
+    text
 }

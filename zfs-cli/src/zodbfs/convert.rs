@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use zfs_cli::exit;
 use zfs_convert::{ConvertError, ConvertOptions, ConvertReport, Mode};
 
-use crate::common::Ctx;
+use crate::common::{failure, Ctx};
 
 /// Arguments of `zodbfs convert`.
 ///
@@ -80,21 +80,22 @@ pub struct Args {
 fn print(a: &Args, r: &ConvertReport, secs: f64) {
     let mode = r.mode.map_or("", Mode::name);
     if a.json {
-        let v = serde_json::json!({
-            "file": a.file.display().to_string(),
-            "mode": mode,
-            "schema": r.schema,
-            "resumed": r.resumed,
-            "finished": r.finished,
-            "end_pos": r.end_pos,
-            "transactions": r.transactions,
-            "copied_bytes": r.copied_bytes,
-            "blobs": r.blobs,
-            "missing_blobs": r.missing_blobs,
-            "followed_transactions": r.followed,
-            "seconds": secs,
-        });
-        println!("{v}");
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            file: String,
+            seconds: f64,
+            #[serde(flatten)]
+            report: &'a ConvertReport,
+        }
+        let v = Json {
+            file: a.file.display().to_string(),
+            seconds: secs,
+            report: r,
+        };
+        match serde_json::to_string(&v) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("zodbfs: error: the report cannot be written as JSON: {e}"),
+        }
         return;
     }
     println!(
@@ -135,12 +136,24 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         None
     };
     if !(a.poll > 0.0 && a.poll < 86_400.0) {
-        anyhow::bail!("--poll {}: expected a number of seconds above 0", a.poll);
+        return Err(crate::common::usage(format!(
+            "--poll {}: expected a number of seconds above 0 and below a day",
+            a.poll
+        )));
+    }
+    if !(a.checkpoint_mb > 0.0 && a.checkpoint_mb.is_finite()) {
+        return Err(crate::common::usage(format!(
+            "--checkpoint-mb {}: expected a number of megabytes above 0",
+            a.checkpoint_mb
+        )));
+    }
+    if a.jobs == 0 {
+        return Err(crate::common::usage("--jobs 0: expected 1 or more streams"));
     }
     let opts = ConvertOptions {
         mode,
         blobs: a.blobs.clone(),
-        jobs: a.jobs.max(1),
+        jobs: a.jobs,
         clear: a.clear,
         follow: a.follow,
         pack_refs: a.pack_refs,
@@ -164,13 +177,10 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
             );
             Ok(exit::OK)
         }
-        Err(ConvertError::Interrupted) => {
-            eprintln!(
-                "zodbfs: interrupted; what was copied is committed, and the same command \
-                 resumes the conversion"
-            );
-            Ok(exit::INTERRUPTED)
-        }
+        Err(ConvertError::Interrupted) => Err(failure(
+            exit::INTERRUPTED,
+            "interrupted; what was copied is committed, and the same command resumes the conversion",
+        )),
         Err(e) => Err(e)
             .with_context(|| format!("converting '{}' into '{}'", a.file.display(), a.database)),
     }

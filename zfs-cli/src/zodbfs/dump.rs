@@ -14,6 +14,11 @@ use crate::common::{open, Ctx};
 /// Where fsdump would log damage and stop, the dump stops, the damage is reported on stderr
 /// and the exit code is 3.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 = the whole file was dumped; 3 = damage stopped the dump (reported \
+on stderr); 1 = it could not run (a missing or unreadable file, not a \
+FileStorage file); 2 = bad arguments."
+)]
 pub struct Args {
     /// The Data.fs file.
     pub file: PathBuf,

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use zfs_cli::exit;
 use zfs_convert::{ConvertError, ExportOptions, Mode};
 
-use crate::common::Ctx;
+use crate::common::{failure, Ctx};
 
 /// Arguments of `zodbfs export`.
 ///
@@ -49,17 +49,24 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         Ok(r) => {
             let mode = r.mode.map_or("", Mode::name);
             if a.json {
-                let v = serde_json::json!({
-                    "file": a.file.display().to_string(),
-                    "mode": mode,
-                    "transactions": r.transactions,
-                    "records": r.records,
-                    "bytes": r.bytes,
-                    "blobs": r.blobs,
-                    "missing_blobs": r.missing_blobs,
-                    "seconds": secs,
-                });
-                println!("{v}");
+                #[derive(serde::Serialize)]
+                struct Json<'a> {
+                    file: String,
+                    seconds: f64,
+                    #[serde(flatten)]
+                    report: &'a zfs_convert::ExportReport,
+                }
+                let v = Json {
+                    file: a.file.display().to_string(),
+                    seconds: secs,
+                    report: &r,
+                };
+                match serde_json::to_string(&v) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("zodbfs: error: the report cannot be written as JSON: {e}")
+                    }
+                }
             } else {
                 println!(
                     "{}: {} transactions, {} records, {} bytes, {} blobs from the {} database; \
@@ -75,10 +82,10 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
-        Err(ConvertError::Interrupted) => {
-            eprintln!("zodbfs: interrupted; nothing was written");
-            Ok(exit::INTERRUPTED)
-        }
+        Err(ConvertError::Interrupted) => Err(failure(
+            exit::INTERRUPTED,
+            "interrupted; nothing was written",
+        )),
         Err(e) => Err(e).with_context(|| format!("exporting '{}'", a.database)),
     }
 }

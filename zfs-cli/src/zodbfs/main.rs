@@ -8,12 +8,18 @@ mod docs;
 mod dump;
 mod export;
 mod info;
+mod oids;
 mod pack;
 mod records;
+mod recover;
+mod refs;
 mod reindex;
+mod restore;
 mod site;
 mod standby;
+mod stats;
 mod tail;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -21,19 +27,23 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use zfs_cli::exit;
 
 /// Tools for ZODB FileStorage files (Data.fs), FS21 (Python 2) and FS30 (Python 3) alike.
-///
-/// Exit codes: 0 success; 1 error (unreadable file, bad input, I/O failure); 2 usage error;
-/// 3 the command ran and found problems (damage, dangling references, lost data);
-/// 130 interrupted.
 #[derive(Parser, Debug)]
-#[command(name = "zodbfs", version = zfs_cli::version::SHORT)]
+#[command(name = "zodbfs", version = zfs_cli::version::SHORT, after_help = EXIT_CODES)]
 struct Cli {
-    /// Never draw progress bars (they are drawn on stderr only when it is a terminal).
+    /// No progress bars (drawn on stderr only when it is a terminal), and no summary line
+    /// from backup, restore, verify, reindex and pack.
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
+
+/// The exit codes, shown by `zodbfs -h` and `zodbfs --help` alike.
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 error (a missing or unreadable file, not \
+a FileStorage file, an I/O failure); 2 usage error (bad arguments or option values); 3 the \
+command ran and found problems (damage, dangling references, lost data); 130 interrupted. \
+Each command's --help says which of them it returns. With --json, an error is also printed \
+on stdout as one JSON object: {\"error\": MESSAGE, \"exit\": CODE}.";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -50,21 +60,22 @@ enum Command {
     /// Check a file's integrity: everything fstest checks and more; exit 3 on damage.
     Check(check::CheckArgs),
     /// Report dangling references (fsrefs); exit 3 when any.
-    Refs(check::RefsArgs),
-    /// Copy what can be read from a damaged file into a new one (fsrecover).
-    Recover(check::RecoverArgs),
+    Refs(refs::RefsArgs),
+    /// Copy what can be read from a damaged file into a new one (fsrecover; structure
+    /// only: records wrong in content are copied as they are).
+    Recover(recover::RecoverArgs),
     /// Per-class counts and sizes of current and old revisions.
-    Stats(check::StatsArgs),
+    Stats(stats::StatsArgs),
     /// The history of given objects and who refers to them (fsoids).
-    Oids(check::OidsArgs),
+    Oids(oids::OidsArgs),
     /// Pack a database at rest, with garbage collection, exactly as ZODB packs it.
     Pack(pack::Args),
     /// Back up a Data.fs into a repozo repository (full or incremental).
     Backup(backup::BackupArgs),
     /// Restore a Data.fs from a repozo repository.
-    Restore(backup::RestoreArgs),
+    Restore(restore::RestoreArgs),
     /// Verify the files of a repozo repository against their recorded checksums.
-    Verify(backup::VerifyArgs),
+    Verify(verify::VerifyArgs),
     /// Copy a Data.fs into RelStorage on PostgreSQL, with the rows zodbconvert writes.
     Convert(convert::Args),
     /// Write a RelStorage database on PostgreSQL into a new Data.fs, as zodbconvert does.
@@ -96,13 +107,23 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            if !e.use_stderr() {
+                return ExitCode::from(exit::OK);
+            }
+            // With --json, a usage error is a JSON object on stdout too.
+            if std::env::args_os().any(|a| a == "--json") {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                let message = first.strip_prefix("error: ").unwrap_or(first);
+                let _ = common::print_json(&common::ErrorJson {
+                    error: message,
+                    exit: exit::USAGE,
+                });
+            }
+            return ExitCode::from(exit::USAGE);
         }
     };
+    let json = cli.command.json();
     let ctx = common::Ctx { quiet: cli.quiet };
     let result = match cli.command {
         Command::Info(a) => info::run(a, &ctx),
@@ -110,15 +131,15 @@ fn main() -> ExitCode {
         Command::Dump(a) => dump::run(a, &ctx),
         Command::Tail(a) => tail::run(a, &ctx),
         Command::Records(a) => records::run(a, &ctx),
-        Command::Check(a) => check::run_check(a, &ctx),
-        Command::Refs(a) => check::run_refs(a, &ctx),
-        Command::Recover(a) => check::run_recover(a, &ctx),
-        Command::Stats(a) => check::run_stats(a, &ctx),
-        Command::Oids(a) => check::run_oids(a, &ctx),
+        Command::Check(a) => check::run(a, &ctx),
+        Command::Refs(a) => refs::run(a, &ctx),
+        Command::Recover(a) => recover::run(a, &ctx),
+        Command::Stats(a) => stats::run(a, &ctx),
+        Command::Oids(a) => oids::run(a, &ctx),
         Command::Pack(a) => pack::run(a, &ctx),
-        Command::Backup(a) => backup::run_backup(a, &ctx),
-        Command::Restore(a) => backup::run_restore(a, &ctx),
-        Command::Verify(a) => backup::run_verify(a, &ctx),
+        Command::Backup(a) => backup::run(a, &ctx),
+        Command::Restore(a) => restore::run(a, &ctx),
+        Command::Verify(a) => verify::run(a, &ctx),
         Command::Convert(a) => convert::run(a, &ctx),
         Command::Export(a) => export::run(a, &ctx),
         Command::List(a) => site::run_list(a, &ctx),
@@ -131,16 +152,47 @@ fn main() -> ExitCode {
     // operator) read as zeros instead of crashing us: nothing derived from it is reliable.
     // Writers have already refused to rename anything; here the command's result goes too.
     if let Some(p) = zfs_files::shrunk_files().first() {
-        eprintln!(
-            "zodbfs: error: '{}' shrank while it was read; the results above are not reliable \
-             (no file was written from it). Run the command again once the file is at rest",
+        let message = format!(
+            "'{}' shrank while it was read; the results above are not reliable (no file was \
+             written from it). Run the command again once the file is at rest",
             p.display()
         );
+        common::print_error(exit::ERROR, &message, json);
         return ExitCode::from(exit::ERROR);
     }
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(e) => common::report(&e),
+        Err(e) => common::report(&e, json),
+    }
+}
+
+impl Command {
+    /// True when the command was given `--json`: its errors are JSON objects too.
+    fn json(&self) -> bool {
+        match self {
+            Command::Info(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Refs(a) => a.json,
+            Command::Recover(a) => a.json,
+            Command::Stats(a) => a.json,
+            Command::Oids(a) => a.json,
+            Command::Pack(a) => a.json,
+            Command::Backup(a) => a.json,
+            // With `-o -` stdout carries the data: no JSON there.
+            Command::Restore(a) => a.json && a.output.as_deref() != Some(std::path::Path::new("-")),
+            Command::Verify(a) => a.json,
+            Command::Convert(a) => a.json,
+            Command::Export(a) => a.json,
+            Command::List(a) => a.json,
+            Command::Prune(a) => a.json,
+            Command::Standby(a) => a.json,
+            Command::Reindex(_)
+            | Command::Dump(_)
+            | Command::Tail(_)
+            | Command::Records(_)
+            | Command::Completions(_)
+            | Command::GenerateDocs(_) => false,
+        }
     }
 }
 

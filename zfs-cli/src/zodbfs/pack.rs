@@ -9,7 +9,7 @@ use zfs_format::timestamp::TimeStamp;
 use zfs_format::Tid;
 use zfs_pack::{Outcome, PackError, PackOptions, Report};
 
-use crate::common::{usage, Ctx};
+use crate::common::{failure, usage, Ctx};
 
 /// Arguments of `zodbfs pack`.
 ///
@@ -154,47 +154,34 @@ fn stamp(tid: Tid) -> String {
     s.split('.').next().unwrap_or(&s).to_string()
 }
 
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Empty => "empty",
-        Outcome::Redundant => "redundant",
-        Outcome::NothingToDo => "nothing-to-do",
-        Outcome::Packed => "packed",
-        Outcome::WouldPack => "would-pack",
+/// The pack's report as JSON: the library's report and what the command line adds.
+fn print_json(a: &Args, r: &Report, secs: f64) {
+    #[derive(serde::Serialize)]
+    struct Json<'a> {
+        file: String,
+        dry_run: bool,
+        gc: bool,
+        stop_time: String,
+        bytes_removed: u64,
+        objects_removed: u64,
+        seconds: f64,
+        #[serde(flatten)]
+        report: &'a Report,
     }
-}
-
-fn print_json(a: &Args, r: &Report, secs: f64, database_open: bool) {
-    let v = serde_json::json!({
-        "file": a.file.display().to_string(),
-        "outcome": outcome_name(r.outcome),
-        "dry_run": a.dry_run,
-        "database_open": database_open,
-        "gc": !a.no_gc,
-        "stop_tid": r.stop.to_string(),
-        "stop_time": stamp(r.stop),
-        "size_before": r.size_before,
-        "size_after": r.size_after,
-        "bytes_removed": r.size_before.saturating_sub(r.size_after),
-        "pack_position": r.packpos,
-        "transactions_before_stop": r.txns_before,
-        "transactions_removed": r.txns_removed,
-        "records_before_stop": r.records_before,
-        "records_removed": r.records_removed,
-        "objects_at_stop": r.objects_at_stop,
-        "objects_kept": r.objects_kept,
-        "objects_removed": r.objects_at_stop.saturating_sub(r.objects_kept),
-        "extra_objects_kept": r.extra_kept,
-        "dangling_ignored": r.dangling_ignored.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "blob_removed_lines": r.blob_lines,
-        "blob_files_removed": r.blobs.files_removed,
-        "blob_bytes_removed": r.blobs.bytes_removed,
-        "tail_bytes": r.tail,
-        "tail_saved_to": r.tail_saved.as_ref().map(|p| p.display().to_string()),
-        "index_written": r.index_written,
-        "seconds": secs,
-    });
-    println!("{v}");
+    let v = Json {
+        file: a.file.display().to_string(),
+        dry_run: a.dry_run,
+        gc: !a.no_gc,
+        stop_time: stamp(r.stop),
+        bytes_removed: r.size_before.saturating_sub(r.size_after),
+        objects_removed: r.objects_at_stop.saturating_sub(r.objects_kept),
+        seconds: secs,
+        report: r,
+    };
+    match serde_json::to_string(&v) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("zodbfs: error: the report cannot be written as JSON: {e}"),
+    }
 }
 
 fn print_summary(a: &Args, r: &Report, secs: f64) {
@@ -308,10 +295,9 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
     let secs = t0.elapsed().as_secs_f64();
     match result {
         Ok(r) => {
-            // A dry run takes no lock; it says when the real pack would be refused.
-            let open = a.dry_run && zfs_pack::lock::is_held(&a.file).unwrap_or(false);
+            let open = r.database_open;
             if a.json {
-                print_json(&a, &r, secs, open);
+                print_json(&a, &r, secs);
             } else if !ctx.quiet {
                 print_summary(&a, &r, secs);
             }
@@ -324,27 +310,26 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Err(PackError::Dangling(list)) => {
-            eprintln!(
-                "zodbfs: error: '{}': {} dangling reference(s) from reachable objects; nothing was changed \
+            let mut m = format!(
+                "'{}': {} dangling reference(s) from reachable objects; nothing was changed \
                  (ZODB's pack fails here with KeyError; --allow-dangling packs anyway):",
                 a.file.display(),
                 list.len()
             );
             for d in &list {
-                eprintln!("  {d}");
+                m.push_str(&format!("\n  {d}"));
             }
-            Ok(exit::FOUND_PROBLEMS)
+            Err(failure(exit::FOUND_PROBLEMS, m))
         }
-        Err(PackError::Interrupted) => {
-            eprintln!(
-                "zodbfs: interrupted; '{}' is unchanged and no temporary file is left",
+        Err(PackError::Interrupted) => Err(failure(
+            exit::INTERRUPTED,
+            format!(
+                "interrupted; '{}' is unchanged and no temporary file is left",
                 a.file.display()
-            );
-            Ok(exit::INTERRUPTED)
-        }
+            ),
+        )),
         Err(e @ PackError::DamagedMiddle { .. }) => {
-            eprintln!("zodbfs: error: {e}");
-            Ok(exit::FOUND_PROBLEMS)
+            Err(failure(exit::FOUND_PROBLEMS, e.to_string()))
         }
         Err(e) if e.original_unchanged() => Err(e).with_context(|| {
             format!(

@@ -17,6 +17,11 @@ use crate::common::{open, Ctx};
 /// FS21 pickles read strings as bytes, FS30 pickles as ASCII, as Python 2 and 3 ZODB do.
 /// A pickle that cannot be read prints `refs=ERROR:<why>` and the exit code is 3.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 = every pickle was read; 3 = some pickles could not be read (their \
+lines say ERROR); 1 = it could not run (a missing or unreadable file, not a \
+FileStorage file, damage in the middle of the file); 2 = bad arguments."
+)]
 pub struct Args {
     /// The Data.fs file.
     pub file: PathBuf,

@@ -17,6 +17,11 @@ use crate::common::{open, Ctx};
 /// for it: the same bytes as `FILE.index` after ZODB opens and closes the storage. The file
 /// appears complete or not at all (temporary file, fsync, rename).
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 = the index was written; 1 = it could not run, nothing written (a \
+missing or unreadable file, not a FileStorage file, damage in the middle of the \
+file, an I/O error); 2 = bad arguments; 130 = interrupted, nothing written."
+)]
 pub struct Args {
     /// The Data.fs file.
     pub file: PathBuf,

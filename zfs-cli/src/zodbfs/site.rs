@@ -7,16 +7,20 @@
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
 use zfs_cli::exit;
 use zfs_site::consistency::BlobCheck;
-use zfs_site::Hooks;
 
-use crate::backup::{BackupArgs, RestoreArgs, VerifyArgs};
-use crate::common::Ctx;
+use crate::backup::BackupArgs;
+use crate::common::{self, path_str, print_json, with_hooks, Ctx};
+use crate::restore::RestoreArgs;
+use crate::verify::VerifyArgs;
 
 /// Arguments of `zodbfs list`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 = listed; 1 = it could not run (no repository, an I/O error); 2 = \
+bad arguments."
+)]
 pub struct ListArgs {
     /// The repozo repository.
     pub repository: PathBuf,
@@ -59,55 +63,39 @@ pub struct PruneArgs {
     pub json: bool,
 }
 
-fn path_str(p: &Path) -> anyhow::Result<String> {
-    p.to_str().map(str::to_string).ok_or_else(|| {
-        anyhow::anyhow!(
-            "'{}': paths must be UTF-8 (they are written into the .dat file)",
-            p.display()
-        )
-    })
-}
-
-/// Runs `f` with hooks: a progress bar, repozo's messages when verbose, the signal flag.
-fn with_hooks<T>(ctx: &Ctx, verbose: bool, f: impl FnOnce(&Hooks<'_>) -> T) -> T {
-    let bar = ctx.bar();
-    let log = move |m: &str| {
-        if verbose {
-            eprintln!("{m}");
-        }
-    };
-    let notice = |m: &str| eprintln!("zodbfs: {m}");
-    let hooks = Hooks {
-        log: &log,
-        notice: &notice,
-        progress: &bar,
-        verbose,
-        interrupt: Some(zfs_cli::signals::on_signals()),
-    };
-    let r = f(&hooks);
-    bar.finish();
-    r
-}
-
-/// The error with its own message; an interruption keeps repozo's type, for the exit code.
+/// The error with its chain; repozo's OS errors in our words (see [`common::plain`]).
 fn plain(e: zfs_site::Error) -> anyhow::Error {
-    if e.is_interrupted() {
-        anyhow::Error::new(zfs_repozo::Error::Interrupted)
-    } else {
-        anyhow::Error::msg(e.to_string())
+    match e {
+        zfs_site::Error::Repozo(r) => common::plain(r),
+        other => anyhow::Error::new(other),
     }
 }
 
 fn usage(msg: &str) -> anyhow::Result<u8> {
-    eprintln!("zodbfs: {msg}");
-    Ok(exit::USAGE)
+    Err(common::usage(msg))
 }
 
-fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
-    Ok(())
+/// A report with whether it found everything right: `{"ok": ..., KEY: report}`.
+#[derive(serde::Serialize)]
+struct Checked<'a, T: serde::Serialize> {
+    ok: bool,
+    #[serde(flatten)]
+    report: Keyed<'a, T>,
+}
+
+/// A report under its name.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Keyed<'a, T: serde::Serialize> {
+    Drill(&'a T),
+    Verify(&'a T),
+}
+
+/// A prune's plan, done or not.
+#[derive(serde::Serialize)]
+struct Pruned<'a> {
+    dry_run: bool,
+    plan: &'a zfs_site::prune::PrunePlan,
 }
 
 /// Asks `question` on the terminal; `None` when there is none to ask on.
@@ -172,19 +160,23 @@ pub fn run_backup(a: BackupArgs, c: &Ctx) -> anyhow::Result<u8> {
         blobs,
         blob_backups,
     };
+    let t0 = std::time::Instant::now();
     let r = with_hooks(c, a.verbose, |h| zfs_site::backup::backup(&opts, h)).map_err(plain)?;
     let problems = r.check.as_ref().is_some_and(|c| !c.is_ok()) || r.datafs.left_out.is_some();
     if a.json {
         print_json(&r)?;
     } else if !c.quiet {
-        match (&r.datafs.file, r.datafs.start, r.datafs.end) {
-            (Some(f), Some(s), Some(e)) => eprintln!(
-                "{} Data.fs backup: {} bytes [{s}..{e}) to {f}",
+        let range = r.datafs.start.zip(r.datafs.end);
+        eprintln!(
+            "{}",
+            crate::backup::backup_summary(
+                &a.file,
                 r.datafs.action,
-                e - s
-            ),
-            _ => eprintln!("Data.fs: no changes since the last backup"),
-        }
+                r.datafs.file.as_deref(),
+                range,
+                t0.elapsed()
+            )
+        );
         let b = &r.blobs;
         if b.created {
             eprintln!(
@@ -294,7 +286,10 @@ fn run_drill(a: RestoreArgs, c: &Ctx) -> anyhow::Result<u8> {
     };
     let r = with_hooks(c, a.verbose, |h| zfs_site::restore::drill(&opts, h)).map_err(plain)?;
     if a.json {
-        print_json(&json!({"ok": r.is_ok(), "drill": r}))?;
+        print_json(&Checked {
+            ok: r.is_ok(),
+            report: Keyed::Drill(&r),
+        })?;
     } else {
         eprintln!(
             "drill: restored the state of {} ({} bytes{}) in {:.1} s; checked in {:.1} s",
@@ -341,7 +336,10 @@ pub fn run_verify(a: VerifyArgs, c: &Ctx) -> anyhow::Result<u8> {
     };
     let r = with_hooks(c, a.verbose, |h| zfs_site::verify::verify(&opts, h)).map_err(plain)?;
     if a.json {
-        print_json(&json!({"ok": r.is_ok(), "verify": r}))?;
+        print_json(&Checked {
+            ok: r.is_ok(),
+            report: Keyed::Verify(&r),
+        })?;
     } else {
         match &r.datafs_problem {
             Some(p) => eprintln!("Data.fs backups: {p}"),
@@ -446,7 +444,10 @@ pub fn run_prune(a: PruneArgs, c: &Ctx) -> anyhow::Result<u8> {
     };
     if a.dry_run || plan.removals.is_empty() {
         if a.json {
-            print_json(&json!({"dry_run": a.dry_run, "plan": plan}))?;
+            print_json(&Pruned {
+                dry_run: a.dry_run,
+                plan: &plan,
+            })?;
         } else {
             show(&plan, "would remove");
         }
@@ -469,7 +470,10 @@ pub fn run_prune(a: PruneArgs, c: &Ctx) -> anyhow::Result<u8> {
     })
     .map_err(plain)?;
     if a.json {
-        print_json(&json!({"dry_run": false, "plan": done}))?;
+        print_json(&Pruned {
+            dry_run: false,
+            plan: &done,
+        })?;
     } else if !c.quiet {
         show(&done, "removed");
     }

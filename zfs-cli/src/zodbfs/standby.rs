@@ -7,11 +7,16 @@ use std::path::PathBuf;
 use zfs_cli::exit;
 use zfs_repozo::restore::{restore, RestoreOptions};
 
-use crate::backup::{path_str, plain, print_json, restore_json, restore_summary, with_hooks};
-use crate::common::Ctx;
+use crate::common::{path_str, plain, print_json, with_hooks, Ctx};
+use crate::restore::{restore_json, restore_summary};
 
 /// Arguments of `zodbfs standby`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 = the standby is up to date; 1 = error (the standby is open in a \
+running ZODB, a missing or damaged backup file, an I/O error); 2 = bad \
+arguments; 130 = interrupted."
+)]
 pub struct StandbyArgs {
     /// The repozo repository the backups arrive in.
     pub repository: PathBuf,
@@ -60,11 +65,12 @@ pub fn run(a: StandbyArgs, c: &Ctx) -> anyhow::Result<u8> {
         full: a.full,
         quick: a.quick,
     };
+    let t0 = std::time::Instant::now();
     let r = with_hooks(c, a.verbose, |h| restore(&opts, h, &mut std::io::sink())).map_err(plain)?;
     if a.json {
         print_json(&restore_json(&a.target, &r))?;
     } else if !c.quiet {
-        eprintln!("{}", restore_summary(&a.target, &r));
+        eprintln!("{}", restore_summary(&a.target, &r, t0.elapsed()));
     }
     Ok(exit::OK)
 }

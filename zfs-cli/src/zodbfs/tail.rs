@@ -10,6 +10,10 @@ use crate::common::{open, Ctx};
 
 /// Arguments of `zodbfs tail`: fstail's text for the last transactions, newest first.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 = done; 1 = it could not run (a missing or unreadable file, not a \
+FileStorage file, damage in the transactions shown); 2 = bad arguments."
+)]
 pub struct Args {
     /// Number of transactions to show.
     #[arg(short = 'n', default_value_t = 10)]

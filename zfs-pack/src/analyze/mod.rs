@@ -202,6 +202,8 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
     let mut map = OidMap::new();
     let mut pending: Vec<(u64, u64)> = Vec::new();
     let mut walker = Walker::new(fs, zfs_format::FIRST_TXN, end, Tid::default());
+    // Reads ahead of the scan and drops behind it what it brought into memory.
+    let mut stream = fs.stream(zfs_format::FIRST_TXN);
     let mut unpacked = false;
     let mut any_indexed = false;
     let mut last_status = None;
@@ -209,7 +211,6 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
     let mut txns_before = 0;
     loop {
         crate::interrupt::check(opts.interrupt)?;
-        let batch_start = walker.it.pos();
         let batch = walker.batch(Some(opts.stop))?;
         if batch.is_empty() {
             break;
@@ -250,7 +251,7 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
             records_before += p.records;
             any_indexed |= p.any_indexed;
         }
-        fs.release(batch_start, walker.it.pos());
+        stream.advance(fs.bytes(), walker.it.pos());
         if pending.len() > (64 * 1024).max(map.slots() / 4) {
             map.apply(std::mem::take(&mut pending));
         }
@@ -267,10 +268,11 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
     // The future scan (also tells whether the storage holds any object at all).
     progress.start("scanning after the pack time", end.saturating_sub(packpos));
     let mut future: Vec<(u64, u64)> = Vec::new();
+    stream.finish(fs.bytes());
+    let mut stream = fs.stream(packpos);
     let mut walker = Walker::new(fs, packpos, end, ltid);
     loop {
         crate::interrupt::check(opts.interrupt)?;
-        let batch_start = walker.it.pos();
         let batch = walker.batch(None)?;
         if batch.is_empty() {
             break;
@@ -305,7 +307,7 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
             future.extend(v);
             any_indexed |= any;
         }
-        fs.release(batch_start, walker.it.pos());
+        stream.advance(fs.bytes(), walker.it.pos());
     }
 
     if !any_indexed {

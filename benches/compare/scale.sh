@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Every job on a Data.fs much larger than the memory it may use.
+#
+#   benches/compare/scale.sh [GB]        (default 10; run as root)
+#
+# Makes (zfs-gen, seed SEED) a file of GB gigabytes (10^9 bytes) and a 1 GB file, each with
+# its continuation (what 3% more history adds: appended for the incremental backup, as a
+# live database grows, and cut off again), then runs on each, one after the other:
+#   dd-read (the disk's sequential read rate: `dd` of the file, caches dropped, inside the
+#   limit) and dd-write (2 GiB copied with fsync: its write rate), then
+#   reindex, check, refs, stats, pack (GC), pack-nogc, and the repozo chain: full backup,
+#   incremental (default mode: it checksums the repository and the source), verify, restore,
+# each in three modes:
+#   free     no memory limit, file read beforehand: the reference outputs;
+#   cold     inside a memory cgroup of LIMIT (default 1G), page cache dropped first;
+#   warm     inside the same limit, file read beforehand (outside the cgroup).
+# The page cache a job fills is charged to its cgroup, so inside the limit the file
+# behaves like one ten times larger than memory. Measured per job (scale_run.py): wall,
+# user, system time, peak anonymous memory (sampled), peak RSS, major faults, the cgroup's
+# limit hits (failcnt) and OOM kills. Outputs of the limited runs are compared with the
+# free run's: the .index of reindex, the JSON of check/refs/stats, the packed Data.fs and
+# .index, the backup files; the restored file with the grown source, byte for byte.
+#
+# Env: SCALE_WORK (default benches/work/scale in the repository; needs ~2.2x GB of free disk: the file, a
+# backup repository, and the restored file, which replaces the file), LIMIT (1G),
+# BIN (directory of the binaries; default target/release, built when missing), SEED (7), MODES ("free cold warm"), SIZES (default "1 GB"), JOBS (default all, in the
+# order above), JOB_TIMEOUT (seconds, default 3600: a job still running then is killed and
+# recorded as such), KEEP=1 keeps the generated files for a next run.
+# Results: SCALE_WORK/runs.jsonl (one JSON line per run) and the table printed at the end
+# (scale_run.py report); mismatching outputs are listed as MISMATCH lines.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+gb="${1:-10}"
+work="${SCALE_WORK:-$repo/benches/work/scale}"
+limit="${LIMIT:-1G}"
+seed="${SEED:-7}"
+modes="${MODES:-free cold warm}"
+sizes="${SIZES:-1 $gb}"
+jobs="${JOBS:-dd reindex check refs stats pack pack-nogc backup incremental verify restore}"
+run="$here/scale_run.py"
+mkdir -p "$work"
+log="$work/runs.jsonl"
+: > "$log"
+: > "$work/mismatches.txt"
+bin="${BIN:-$repo/target/release}"
+for b in zodbfs zodbfs-repozo zfs-gen; do
+    [[ -x "$bin/$b" ]] || (cd "$repo" && cargo build --release -q -p zfs-cli -p zfs-testdata)
+done
+echo "scale: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MB RAM, limit $limit, seed $seed, sizes $sizes GB" >&2
+
+INPUTS=()
+mismatch() { echo "MISMATCH $*" | tee -a "$work/mismatches.txt" >&2; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# measure LABEL MODE [--bytes-read N] [--bytes-written N] [--stdout F] -- CMD...
+measure() {
+    local label="$1" mode="$2"
+    shift 2
+    local opts=(--label "$label $mode" --log "$log" --timeout "${JOB_TIMEOUT:-3600}")
+    # What the job reads, read beforehand for the warm modes (default: the file).
+    local inputs=("${INPUTS[@]:-$file}")
+    case "$mode" in
+        free) cat "${inputs[@]}" > /dev/null; opts+=(--limit none) ;;
+        cold) opts+=(--limit "$limit" --cold) ;;
+        warm) cat "${inputs[@]}" > /dev/null; opts+=(--limit "$limit") ;;
+    esac
+    # Every job's output and errors are kept beside the results.
+    [[ " $* " == *" --stdout "* ]] || opts+=(--stdout "$out/${label// /-}-$mode.out")
+    python3 "$run" run "${opts[@]}" "$@" > /dev/null || true
+    tail -n 1 "$log" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("%-28s %7.1f s  exit %3d  anon %5.0f MB  rss %5.0f MB  majflt %d  limit hits %d" % (r["label"], r["wall"], r["exit"], r["peak_anon_kb"]/1024, r["maxrss_kb"]/1024, r["majflt"], r["cg_limit_hits"]))' >&2
+}
+
+last_tid_plus_one() {
+    python3 - "$1" <<'PY'
+import os, struct, sys
+p = sys.argv[1]
+with open(p, "rb") as f:
+    f.seek(-8, 2)
+    tl = struct.unpack(">Q", f.read(8))[0]
+    f.seek(os.path.getsize(p) - 8 - tl)
+    print("%016x" % (int.from_bytes(f.read(8), "big") + 1))
+PY
+}
+
+for size in $sizes; do
+    file="$work/gen-${size}G.fs"
+    tail="$work/gen-${size}G.tail"
+    bytes=$((size * 1000000000))
+    if [[ ! -f "$file" ]]; then
+        echo "generating $file" >&2
+        "$bin/zfs-gen" "$file" --seed "$seed" --size "$bytes" >&2
+        stat -c %s "$file" > "$file.size"
+    fi
+    S=$(cat "$file.size")
+    # A run stopped in the middle of the backup chain leaves the file grown.
+    truncate -s "$S" "$file"
+    if [[ ! -f "$tail" ]]; then
+        # What the file gains when 3% more history is written: appended for the
+        # incremental backup (the database grows), cut off again afterwards.
+        "$bin/zfs-gen" "$tail" --seed "$seed" --size $((bytes + bytes * 3 / 100)) --from-byte "$S" >&2
+    fi
+    G=$((S + $(stat -c %s "$tail")))
+    # The saved index every job but reindex finds beside the file, as on a server.
+    [[ -f "$file.index" ]] || "$bin/zodbfs" -q reindex "$file"
+    out="$work/out-$size"
+    rm -rf "$out"
+    mkdir -p "$out"
+    declare -A ref=()
+    for job in $jobs; do
+        case "$job" in
+        dd)
+            measure "dd-read ${size}G" cold --bytes-read "$S" -- dd if="$file" of=/dev/null bs=8M
+            cat "$file" > /dev/null
+            w=$((S < (2 << 30) ? S / (8 << 20) * (8 << 20) : 2 << 30))
+            measure "dd-write ${size}G" warm --bytes-written "$w" -- \
+                dd if="$file" of="$out/ddw" bs=8M count=$((w / (8 << 20))) conv=fsync
+            rm -f "$out/ddw"
+            ;;
+        reindex | check | refs | stats)
+            for mode in $modes; do
+                case "$job" in
+                reindex) cmd=("$bin/zodbfs" -q reindex -o "$out/reindex-$mode.index" "$file"); res="$out/reindex-$mode.index" ;;
+                *) cmd=("$bin/zodbfs" -q "$job" --json "$file"); res="$out/$job-$mode.json" ;;
+                esac
+                measure "$job ${size}G" "$mode" --bytes-read "$S" --stdout "$out/$job-$mode.json" -- "${cmd[@]}"
+                h="$(sha "$res")"
+                if [[ $mode == free ]]; then ref[$job]="$h"; elif [[ "$h" != "${ref[$job]:-}" ]]; then mismatch "$job ${size}G $mode"; fi
+            done
+            ;;
+        pack | pack-nogc)
+            stop="$(last_tid_plus_one "$file")"
+            nogc=()
+            [[ $job == pack-nogc ]] && nogc=(--no-gc)
+            for mode in $modes; do
+                d="$out/$job-$mode"
+                rm -rf "$d"
+                mkdir -p "$d"
+                # A hard link: the pack never writes its input (it renames it to .old).
+                ln "$file" "$d/Data.fs"
+                packed=$((S / 2))
+                [[ -n "${ref[$job-size]:-}" ]] && packed="${ref[$job-size]}"
+                measure "$job ${size}G" "$mode" --bytes-read "$S" --bytes-written "$packed" -- \
+                    "$bin/zodbfs" -q pack "$d/Data.fs" --tid "$stop" "${nogc[@]}"
+                h="$(sha "$d/Data.fs") $(sha "$d/Data.fs.index")"
+                if [[ $mode == free ]]; then
+                    ref[$job]="$h"
+                    ref[$job-size]="$(stat -c %s "$d/Data.fs")"
+                elif [[ "$h" != "${ref[$job]:-}" ]]; then
+                    mismatch "$job ${size}G $mode"
+                fi
+                rm -rf "$d"
+            done
+            ;;
+        backup)
+            for mode in $modes; do
+                r="$out/repo-$mode"
+                rm -rf "$r"
+                mkdir -p "$r"
+                measure "backup ${size}G" "$mode" --bytes-read "$S" --bytes-written "$S" -- \
+                    "$bin/zodbfs-repozo" -B -F -r "$r" -f "$file"
+                h="$(sha "$(ls "$r"/*.fs)")"
+                if [[ $mode == free ]]; then ref[backup]="$h"; elif [[ "$h" != "${ref[backup]:-}" ]]; then mismatch "backup ${size}G $mode"; fi
+                # The database grows; the rest of the chain sees the grown file.
+                cat "$tail" >> "$file"
+                if [[ " $jobs " == *" incremental "* ]]; then
+                    # Default mode: the repository and the source are checksummed first.
+                    measure "incremental ${size}G" "$mode" --bytes-read $((2 * S + G - S)) --bytes-written $((G - S)) -- \
+                        "$bin/zodbfs-repozo" -B -r "$r" -f "$file"
+                    h="$(sha "$(ls "$r"/*.deltafs)")"
+                    if [[ $mode == free ]]; then ref[incr]="$h"; elif [[ "$h" != "${ref[incr]:-}" ]]; then mismatch "incremental ${size}G $mode"; fi
+                fi
+                if [[ " $jobs " == *" verify "* ]]; then
+                    INPUTS=("$r"/*.fs "$r"/*.deltafs)
+                    measure "verify ${size}G" "$mode" --bytes-read "$G" -- "$bin/zodbfs-repozo" -V -r "$r"
+                    [[ "$(tail -n 1 "$log" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["exit"])')" == 0 ]] || mismatch "verify ${size}G $mode"
+                fi
+                if [[ " $jobs " == *" restore "* ]]; then
+                    # Room for the restored file: the source goes (its checksum stays), and
+                    # the restored file, once found identical, takes its place.
+                    h="$(sha "$file")"
+                    rm -f "$file"
+                    INPUTS=("$r"/*.fs "$r"/*.deltafs)
+                    measure "restore ${size}G" "$mode" --bytes-read "$G" --bytes-written "$G" -- \
+                        "$bin/zodbfs-repozo" -R -r "$r" -o "$out/restored.fs"
+                    if [[ -f "$out/restored.fs" && "$(sha "$out/restored.fs")" == "$h" ]]; then
+                        mv "$out/restored.fs" "$file"
+                    else
+                        mismatch "restore ${size}G $mode"
+                        rm -f "$out/restored.fs"
+                        "$bin/zfs-gen" "$file" --seed "$seed" --size "$bytes" >&2
+                        cat "$tail" >> "$file"
+                    fi
+                    rm -f "$out/restored.fs.index"
+                fi
+                INPUTS=()
+                truncate -s "$S" "$file"
+                rm -rf "$r"
+            done
+            ;;
+        incremental | verify | restore) ;;   # run within the backup chain above
+        *) echo "unknown job $job" >&2; exit 2 ;;
+        esac
+    done
+    rm -rf "$out"
+    if [[ "${KEEP:-0}" != 1 ]]; then
+        rm -f "$file" "$file.index" "$file.size" "$tail"
+    fi
+done
+
+python3 "$run" report "$log"
+if [[ -s "$work/mismatches.txt" ]]; then
+    echo "outputs differing from the run without a limit:" >&2
+    cat "$work/mismatches.txt" >&2
+    exit 1
+fi

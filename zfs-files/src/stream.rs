@@ -1,0 +1,303 @@
+//! Walking a mapped file in order through a memory limit.
+//!
+//! A container's memory limit counts the page cache its processes fill. A walk over a file
+//! much larger than that limit, left to the kernel, keeps the cgroup at its limit: every
+//! read-ahead must first reclaim (and gives up when that fails, so the walk then faults
+//! page by page), and the pages the walk has finished with compete with the ones it is
+//! about to read. [`Stream`] keeps the walk below the limit instead: it asks the kernel to
+//! read ahead of the walk in pieces the kernel honours, hands the pages behind the walk
+//! back (they leave the process), and drops from the page cache the pages the walk itself
+//! brought in. Pages that were cached before the walk (a file already read) stay cached:
+//! a walk over a warm file leaves the cache as it found it. A file that fits easily (a
+//! quarter of the memory the process may use: its cgroup's limit, or the machine's memory)
+//! is left in the page cache, as any read leaves it.
+
+use std::collections::VecDeque;
+
+use crate::sigbus;
+
+const PAGE: usize = 4096;
+/// Bytes asked for at once: the kernel reads at most its read-ahead window (or the
+/// device's largest request) per request and drops the rest.
+const PIECE: usize = 256 * 1024;
+
+/// A walk in file order over the bytes of a [`crate::Map`] (see the module docs). For any
+/// other bytes it does nothing.
+#[derive(Debug)]
+pub struct Stream {
+    base: usize,
+    len: usize,
+    active: bool,
+    ahead: usize,
+    /// Everything before this was asked for.
+    asked: usize,
+    /// Everything before this left the process.
+    released: usize,
+    /// Ranges the walk brought into the page cache, ascending, not dropped yet.
+    ours: VecDeque<(usize, usize)>,
+    /// Whether pages the walk brought in are dropped behind it.
+    drop_behind: bool,
+    /// Bytes behind the walk that stay (for reads of recent records).
+    lag: usize,
+    /// The mapped file, when at hand: its pages are then dropped from the page cache once
+    /// unmapped (cheaper than paging out mapped ones).
+    file: Option<std::fs::File>,
+}
+
+impl Stream {
+    /// A walk over `data` starting at `from`, reading `ahead` bytes ahead of itself.
+    pub fn new(data: &[u8], from: u64, ahead: u64) -> Stream {
+        let base = data.as_ptr() as usize;
+        let len = data.len();
+        let active = len > 0 && sigbus::is_guarded(base, base + len);
+        let from = usize::try_from(from).map_or(len, |f| f.min(len)) / PAGE * PAGE;
+        // A file that fits easily in the memory this process may use is left in the page
+        // cache, as any read leaves it (a second walk finds it there).
+        let drop_behind = (len as u64).saturating_mul(4) > memory_limit();
+        Stream {
+            base,
+            len,
+            active,
+            ahead: usize::try_from(ahead).unwrap_or(usize::MAX),
+            asked: from,
+            released: from,
+            ours: VecDeque::new(),
+            drop_behind,
+            lag: 0,
+            file: None,
+        }
+    }
+
+    /// The same walk, told which file is mapped (an open handle on it, for
+    /// `posix_fadvise`).
+    pub fn with_file(mut self, file: std::fs::File) -> Stream {
+        self.file = Some(file);
+        self
+    }
+
+    /// The same walk, keeping the last `bytes` behind it in memory: reads of records the
+    /// walk passed recently (backpointer targets, mostly) then find them there.
+    pub fn lagging(mut self, bytes: u64) -> Stream {
+        self.lag = usize::try_from(bytes).unwrap_or(usize::MAX);
+        self
+    }
+
+    /// The same walk, leaving in the page cache what it reads (for a file another reader
+    /// of this process still needs, such as a copy running beside the walk).
+    pub fn keep_cached(mut self) -> Stream {
+        self.drop_behind = false;
+        self
+    }
+
+    /// The walk is done with everything before `pos` and goes on from there.
+    pub fn advance(&mut self, data: &[u8], pos: u64) {
+        if !self.active || data.as_ptr() as usize != self.base || data.len() != self.len {
+            return;
+        }
+        let pos = usize::try_from(pos).map_or(self.len, |p| p.min(self.len));
+        let want = pos.saturating_add(self.ahead).min(self.len);
+        // Ask for a piece only once a whole one is due, so that the kernel gets big reads.
+        while self.asked < want && (want - self.asked >= PIECE || want == self.len) {
+            let start = self.asked;
+            let end = (start + PIECE).min(self.len);
+            if self.drop_behind && !self.mostly_cached(start, end) {
+                match self.ours.back_mut() {
+                    Some(last) if last.1 == start => last.1 = end,
+                    _ => self.ours.push_back((start, end)),
+                }
+            }
+            self.advise(start, end, libc::MADV_WILLNEED);
+            self.asked = end;
+        }
+        // Behind the walk: every page leaves the process, and what the walk brought in
+        // leaves the page cache: through the file once unmapped, or, without the file, by
+        // paging out the pages while they are still mapped.
+        let done = if pos == self.len && self.ahead == 0 {
+            self.len.div_ceil(PAGE) * PAGE
+        } else {
+            pos.saturating_sub(self.lag) / PAGE * PAGE
+        };
+        if self.file.is_none() {
+            self.drop_ours(done);
+        }
+        if done > self.released {
+            self.advise(self.released, done, libc::MADV_DONTNEED);
+            self.released = done;
+        }
+        if self.file.is_some() {
+            self.drop_ours(done);
+        }
+    }
+
+    /// Drops from the page cache the pages before `done` that the walk brought in.
+    fn drop_ours(&mut self, done: usize) {
+        while let Some(&(start, end)) = self.ours.front() {
+            if start >= done {
+                break;
+            }
+            let stop = end.min(done);
+            match &self.file {
+                Some(f) => {
+                    use std::os::fd::AsRawFd;
+                    let len = (stop - start) as libc::off_t;
+                    // SAFETY: posix_fadvise takes a descriptor we own for the call and
+                    // touches no memory of ours; DONTNEED only drops clean, unmapped pages
+                    // from the page cache (read again from the file if needed).
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        libc::posix_fadvise(
+                            f.as_raw_fd(),
+                            start as libc::off_t,
+                            len,
+                            libc::POSIX_FADV_DONTNEED,
+                        );
+                    }
+                }
+                None => self.advise(start, stop, libc::MADV_PAGEOUT),
+            }
+            if stop == end {
+                self.ours.pop_front();
+            } else {
+                self.ours[0].0 = stop;
+                break;
+            }
+        }
+    }
+
+    /// The walk is over: what it brought in leaves the page cache, every page the process.
+    pub fn finish(&mut self, data: &[u8]) {
+        self.ahead = 0;
+        self.lag = 0;
+        let end = self.len as u64 + PAGE as u64;
+        self.advance(data, end);
+    }
+
+    /// Whether most pages of `start..end` are in the page cache already.
+    fn mostly_cached(&self, start: usize, end: usize) -> bool {
+        let pages = (end - start).div_ceil(PAGE);
+        let mut vec = vec![0u8; pages];
+        // SAFETY: `start..end` lies inside the guarded map (checked at construction; the
+        // caller's bytes are the same map) and `vec` holds one byte per page of it, as
+        // mincore requires. mincore only reports residency.
+        #[allow(unsafe_code)]
+        let r = unsafe {
+            libc::mincore(
+                (self.base + start) as *mut libc::c_void,
+                end - start,
+                vec.as_mut_ptr(),
+            )
+        };
+        r == 0 && vec.iter().filter(|&&b| b & 1 == 1).count() * 2 > pages
+    }
+
+    fn advise(&self, start: usize, end: usize, advice: libc::c_int) {
+        let end = end.min(self.len.div_ceil(PAGE) * PAGE);
+        if end <= start {
+            return;
+        }
+        // SAFETY: `start..end` are whole pages of a read-only shared file mapping of a live
+        // `Map` (checked at construction; the map starts on a page and its last page is
+        // whole in memory). WILLNEED only starts reads into the page cache; PAGEOUT drops
+        // clean file pages from it (they are read again from the file if touched); DONTNEED
+        // only drops this process's page table entries. No byte any reference sees changes,
+        // and failure is harmless and ignored.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::madvise(
+                (self.base + start) as *mut libc::c_void,
+                end - start,
+                advice,
+            );
+        }
+    }
+}
+
+/// The memory this process may use: the smallest limit of its memory cgroup and the
+/// cgroups above it (cgroup v1 `memory.limit_in_bytes` or v2 `memory.max`), or the
+/// machine's memory when there is no limit. Read once.
+pub fn memory_limit() -> u64 {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let total = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(u64::MAX, |kb| kb.saturating_mul(1024));
+        let Ok(groups) = std::fs::read_to_string("/proc/self/cgroup") else {
+            return total;
+        };
+        let mut limit = total;
+        for line in groups.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(ctl), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (root, file) = if ctl.split(',').any(|c| c == "memory") {
+                ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+            } else if ctl.is_empty() {
+                ("/sys/fs/cgroup", "memory.max")
+            } else {
+                continue;
+            };
+            let mut dir = std::path::PathBuf::from(root);
+            let mut dirs = vec![dir.clone()];
+            for part in path.split('/').filter(|p| !p.is_empty()) {
+                dir.push(part);
+                dirs.push(dir.clone());
+            }
+            for d in dirs {
+                if let Some(v) = std::fs::read_to_string(d.join(file))
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                {
+                    limit = limit.min(v);
+                }
+            }
+        }
+        limit
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_bytes_are_left_alone() {
+        let v = vec![1u8; 3 * PIECE];
+        let mut s = Stream::new(&v, 0, PIECE as u64);
+        assert!(!s.active);
+        s.advance(&v, 2 * PIECE as u64);
+        s.finish(&v);
+        assert_eq!(v[PIECE], 1);
+    }
+
+    #[test]
+    fn a_walk_reads_the_same_bytes_and_drops_what_it_brought_in() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("f");
+        let bytes: Vec<u8> = (0..8 * PIECE + 123).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &bytes).expect("write");
+        let m = crate::Map::new(std::fs::File::open(&p).expect("open"), &p).expect("map");
+        let mut s = Stream::new(&m, 0, 2 * PIECE as u64).lagging(PIECE as u64);
+        s.drop_behind = true;
+        assert!(s.active);
+        let mut sum = 0u64;
+        for (i, b) in m.iter().enumerate() {
+            if i % PIECE == 0 {
+                s.advance(&m, i as u64);
+            }
+            sum += u64::from(*b);
+        }
+        s.finish(&m);
+        assert_eq!(sum, bytes.iter().map(|&b| u64::from(b)).sum::<u64>());
+        assert!(s.ours.is_empty());
+        assert!(memory_limit() > 0);
+        assert_eq!(s.released, bytes.len().div_ceil(PAGE) * PAGE);
+        // The bytes read after the walk are still the file's.
+        assert_eq!(&m[PIECE..PIECE + 10], &bytes[PIECE..PIECE + 10]);
+    }
+}
