@@ -10,7 +10,7 @@
 # files with dangling references (dangling.py, before and after a pack without GC); a file
 # written through zc.zlibstorage (compressed records; ZODB's oracle packs it through
 # zc.zlibstorage too, since its bare pack fails on them: decision 10); and every file of
-# the real corpus in ../shared/corpus/real (FS21 and FS30).
+# the real corpus ($ZFS_CORPUS, default ../shared/corpus/real; FS21 and FS30).
 #
 # Stop tids: one before the first transaction, exactly the first, exactly the last, one
 # after the last, one below, at and above tids in the middle; GC on and off. Also: packs
@@ -32,7 +32,7 @@
 # `conformance_pack: N passed, M failed`; exits 1 on any failure.
 #
 # Environment: ZODBFS (the zodbfs command; default: build ours), ORACLE_PY (the oracle's
-# python; default: setup.sh's venv), CONFORMANCE_CORPUS, CONFORMANCE_SEEDS (two seeds;
+# python; default: setup.sh's venv), ZFS_CORPUS, CONFORMANCE_SEEDS (two seeds;
 # default random, printed), CONFORMANCE_WORK (work directory, kept when something
 # failed), CONFORMANCE_JOBS (parallel cases, default: the number of cores).
 set -uo pipefail
@@ -54,7 +54,7 @@ else
     work="$(mktemp -d "${TMPDIR:-/tmp}/zfs-conf-pack.XXXXXX")"
 fi
 mkdir -p "$work"
-corpus="${CONFORMANCE_CORPUS:-$repo/../shared/corpus/real}"
+corpus="$(conf_corpus_dir)"
 seeds="${CONFORMANCE_SEEDS:-$((RANDOM % 100000)) $((RANDOM % 100000 + 100000))}"
 echo "conformance_pack seeds: $seeds (rerun with CONFORMANCE_SEEDS=\"$seeds\")"
 t0=$SECONDS

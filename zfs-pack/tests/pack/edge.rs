@@ -1,5 +1,5 @@
-//! Edge cases of the spec's experiments (`edge_cases.py`), made by real ZODB 6.4 with a
-//! fake clock: where ZODB packs without losing data, our bytes must be its bytes; where it
+//! Edge cases made by real ZODB 6.4 with a fake clock (`testdata/oracle/make_pack_fixtures.py`):
+//! where ZODB packs without losing data, our bytes must be its bytes; where it
 //! fails or loses data, the decisions of the spec's section 6 apply.
 
 use std::path::PathBuf;
