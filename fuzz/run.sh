@@ -17,7 +17,7 @@ cp ../testdata/fixtures/*.fs corpus/datafs/ 2>/dev/null || true
 # The tolerant walkers: small files written by ZODB (up to 40 kB, so a run makes many
 # executions) and every input committed for their replay tests.
 for t in check recover pack; do
-  find ../testdata/fixtures ../zfs-check/tests/fixtures ../zfs-pack/tests/data -name '*.fs' -size -40k \
+  find ../testdata/fixtures -name '*.fs' -size -40k \
     -exec cp {} "corpus/$t/" \; 2>/dev/null || true
 done
 cp ../zfs-check/tests/fuzzed/check/* corpus/check/ 2>/dev/null || true

@@ -2,13 +2,13 @@
 //! record writer.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use zfs_benches::synthetic_file;
 use zfs_check::check::{check, Options};
 use zfs_format::{scan, FileStorage, NoProgress};
+use zfs_testdata::linked;
 
 fn bench(c: &mut Criterion) {
     // 20,000 transactions of 10 records of ~300 bytes over 50,000 objects: about 70 MB.
-    let bytes = synthetic_file(20_000, 10, 50_000, 300);
+    let bytes = linked(20_000, 10, 50_000, 300);
     let fs = FileStorage::from_data(bytes.as_slice(), "synthetic.fs".into()).expect("valid file");
     let index = scan::build_index(&fs, &NoProgress).expect("clean").index;
     let mut g = c.benchmark_group("check");

@@ -7,11 +7,9 @@ use zfs_format::{NoProgress, Tid};
 
 fn bench(c: &mut Criterion) {
     let src = std::env::var("ZFS_PACK_BENCH_FILE").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../zfs-pack/tests/data/experiment.fs"
-        )
-        .to_string()
+        zfs_testdata::fixture("pack/experiment.fs")
+            .display()
+            .to_string()
     });
     let tid =
         std::env::var("ZFS_PACK_BENCH_TID").unwrap_or_else(|_| "03f58e00b7777778".to_string());

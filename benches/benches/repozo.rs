@@ -2,16 +2,16 @@
 //! backups, restore and verify into a temporary repository.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use zfs_benches::synthetic_file;
 use zfs_repozo::backup::{backup, BackupOptions};
 use zfs_repozo::md5::Md5;
 use zfs_repozo::restore::{restore, RestoreOptions};
 use zfs_repozo::verify::{verify, VerifyOptions};
 use zfs_repozo::{Hooks, Stamp};
+use zfs_testdata::linked;
 
 fn bench(c: &mut Criterion) {
     // About 35 MB of transactions.
-    let bytes = synthetic_file(10_000, 10, 50_000, 300);
+    let bytes = linked(10_000, 10, 50_000, 300);
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("Data.fs");
     std::fs::write(&src, &bytes).expect("write source");

@@ -6,8 +6,8 @@
 #   benches/compare/md5.sh DATA.fs NAME=REPOZO_BINARY...
 #
 #   e.g. cargo build --release -p zfs-cli --bin zodbfs-repozo --no-default-features
-#        cp target/release/zodbfs-repozo /tmp/repozo-scalar     (and so on per build)
-#        benches/compare/md5.sh big.fs scalar=/tmp/repozo-scalar other=/tmp/repozo-other
+#        cp target/release/zodbfs-repozo target/repozo-scalar   (and so on per build)
+#        benches/compare/md5.sh big.fs scalar=target/repozo-scalar other=target/repozo-other
 #
 # Env: REPEAT=N rounds (default 5); in each round every binary runs once, in turn, so that
 # a change of load on a shared machine hits all of them alike. Reports the best and the

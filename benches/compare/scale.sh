@@ -21,7 +21,7 @@
 # free run's: the .index of reindex, the JSON of check/refs/stats, the packed Data.fs and
 # .index, the backup files; the restored file with the grown source, byte for byte.
 #
-# Env: SCALE_WORK (default /work/big-scale; needs ~2.2x GB of free disk: the file, a
+# Env: SCALE_WORK (default benches/work/scale in the repository; needs ~2.2x GB of free disk: the file, a
 # backup repository, and the restored file, which replaces the file), LIMIT (1G),
 # BIN (directory of the binaries; default target/release, built when missing), SEED (7), MODES ("free cold warm"), SIZES (default "1 GB"), JOBS (default all, in the
 # order above), JOB_TIMEOUT (seconds, default 3600: a job still running then is killed and
@@ -32,7 +32,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 gb="${1:-10}"
-work="${SCALE_WORK:-/work/big-scale}"
+work="${SCALE_WORK:-$repo/benches/work/scale}"
 limit="${LIMIT:-1G}"
 seed="${SEED:-7}"
 modes="${MODES:-free cold warm}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Whole-site backup and restore against the tools sites use today, on the same trees.
 #
-#   benches/compare/site.sh [WORKDIR]      (default /work/data/site-bench; removed at the end)
+#   benches/compare/site.sh [WORKDIR]      (default benches/work/site-bench; removed at the end)
 #
 # The site: a Data.fs and a bushy blob directory of BLOBS files (default 100000, mean
 # size SIZE bytes, default 20000: about 2 GB), made by site_gen.py. After a first backup by
@@ -18,7 +18,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-W="${1:-/work/data/site-bench}"
+W="${1:-$root/benches/work/site-bench}"
 BLOBS="${BLOBS:-100000}"
 SIZE="${SIZE:-20000}"
 NEW="${NEW:-1000}"

@@ -5,7 +5,7 @@
 #   testdata/oracle/conformance_check.sh [--quick]
 #
 # 1. check: damaged copies (corrupt.py, several seeds) of a ZODB-made fixture, of files made
-#    by gen_datafs.py and of the real corpus (FS21 files are shown to fstest with an FS30
+#    by gen_datafs.py and of the real corpus ($ZFS_CORPUS; FS21 files are shown to fstest with an FS30
 #    magic, since Python 3 ZODB refuses FS21). Wherever fstest fails, `zodbfs check` must
 #    exit 3 and report fstest's offset; wherever fstest passes, `check` passes too, except
 #    on the '+' kinds (damage fstest does not look for), which `check` must report.
@@ -37,7 +37,7 @@ pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1${2:+: $2}"; failed=$((failed + 1)); }
 
 # --- inputs -----------------------------------------------------------------------------
-inputs=("$root/zfs-check/tests/fixtures/base.fs")
+inputs=("$root/testdata/fixtures/check/base.fs")
 seeds=(1 2 3)
 if [[ $quick == 0 ]]; then
     for s in 5 6; do
@@ -47,9 +47,10 @@ if [[ $quick == 0 ]]; then
             fail "gen_datafs seed $s"
         fi
     done
-    corpus="$root/../shared/corpus/real"
-    [[ -d "$corpus" ]] || corpus="${ZFS_CORPUS:-}"
-    if [[ -n "$corpus" && -d "$corpus" ]]; then
+    # The real corpus: $ZFS_CORPUS (default ../shared/corpus/real, relative to the repository).
+    corpus="${ZFS_CORPUS:-../shared/corpus/real}"
+    [[ "$corpus" == /* ]] || corpus="$root/$corpus"
+    if [[ -d "$corpus" ]]; then
         # a sample of the corpus: the FS30 files and FS21 files of several sizes
         for f in "$corpus"/textpotential*.fs "$corpus"/tojuhaka*4770*.fs "$corpus"/DanRutz*.fs \
                  "$corpus"/lordmauve*1fe1626dc6.fs "$corpus"/lordmauve*3dbc7ceb19.fs "$corpus"/lordmauve*c36751bfda.fs; do
@@ -163,7 +164,7 @@ out = {(int(d["referrer"], 16), int(d["target"], 16), words[d["reason"]]) for d 
 for t in sorted(out):
     print("%x %x %s" % t)
 PY
-refs_inputs=("$root/zfs-check/tests/fixtures/base.fs")
+refs_inputs=("$root/testdata/fixtures/check/base.fs")
 for f in "${inputs[@]}"; do [[ "$f" == "$work"/gen*.fs ]] && refs_inputs+=("$f"); done
 for input in "${refs_inputs[@]}"; do
     name="$(basename "$input" .fs)"

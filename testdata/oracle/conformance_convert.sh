@@ -27,7 +27,7 @@
 #     finished without --follow: identical to one conversion (both modes).
 # Ends with `conformance-convert: N passed, M failed`.
 #
-# Environment: ZODBFS, CONFORMANCE_SEEDS (two seeds), CONFORMANCE_WORK, CONFORMANCE_CORPUS,
+# Environment: ZODBFS, CONFORMANCE_SEEDS (two seeds), CONFORMANCE_WORK, ZFS_CORPUS,
 # CONVERT_CASES (a comma list of convert,packrefs,refuse,kill,follow; default all).
 set -uo pipefail
 
@@ -57,7 +57,7 @@ mkdir -p "$work"
 pgdir="$(mktemp -d "${TMPDIR:-/tmp}/zfs-pg.XXXXXX")"
 trap 'pg_stop; rm -rf "$pgdir"' EXIT
 pg_start "$pgdir" || { echo "FAIL start postgresql"; summary_fail; }
-corpus="${CONFORMANCE_CORPUS:-$repo/../shared/corpus/real}"
+corpus="$(conf_corpus_dir)"
 seeds="${CONFORMANCE_SEEDS:-$((RANDOM % 100000)) $((RANDOM % 100000 + 100000))}"
 echo "conformance_convert ($form) seeds: $seeds (rerun with CONFORMANCE_SEEDS=\"$seeds\")"
 t0=$SECONDS

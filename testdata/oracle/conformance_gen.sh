@@ -180,6 +180,22 @@ for seed in $seeds; do
             [[ $gc == nogc ]] && nogc=(--no-gc)
             zodb="$("$ORACLE_PY" "$here/pack_oracle.py" "$d/zodb/Data.fs" --tid "$stop" \
                 --blobs "$d/zodb/blobs" "${nogc[@]}" 2>&1 | tail -n 1)"
+            if [[ $gc == nogc && ( "$zodb" == *PackError* || "$zodb" == *AssertionError* ) ]]; then
+                # ZODB's packer without GC gives up on some backpointers into what it
+                # removes (an undo after the pack time of a revision not current then);
+                # ours packs such files, with no dangling reference and nothing left over.
+                name="$name [ZODB's PackError without GC: ours packs]"
+                if "${ZODBFS_CMD[@]}" -q pack "$d/ours/Data.fs" --tid "$stop" \
+                        --blobs "$d/ours/blobs" --no-gc > "$d/ours.out" 2>&1 &&
+                        [[ ! -e "$d/ours/Data.fs.pack" ]] &&
+                        "${ZODBFS_CMD[@]}" -q refs "$d/ours/Data.fs" > /dev/null 2>&1 &&
+                        "${ZODBFS_CMD[@]}" -q check "$d/ours/Data.fs" > /dev/null 2>&1; then
+                    conf_pass "$name"
+                else
+                    conf_fail "$name" "$d/ours.out"
+                fi
+                continue
+            fi
             if [[ "$zodb" != *'"error": null'* ]]; then
                 conf_fail "$name: ZODB's pack failed: $zodb"
                 continue

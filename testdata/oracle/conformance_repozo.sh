@@ -28,6 +28,7 @@
 #                       conformance.sh exported it, else cargo build --release)
 #   CONFORMANCE_SEEDS   seeds for the generated sources (default: random, printed)
 #   CONFORMANCE_WORK    work directory (default: a temporary one, removed when all pass)
+#   ZFS_CORPUS          real Data.fs files, for the FS21 case (default ../shared/corpus/real)
 #
 # Prints PASS/FAIL lines and ends with `conformance_repozo: N passed, M failed`; exits
 # non-zero when something failed.
@@ -398,7 +399,9 @@ interchange
 fs21_case() {
     local f d="$W/fs21"
     f=""
-    for cand in "$root"/../shared/corpus/real/*.fs "$root"/testdata/fixtures/*.fs; do
+    local corpus="${ZFS_CORPUS:-../shared/corpus/real}"
+    [[ "$corpus" == /* ]] || corpus="$root/$corpus"
+    for cand in "$corpus"/*.fs "$root"/testdata/fixtures/*.fs; do
         [[ -f "$cand" && "$(head -c 4 "$cand")" == FS21 ]] && { f="$cand"; break; }
     done
     if [[ -z "$f" ]]; then

@@ -35,11 +35,20 @@
 #   CONFORMANCE_SEEDS    four seeds for the generated files (default: random)
 #   CONFORMANCE_WORK     work directory (default: a new temporary one,
 #                        removed at the end when nothing failed)
-#   CONFORMANCE_CORPUS   real files (default: <repo>/../shared/corpus/real)
+#   ZFS_CORPUS           a directory of real Data.fs files (default:
+#                        ../shared/corpus/real; relative to the repository)
 #   CONFORMANCE_MB       size of each generated file in MB (default 3)
 
 ORACLE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$ORACLE_DIR/../.." && pwd)"
+# The real corpus: $ZFS_CORPUS (default ../shared/corpus/real), a relative path taken
+# from the repository's root. It may not exist.
+conf_corpus_dir() {
+    local c="${ZFS_CORPUS:-../shared/corpus/real}"
+    [[ "$c" == /* ]] || c="$REPO_ROOT/$c"
+    printf '%s\n' "$c"
+}
+
 CONF_PASSED=0
 CONF_FAILED=0
 CONF_SKIPPED=0
@@ -183,7 +192,7 @@ conf_prepare() {
         name="fixture/$(basename "$f" .fs)"
         conf_add_input "$name" "$f" "${f%.fs}.expected"
     done
-    corpus="${CONFORMANCE_CORPUS:-$REPO_ROOT/../shared/corpus/real}"
+    corpus="$(conf_corpus_dir)"
     if [[ -d "$corpus" ]]; then
         for f in "$corpus"/*.fs; do
             [[ -e "$f" ]] || continue

@@ -271,7 +271,7 @@ mod tests {
     fn history_of_a_deleted_object() {
         // In base.fs oid 9 is created at 3094 (in the transaction at 2914, where oid 3 starts
         // to refer to it) and deleted at 4298; oid 0x77 never existed.
-        let data: &[u8] = include_bytes!("../tests/fixtures/base.fs");
+        let data: &[u8] = include_bytes!("../../testdata/fixtures/check/base.fs");
         let fs = FileStorage::from_data(data, "base.fs".into()).expect("FS30");
         let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("sound");
         let h = histories(

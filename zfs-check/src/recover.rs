@@ -389,7 +389,7 @@ mod tests {
     use super::*;
     use zfs_format::NoProgress;
 
-    const BASE: &[u8] = include_bytes!("../tests/fixtures/base.fs");
+    const BASE: &[u8] = include_bytes!("../../testdata/fixtures/check/base.fs");
 
     fn recovered(input: &[u8]) -> (RecoverReport, Vec<u8>) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -427,7 +427,10 @@ mod tests {
     fn record_damage_as_fsrecover() {
         // A bad tloc at 4009: fsrecover keeps the records before it in that transaction.
         let (r, out) = recovered(&edited(4009 + 24, &3830u64.to_be_bytes()));
-        assert_eq!(out, include_bytes!("../tests/fixtures/fsrecover_tloc.fs"));
+        assert_eq!(
+            out,
+            include_bytes!("../../testdata/fixtures/check/fsrecover_tloc.fs")
+        );
         assert_eq!(r.removed_bytes, 117); // fsrecover: "117 bytes removed during recovery"
         assert_eq!(r.losses.len(), 1);
         assert_eq!(r.losses[0].offset, 4009);
@@ -437,7 +440,10 @@ mod tests {
     fn header_damage_as_fsrecover() {
         // A bad redundant length at 1475: the transaction at 1113 is dropped.
         let (r, out) = recovered(&edited(1475, &363u64.to_be_bytes()));
-        assert_eq!(out, include_bytes!("../tests/fixtures/fsrecover_rtl.fs"));
+        assert_eq!(
+            out,
+            include_bytes!("../../testdata/fixtures/check/fsrecover_rtl.fs")
+        );
         assert_eq!(r.losses[0].offset, 1113);
         assert!(!r.is_complete());
     }

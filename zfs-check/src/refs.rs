@@ -508,7 +508,7 @@ mod tests {
     #[test]
     fn interrupted_walks_stop_with_an_error() {
         let fs = FileStorage::from_data(
-            &include_bytes!("../tests/fixtures/base.fs")[..],
+            &include_bytes!("../../testdata/fixtures/check/base.fs")[..],
             "t.fs".into(),
         )
         .expect("FS30");
@@ -538,9 +538,9 @@ mod tests {
 
     #[test]
     fn creation_undone_as_fsrefs() {
-        // fsrefs (tests/fixtures/base.fsrefs.txt): oid 0x3 persistent.mapping.PersistentMapping,
+        // fsrefs (testdata/fixtures/check/base.fsrefs.txt): oid 0x3 persistent.mapping.PersistentMapping,
         // tid=0x40d32edc00bd777, refers to oid 0x09: object creation was undone.
-        let r = refs_of(include_bytes!("../tests/fixtures/base.fs"));
+        let r = refs_of(include_bytes!("../../testdata/fixtures/check/base.fs"));
         assert_eq!(r.objects, 13);
         assert_eq!(r.dangling.len(), 1);
         let d = &r.dangling[0];
@@ -554,9 +554,11 @@ mod tests {
 
     #[test]
     fn missing_as_fsrefs() {
-        // fsrefs (tests/fixtures/packed_dangling.fsrefs.txt): oid 0x0 refers to 0x03 and
+        // fsrefs (testdata/fixtures/check/packed_dangling.fsrefs.txt): oid 0x0 refers to 0x03 and
         // 0x06, both missing (deleted, then packed away without GC).
-        let r = refs_of(include_bytes!("../tests/fixtures/packed_dangling.fs"));
+        let r = refs_of(include_bytes!(
+            "../../testdata/fixtures/check/packed_dangling.fs"
+        ));
         let got: Vec<_> = r
             .dangling
             .iter()
@@ -575,7 +577,7 @@ mod tests {
     fn unloadable_target() {
         // Point oid 9's deletion record (4298) back at a record of oid 6 (4161): loading 9 fails,
         // so 3's reference to it is "failed to load" and 9 is listed as unloadable.
-        let mut v = include_bytes!("../tests/fixtures/base.fs").to_vec();
+        let mut v = include_bytes!("../../testdata/fixtures/check/base.fs").to_vec();
         v[4298 + 42..4298 + 50].copy_from_slice(&4161u64.to_be_bytes());
         let data: &'static [u8] = Box::leak(v.into_boxed_slice());
         let r = refs_of(data);

@@ -156,7 +156,7 @@ mod tests {
     fn counts_of_base() {
         // base.fs: 15 transactions, 28 records, 13 objects (ZODB's index), 2 records saying
         // "does not exist" (an undone creation and a deleteObject); all PersistentMapping.
-        let data: &[u8] = include_bytes!("../tests/fixtures/base.fs");
+        let data: &[u8] = include_bytes!("../../testdata/fixtures/check/base.fs");
         let fs = FileStorage::from_data(data, "base.fs".into()).expect("FS30");
         let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("sound");
         let s = stats(&fs, &scan.index, &NoProgress).expect("sound");

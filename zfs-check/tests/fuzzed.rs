@@ -50,7 +50,7 @@ fn recover_inputs_do_not_panic() {
 /// of a fixture written by ZODB.
 #[test]
 fn mutated_fixture_prefixes_do_not_panic() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/base.fs");
+    let fixture = zfs_testdata::fixture("check/base.fs");
     let data = fs::read(&fixture).expect("fixture");
     let n = data.len().min(2048);
     for i in (0..n).step_by(3) {

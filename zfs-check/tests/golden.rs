@@ -6,17 +6,7 @@ use std::path::{Path, PathBuf};
 use zfs_format::FileStorage;
 
 fn fixtures() -> Vec<(String, PathBuf, PathBuf)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fixtures");
-    let mut v = Vec::new();
-    for e in std::fs::read_dir(&dir).expect("testdata/fixtures exists") {
-        let p = e.expect("dir entry").path();
-        if p.extension().is_some_and(|x| x == "fs") {
-            let name = p.file_stem().expect("stem").to_string_lossy().into_owned();
-            let expected = dir.join(format!("{name}.expected"));
-            v.push((name, p, expected));
-        }
-    }
-    v.sort();
+    let v = zfs_testdata::paths::expected_fixtures();
     assert!(v.len() >= 7, "fixtures missing: {v:?}");
     v
 }
@@ -66,8 +56,7 @@ fn tail_equals_fstail() {
 /// Where fstail fails (a torn last transaction), we show the complete transactions.
 #[test]
 fn tail_of_a_torn_file_starts_at_the_last_complete_transaction() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fixtures");
-    let fs = FileStorage::open(dir.join("torn.fs")).expect("fixture opens");
+    let fs = FileStorage::open(zfs_testdata::fixture("torn.fs")).expect("fixture opens");
     let end = fs.end().expect("end");
     assert!(end.pos < fs.len(), "torn.fs has a torn tail");
     let mut got = Vec::new();

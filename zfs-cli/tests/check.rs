@@ -6,11 +6,11 @@ use predicates::prelude::*;
 
 const BASE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../zfs-check/tests/fixtures/base.fs"
+    "/../testdata/fixtures/check/base.fs"
 );
 const PACKED_DANGLING: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../zfs-check/tests/fixtures/packed_dangling.fs"
+    "/../testdata/fixtures/check/packed_dangling.fs"
 );
 
 fn zodbfs() -> Command {

@@ -11,7 +11,7 @@ use serde_json::Value;
 /// A file with real pickles, undo and a dangling reference (made by ZODB).
 const BASE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../zfs-check/tests/fixtures/base.fs"
+    "/../testdata/fixtures/check/base.fs"
 );
 
 fn zodbfs() -> Command {

@@ -10,9 +10,7 @@ use std::process::{Command, Stdio};
 use assert_cmd::prelude::*;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/fixtures")
-        .join(name)
+    zfs_testdata::fixture(name)
 }
 
 fn zodbfs() -> Command {

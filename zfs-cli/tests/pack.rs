@@ -10,9 +10,7 @@ use assert_cmd::prelude::*;
 use sha1::{Digest, Sha1};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../zfs-pack/tests/data")
-        .join(name)
+    zfs_testdata::fixture(&format!("pack/{name}"))
 }
 
 fn sha1(p: &Path) -> String {
@@ -30,23 +28,6 @@ fn copy(name: &str, dir: &Path) -> PathBuf {
 
 fn zodbfs() -> Command {
     Command::cargo_bin("zodbfs").expect("built")
-}
-
-/// A python with ZODB, if there is one (ZFS_ORACLE_PYTHON, the oracle venv, /tmp/zvenv).
-fn zodb_python() -> Option<PathBuf> {
-    let mut c: Vec<PathBuf> = std::env::var_os("ZFS_ORACLE_PYTHON")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/oracle/.venv/bin/python"));
-    c.push(PathBuf::from("/tmp/zvenv/bin/python"));
-    c.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import ZODB.FileStorage"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
 }
 
 #[test]
@@ -77,11 +58,9 @@ fn packs_like_zodb_and_reports_json() {
 }
 
 #[test]
+#[ignore = "needs the ZODB oracle: testdata/oracle/setup.sh, or ORACLE_PY"]
 fn refuses_while_a_zodb_holds_the_database_open() {
-    let Some(py) = zodb_python() else {
-        eprintln!("skipped: no python with ZODB");
-        return;
-    };
+    let py = zfs_testdata::oracle::require_python();
     let d = tempfile::tempdir().expect("tempdir");
     let f = copy("experiment.fs", d.path());
     let mut live = Command::new(py)
@@ -313,34 +292,21 @@ fn dangling_references_exit_3_and_are_listed() {
 
 /// A synthetic file of `n` transactions, each rewriting a few objects (garbage to remove).
 fn big_file(path: &Path, n: u64) {
-    use zfs_format::writer::FileBuilder;
-    use zfs_format::{Oid, Status, Tid};
-    let mut fb = FileBuilder::new(*b"FS30");
-    let pickle = |i: u64| {
+    fn pickle(i: u64) -> Vec<u8> {
         let mut p = b"\x80\x03cpersistent.mapping\nPersistentMapping\nq\x00.\x80\x03}q\x01X\x04\x00\x00\x00dataq\x02}q\x03s.".to_vec();
         p.extend(vec![b' '; (i % 7) as usize]);
         p
-    };
-    for t in 0..n {
-        let mut tx = fb
-            .txn(
-                Tid::from_u64(0x03f5_8e00_0000_0000 + t * 0x1000),
-                Status::Committed,
-                b"u",
-                b"d",
-                b"",
-            )
-            .expect("txn");
-        for k in 0..20 {
-            tx.data(
-                Oid::from_u64(if k == 0 { 0 } else { (t * 7 + k) % 5000 + 1 }),
-                0,
-                &pickle(t + k),
-            );
-        }
-        fb.push(tx);
     }
-    std::fs::write(path, fb.into_bytes()).expect("write");
+    let f = zfs_testdata::Maker::new()
+        .tids(0x03f5_8e00_0000_0000, 0x1000)
+        .meta(b"u", b"d")
+        .txns(n, |t| {
+            (0..20).map(move |k| {
+                let oid = if k == 0 { 0 } else { (t * 7 + k) % 5000 + 1 };
+                (oid, pickle(t + k))
+            })
+        });
+    std::fs::write(path, f.into_bytes()).expect("write");
 }
 
 #[test]

@@ -5,43 +5,29 @@
 use std::path::Path;
 use std::process::Output;
 
-use zfs_format::writer::FileBuilder;
-use zfs_format::{Oid, Status, Tid};
 use zfs_repozo::md5::md5_hex;
 
 /// A growing FileStorage: each call to `commit` appends one transaction.
-struct Db {
-    builder: FileBuilder,
-    n: u64,
-}
+struct Db(zfs_testdata::Maker);
 
 impl Db {
     fn new(magic: &[u8; 4]) -> Db {
-        Db {
-            builder: FileBuilder::new(*magic),
-            n: 0,
-        }
+        Db(zfs_testdata::Maker::with_magic(*magic)
+            .tids(zfs_testdata::TID_BASE + 1000, 1000)
+            .meta(b"", b"test"))
     }
     fn commit(&mut self, records: u64) {
-        self.n += 1;
-        let tid = Tid::from_u64(0x03e0_0000_0000_0000 + self.n * 1000);
-        let mut t = self
-            .builder
-            .txn(tid, Status::Committed, b"", b"test", b"")
-            .expect("short strings");
-        for i in 0..records {
+        let n = self.0.count() + 1;
+        self.0.txn((0..records).map(|i| {
             let data = format!(
-                "object {} state {} {}",
-                i,
-                self.n,
+                "object {i} state {n} {}",
                 "x".repeat((i * 37 % 200) as usize)
             );
-            t.data(Oid::from_u64(i % 50), 0, data.as_bytes());
-        }
-        self.builder.push(t);
+            (i % 50, data)
+        }));
     }
     fn bytes(&self) -> Vec<u8> {
-        self.builder.clone().into_bytes()
+        self.0.bytes()
     }
 }
 

@@ -22,32 +22,10 @@ const NOW: &str = "2010-05-15-13-30-57";
 
 /// A FileStorage of `n` transactions of about `size` bytes each, hard to compress.
 fn datafs(n: u64, size: usize) -> Vec<u8> {
-    use zfs_format::writer::FileBuilder;
-    use zfs_format::{Oid, Status, Tid};
-    let mut f = FileBuilder::new(*b"FS30");
-    let mut x = 0x2545_f491_u32;
-    for t in 0..n {
-        let mut b = f
-            .txn(
-                Tid::from_u64(0x03e0_0000_0000_0000 + t * 100),
-                Status::Committed,
-                b"",
-                b"",
-                b"",
-            )
-            .expect("short strings");
-        let state: Vec<u8> = (0..size)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
-        b.data(Oid::from_u64(t % 11), 0, &state);
-        f.push(b);
-    }
-    f.into_bytes()
+    let mut noise = zfs_testdata::Noise::new(0x2545_f491);
+    zfs_testdata::Maker::new()
+        .txns(n, |t| [(t % 11, noise.bytes(size))])
+        .into_bytes()
 }
 
 fn mode(p: &Path) -> u32 {

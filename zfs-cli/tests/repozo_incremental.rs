@@ -16,28 +16,12 @@ const NOW: &str = "2010-05-15-13-30-57";
 
 /// Four states of a growing FileStorage (the first three are backed up by `chain`).
 fn states() -> [Vec<u8>; 4] {
-    use zfs_format::writer::FileBuilder;
-    use zfs_format::{Oid, Status, Tid};
-    let mut f = FileBuilder::new(*b"FS30");
+    let mut f = zfs_testdata::Maker::new();
     let mut out = Vec::new();
     for t in 0..40u64 {
-        let mut b = f
-            .txn(
-                Tid::from_u64(0x03e0_0000_0000_0000 + t * 100),
-                Status::Committed,
-                b"",
-                b"",
-                b"",
-            )
-            .expect("short strings");
-        b.data(
-            Oid::from_u64(t % 7),
-            0,
-            format!("state {t} {}", "x".repeat(300)).as_bytes(),
-        );
-        f.push(b);
+        f.txn([(t % 7, format!("state {t} {}", "x".repeat(300)))]);
         if t % 10 == 9 {
-            out.push(f.clone().into_bytes());
+            out.push(f.bytes());
         }
     }
     out.try_into().expect("four states")

@@ -13,23 +13,7 @@ use repozo_env::{stderr, Env};
 
 /// A FileStorage with `n` small transactions.
 fn datafs(n: u64) -> Vec<u8> {
-    use zfs_format::writer::FileBuilder;
-    use zfs_format::{Oid, Status, Tid};
-    let mut f = FileBuilder::new(*b"FS30");
-    for t in 0..n {
-        let mut b = f
-            .txn(
-                Tid::from_u64(0x03e0_0000_0000_0000 + t * 100),
-                Status::Committed,
-                b"",
-                b"",
-                b"",
-            )
-            .expect("short strings");
-        b.data(Oid::from_u64(t % 7), 0, format!("state {t}").as_bytes());
-        f.push(b);
-    }
-    f.into_bytes()
+    zfs_testdata::datafs(n, 0)
 }
 
 const NOW: &str = "2010-05-15-13-30-57";
@@ -321,29 +305,8 @@ fn sigint_stops_a_restore_between_chain_files_with_status_130() {
 fn sigterm_stops_a_backup_and_leaves_the_repository_empty() {
     let e = Env::new();
     // Incompressible-looking states: the gzip of the debug binary takes a while.
-    let mut f = zfs_format::writer::FileBuilder::new(*b"FS30");
-    let mut x = 0x9e37_79b9_u32;
-    for t in 0..200u64 {
-        let mut b = f
-            .txn(
-                zfs_format::Tid::from_u64(0x03e0_0000_0000_0000 + t * 100),
-                zfs_format::Status::Committed,
-                b"",
-                b"",
-                b"",
-            )
-            .expect("short strings");
-        let state: Vec<u8> = (0..20_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
-        b.data(zfs_format::Oid::from_u64(t % 13), 0, &state);
-        f.push(b);
-    }
+    let mut noise = zfs_testdata::Noise::new(0x9e37_79b9);
+    let f = zfs_testdata::Maker::new().txns(200, |t| [(t % 13, noise.bytes(20_000))]);
     e.write("Data.fs", &f.into_bytes());
     let child = std::process::Command::cargo_bin("zodbfs-repozo")
         .expect("binary")

@@ -5,8 +5,9 @@ Run it with a Python that has `persistent` installed (it comes with ZODB):
 
     python zfs-format/src/timestamp_vectors.py [CORPUS_DIR] > zfs-format/src/timestamp_vectors.txt
 
-CORPUS_DIR, if given, is a directory of real Data.fs files; the tids of their
-transactions are added to the byte vectors.
+CORPUS_DIR, if given, is a directory of real Data.fs files (the project's is
+"${ZFS_CORPUS:-../shared/corpus/real}", relative to the repository); the tids of
+their transactions are added to the byte vectors.
 
 Every output line is tab-separated; the first field says what it is:
 

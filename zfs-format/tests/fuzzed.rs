@@ -57,7 +57,7 @@ fn pickle_inputs_do_not_panic() {
 /// Every single-byte change in the first 2 KiB of a fixture, and every truncation there.
 #[test]
 fn mutated_fixture_prefixes_do_not_panic() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fixtures/undo.fs");
+    let fixture = zfs_testdata::fixture("undo.fs");
     let data = fs::read(&fixture).expect("fixture");
     let n = data.len().min(2048);
     for i in 0..n {

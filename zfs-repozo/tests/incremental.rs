@@ -77,23 +77,12 @@ impl Chain {
 
 /// A FileStorage of another database, cut to `len` bytes.
 fn other_database(len: usize) -> Vec<u8> {
-    use zfs_format::writer::FileBuilder;
-    use zfs_format::{Oid, Status, Tid};
-    let mut f = FileBuilder::new(*b"FS30");
-    let mut t = 0u64;
+    let mut f = zfs_testdata::Maker::new()
+        .tids(0x0400_0000_0000_0000, 1)
+        .meta(b"other", b"");
     while f.pos() < len as u64 {
-        let mut b = f
-            .txn(
-                Tid::from_u64(0x0400_0000_0000_0000 + t),
-                Status::Committed,
-                b"other",
-                b"",
-                b"",
-            )
-            .expect("short strings");
-        b.data(Oid::from_u64(t % 5), 0, &[t as u8; 3000]);
-        f.push(b);
-        t += 1;
+        let t = f.count();
+        f.txn([(t % 5, [t as u8; 3000])]);
     }
     let mut bytes = f.into_bytes();
     bytes.truncate(len);

@@ -8,8 +8,6 @@
 
 use std::path::Path;
 
-use zfs_format::writer::FileBuilder;
-use zfs_format::{Oid, Status, Tid};
 use zfs_repozo::backup::{backup, Action, BackupOptions};
 use zfs_repozo::restore::{restore, Method, RestoreOptions};
 use zfs_repozo::verify::{verify, VerifyOptions};
@@ -38,16 +36,11 @@ struct Db {
 
 impl Db {
     fn bytes(&self) -> Vec<u8> {
-        let mut f = FileBuilder::new(*b"FS30");
-        for (i, recs) in self.txns.iter().enumerate() {
-            let tid = Tid::from_u64(0x03e0_0000_0000_0000 + (self.next_tid + i as u64) * 1000);
-            let mut t = f
-                .txn(tid, Status::Committed, b"", b"monte carlo", b"")
-                .expect("short strings");
-            for (oid, state) in recs {
-                t.data(Oid::from_u64(*oid), 0, state.as_bytes());
-            }
-            f.push(t);
+        let mut f = zfs_testdata::Maker::new()
+            .tids(zfs_testdata::TID_BASE + self.next_tid * 1000, 1000)
+            .meta(b"", b"monte carlo");
+        for recs in &self.txns {
+            f.txn(recs.iter().map(|(oid, state)| (*oid, state.as_bytes())));
         }
         f.into_bytes()
     }

@@ -25,9 +25,9 @@ fn check_in_batches(
     super::check_in_batches(file, opts, progress, batch).expect("never interrupted")
 }
 
-/// A database written by ZODB 6.4 (tests/fixtures/make_fixtures.py): 15 transactions with
+/// A database written by ZODB 6.4 (testdata/oracle/make_check_fixtures.py): 15 transactions with
 /// an undo (backpointers) and a deleteObject.
-const BASE: &[u8] = include_bytes!("../../tests/fixtures/base.fs");
+const BASE: &[u8] = include_bytes!("../../../testdata/fixtures/check/base.fs");
 
 fn run(data: &[u8], quick: bool) -> Report {
     check(data, &Options { quick, index: None }, &NoProgress)

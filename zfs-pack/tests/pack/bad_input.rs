@@ -11,13 +11,13 @@ use zfs_format::txn::RawTxnHeader;
 use zfs_format::{NoProgress, Tid};
 use zfs_pack::{pack, PackError, PackOptions};
 
-use crate::{sha1, FIXTURE};
+use crate::{experiment, sha1};
 
 const STOP: &str = "03f58e00b7777778";
 
 /// A copy of the experiment database with `damage` applied to its bytes.
 fn damaged(dir: &Path, damage: impl FnOnce(&mut Vec<u8>)) -> (PathBuf, Vec<u8>) {
-    let mut b = std::fs::read(FIXTURE).expect("fixture");
+    let mut b = std::fs::read(experiment()).expect("fixture");
     damage(&mut b);
     let f = dir.join("Data.fs");
     std::fs::write(&f, &b).expect("write");

@@ -1,6 +1,6 @@
-//! Edge cases made by real ZODB 6.4 with a fake clock (`edge_cases.py`): where ZODB packs
-//! without losing data, our bytes must be its bytes; where it fails or loses data, the
-//! rules listed in the crate's documentation apply.
+//! Edge cases made by real ZODB 6.4 with a fake clock (`testdata/oracle/make_pack_fixtures.py`):
+//! where ZODB packs without losing data, our bytes must be its bytes; where it
+//! fails or loses data, the rules listed in the crate's documentation apply.
 
 use std::path::PathBuf;
 

@@ -1,14 +1,14 @@
-//! Packs of a database made with real ZODB (`build_db.py`: undo,
-//! undone creation, blobs, weak and cross-database references, an empty transaction),
-//! compared with the bytes ZODB 6.4's packer produced for the same stop tids; and the
-//! bad inputs derived from it.
+//! Packs of the experiment database made with real ZODB
+//! (`testdata/oracle/make_pack_fixtures.py`: undo, undone creation, blobs, weak and
+//! cross-database references, an empty transaction), compared with the bytes ZODB 6.4's
+//! packer produced for the same stop tids; and the bad inputs derived from it.
 
 use std::path::Path;
 
 use zfs_format::{NoProgress, Tid};
 use zfs_pack::{pack, Outcome, PackError, PackOptions};
 
-use crate::{sha1, tree, FIXTURE};
+use crate::{experiment, sha1, tree};
 
 /// (stop tid, gc, sha1 of Data.fs after ZODB's pack, sha1 of its .index).
 const ZODB: &[(&str, bool, &str, &str)] = &[
@@ -46,7 +46,7 @@ const ZODB: &[(&str, bool, &str, &str)] = &[
 
 fn copy(dir: &Path) -> std::path::PathBuf {
     let f = dir.join("Data.fs");
-    std::fs::copy(FIXTURE, &f).expect("copy fixture");
+    std::fs::copy(experiment(), &f).expect("copy fixture");
     f
 }
 
@@ -67,7 +67,7 @@ fn byte_identical_to_zodb() {
         );
         assert_eq!(
             sha1(&d.path().join("Data.fs.old")),
-            sha1(Path::new(FIXTURE)),
+            sha1(&experiment()),
             ".old is the original"
         );
         assert!(!d.path().join("Data.fs.pack").exists());
@@ -86,7 +86,7 @@ fn before_first_transaction_is_a_no_op_that_removes_old() {
     )
     .expect("packs");
     assert_eq!(r.outcome, Outcome::NothingToDo);
-    assert_eq!(sha1(&f), sha1(Path::new(FIXTURE)));
+    assert_eq!(sha1(&f), sha1(&experiment()));
     assert!(!d.path().join("Data.fs.old").exists());
     assert!(!d.path().join("Data.fs.pack").exists());
 }
@@ -135,7 +135,7 @@ fn zero_stop_and_a_locked_database_are_refused() {
     );
     assert!(matches!(e, Err(PackError::Locked { .. })), "{e:?}");
     drop(lock);
-    assert_eq!(sha1(&f), sha1(Path::new(FIXTURE)));
+    assert_eq!(sha1(&f), sha1(&experiment()));
 }
 
 #[test]
@@ -156,7 +156,9 @@ fn dry_run_writes_nothing() {
 
 /// The experiment database after `testdata/oracle/dangling.py ... 3 2`: objects 0x5 and
 /// 0xb deleted (deleteObject) while the root and oid 2 still refer to them.
-const DANGLING: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dangling.fs");
+fn dangling() -> std::path::PathBuf {
+    crate::data("dangling.fs")
+}
 /// A stop after its last transaction.
 const DANGLING_STOP: &str = "040d3310866488ef";
 
@@ -164,7 +166,7 @@ const DANGLING_STOP: &str = "040d3310866488ef";
 fn dangling_references_are_listed_and_refused() {
     let d = tempfile::tempdir().expect("tempdir");
     let f = d.path().join("Data.fs");
-    std::fs::copy(DANGLING, &f).expect("copy");
+    std::fs::copy(dangling(), &f).expect("copy");
     let o = PackOptions::new(Tid::from_hex(DANGLING_STOP).expect("hex"));
     match pack(&f, &o, &NoProgress) {
         Err(PackError::Dangling(list)) => {
@@ -179,7 +181,7 @@ fn dangling_references_are_listed_and_refused() {
         }
         other => panic!("expected the dangling references, got {other:?}"),
     }
-    assert_eq!(sha1(&f), sha1(Path::new(DANGLING)), "unchanged");
+    assert_eq!(sha1(&f), sha1(&dangling()), "unchanged");
     assert!(!d.path().join("Data.fs.pack").exists());
     assert!(!d.path().join("Data.fs.old").exists());
     // --allow-dangling packs, treating the missing objects as absent.
@@ -195,7 +197,7 @@ fn dangling_without_gc_is_identical_to_zodb() {
     // ZODB packs this file without GC; the deleted objects' records are dropped.
     let d = tempfile::tempdir().expect("tempdir");
     let f = d.path().join("Data.fs");
-    std::fs::copy(DANGLING, &f).expect("copy");
+    std::fs::copy(dangling(), &f).expect("copy");
     let mut o = PackOptions::new(Tid::from_hex(DANGLING_STOP).expect("hex"));
     o.gc = false;
     pack(&f, &o, &NoProgress).expect("packs");

@@ -33,7 +33,7 @@ fn pack_inputs_do_not_panic() {
 /// 4 KiB.
 #[test]
 fn mutated_fixture_does_not_panic() {
-    let data = fs::read(crate::FIXTURE).expect("fixture");
+    let data = fs::read(crate::experiment()).expect("fixture");
     fuzzing::pack(&data);
     let n = data.len().min(4096);
     for i in (0..n).step_by(16) {

@@ -1,11 +1,11 @@
 //! Integration tests of `zfs_pack` (one test binary, one module per concern):
 //!
-//! - `experiments`: a database made by real ZODB (`build_db.py`), ZODB's bytes for its
-//!   packs, the lock, dry runs, blobs, and bad inputs derived from it;
-//! - `edge`: edge cases made by real ZODB (`edge_cases.py`) with ZODB's bytes;
+//! - `experiments`: the experiment database (made by real ZODB), ZODB's bytes for
+//!   it, the lock, dry runs, blobs, and bad inputs derived from it;
+//! - `edge`: edge cases made by real ZODB, with ZODB's bytes;
 //! - `decisions`: one test per rule where we differ from ZODB's packer (the list is in
-//!   the crate's documentation), on small synthetic files (compared with ZODB's packer too
-//!   when its Python is there);
+//!   the crate's documentation), on small synthetic files (compared with ZODB's packer too by the `..._as_zodb` tests,
+//!   ignored without the oracle's Python);
 //! - `bad_input`: damaged files, interruption, and what is left behind on errors;
 //! - `fuzzed`: inputs the fuzzer found, replayed through the fuzz target's body.
 
@@ -16,19 +16,20 @@ mod experiments;
 mod fuzzed;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use sha1::{Digest, Sha1};
 use zfs_format::{NoProgress, Oid, Payload};
 
-/// The database made by real ZODB with `build_db.py` (20 transactions, 9805 bytes).
-pub const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/experiment.fs");
+/// The experiment database (`testdata/oracle/make_pack_fixtures.py`, 20 transactions,
+/// 9805 bytes).
+pub fn experiment() -> PathBuf {
+    data("experiment.fs")
+}
 
-/// A committed test file.
+/// A committed pack fixture (`testdata/fixtures/pack`).
 pub fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    zfs_testdata::fixture(&format!("pack/{name}"))
 }
 
 /// Hex sha1 of a file.
@@ -88,27 +89,11 @@ pub fn no_dangling(f: &Path) {
     }
 }
 
-/// A python with ZODB 6.4 (ZFS_ORACLE_PYTHON, else the oracle venv), if there is one.
-pub fn zodb_python() -> Option<PathBuf> {
-    let mut c: Vec<PathBuf> = std::env::var_os("ZFS_ORACLE_PYTHON")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/oracle/.venv/bin/python"));
-    c.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import ZODB.FileStorage"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-/// Packs `file` in place with ZODB's packer (testdata/oracle/pack_oracle.py): `None`
-/// without the oracle's Python, else ZODB's error (`None` when it packed).
-pub fn zodb_pack(file: &Path, stop: &str, gc: bool) -> Option<Option<String>> {
-    let py = zodb_python()?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/oracle/pack_oracle.py");
+/// Packs `file` in place with ZODB's packer (testdata/oracle/pack_oracle.py): ZODB's error,
+/// `None` when it packed. Panics without the oracle's Python.
+pub fn zodb_pack(file: &Path, stop: &str, gc: bool) -> Option<String> {
+    let py = zfs_testdata::oracle::require_python();
+    let script = zfs_testdata::oracle::script("pack_oracle.py");
     let mut cmd = Command::new(py);
     cmd.arg(script).arg(file).args(["--tid", stop]);
     if !gc {
@@ -126,5 +111,5 @@ pub fn zodb_pack(file: &Path, stop: &str, gc: bool) -> Option<Option<String>> {
         .nth(1)
         .expect("error field")
         .to_string();
-    Some((!err.starts_with("null")).then_some(err))
+    (!err.starts_with("null")).then_some(err)
 }

@@ -8,6 +8,11 @@
 //!   first [`Md5::new`] of a process times both on 64 KiB (well under a millisecond) and
 //!   keeps the faster.
 //!
+//! The environment variable `ZFS_MD5` (read once per process) overrides the timing:
+//! `scalar` takes the scalar code whatever the CPU (to see what a CPU without AVX-512
+//! gets), `avx512` the AVX-512 code where this build and CPU have it; `auto`, empty or
+//! unset, the timing decides. Any other value is ignored, and [`Md5::implementation`] says so.
+//!
 //! Every state can be cloned, which gives the digest of a prefix for free.
 
 #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
@@ -128,19 +133,64 @@ impl Md5 {
     }
 }
 
-/// The compression function [`Md5::new`] uses, with its name: measured once per process.
+/// The environment variable that overrides the choice of compression function.
+pub const CHOICE_VAR: &str = "ZFS_MD5";
+
+/// The compression function [`Md5::new`] uses, with its name: chosen once per process.
 fn fastest() -> (Compress, &'static str) {
-    const SCALAR: (Compress, &str) = (scalar::compress, "scalar (zodbfs)");
+    static CHOSEN: std::sync::OnceLock<(Compress, String)> = std::sync::OnceLock::new();
+    let (f, name) = CHOSEN.get_or_init(|| {
+        let var = std::env::var_os(CHOICE_VAR);
+        choose(
+            var.as_deref().map(|v| v.to_string_lossy()).as_deref(),
+            avx512_faster,
+        )
+    });
+    (*f, name)
+}
+
+/// The AVX-512 code, when this build and CPU have it.
+fn avx512_code() -> Option<Compress> {
     #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-    {
-        static AVX512_FASTER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if avx512::available()
-            && *AVX512_FASTER.get_or_init(|| faster(avx512::compress, scalar::compress))
-        {
-            return (avx512::compress, "AVX-512 (zodbfs)");
-        }
+    if avx512::available() {
+        return Some(avx512::compress);
     }
-    SCALAR
+    None
+}
+
+/// True when this build and CPU have the AVX-512 code and it hashes faster than the scalar.
+fn avx512_faster() -> bool {
+    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+    if avx512::available() {
+        return faster(avx512::compress, scalar::compress);
+    }
+    false
+}
+
+/// The code for a value of [`CHOICE_VAR`] (`None`: unset), `timing` telling whether the
+/// AVX-512 code is faster when that decides; with its name.
+fn choose(var: Option<&str>, timing: impl FnOnce() -> bool) -> (Compress, String) {
+    let scalar: Compress = scalar::compress;
+    let auto = |note: &str| match avx512_code() {
+        Some(f) if timing() => (f, format!("AVX-512 (zodbfs{note})")),
+        _ => (scalar, format!("scalar (zodbfs{note})")),
+    };
+    match var {
+        None | Some("" | "auto") => auto(""),
+        Some("scalar") => (scalar, format!("scalar (zodbfs, {CHOICE_VAR}=scalar)")),
+        Some("avx512") => match avx512_code() {
+            Some(f) => (f, format!("AVX-512 (zodbfs, {CHOICE_VAR}=avx512)")),
+            None => (
+                scalar,
+                format!(
+                    "scalar (zodbfs; {CHOICE_VAR}=avx512, but this CPU or build has no AVX-512)"
+                ),
+            ),
+        },
+        Some(other) => auto(&format!(
+            "; {CHOICE_VAR}={other:?} ignored: scalar, avx512 or auto"
+        )),
+    }
 }
 
 /// True when `x` hashes 64 KiB faster than `y`: the best of three alternating runs each,
@@ -188,17 +238,22 @@ mod tests {
     use md5::Digest as _;
     use proptest::prelude::*;
 
-    /// Every compression function this build has, with its name.
+    /// The scalar code, which every CPU runs (the AVX-512 code has its own tests, ignored
+    /// where the CPU lacks it).
     fn all() -> Vec<(Compress, &'static str)> {
-        #[allow(unused_mut)]
-        let mut v: Vec<(Compress, &'static str)> = vec![(scalar::compress, "scalar")];
-        #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-        if avx512::available() {
-            v.push((avx512::compress, "avx512"));
-        } else {
-            eprintln!("this CPU has no AVX-512F/VL: only the scalar code is tested");
+        vec![(scalar::compress, "scalar")]
+    }
+
+    /// Lengths around the padding boundaries, for `f` against the reference.
+    fn padding_boundaries(f: Compress, name: &str) {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for len in [
+            0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000,
+        ] {
+            let mut h = Md5::with(f);
+            h.update(&data[..len]);
+            assert_eq!(h.finish(), reference(&data[..len]), "{name}, length {len}");
         }
-        v
     }
 
     fn reference(data: &[u8]) -> [u8; 16] {
@@ -223,15 +278,63 @@ mod tests {
 
     #[test]
     fn padding_boundaries_match_the_reference() {
-        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + i / 13) as u8).collect();
         for (f, name) in all() {
-            for len in [
-                0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000,
-            ] {
-                let mut h = Md5::with(f);
-                h.update(&data[..len]);
-                assert_eq!(h.finish(), reference(&data[..len]), "{name}, length {len}");
+            padding_boundaries(f, name);
+        }
+    }
+
+    #[test]
+    #[ignore = "needs a CPU with AVX-512F/VL"]
+    fn avx512_code_matches_the_reference() {
+        let f = avx512_code().expect("this CPU (or build) has no AVX-512F/VL");
+        padding_boundaries(f, "avx512");
+        // Random contents and splits, as the property test of the scalar code.
+        let mut x = 0x2545_f491_u32;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for _ in 0..2000 {
+            let len = (next() % 3000) as usize;
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let mut h = Md5::with(f);
+            let mut at = 0;
+            while at < len {
+                let step = ((next() % 300) as usize).min(len - at);
+                h.update(&data[at..at + step]);
+                at += step;
             }
+            assert_eq!(h.finish(), reference(&data), "length {len}");
+        }
+        let (chosen, name) = choose(Some("avx512"), || false);
+        assert_eq!(chosen as usize, f as usize, "{name}");
+    }
+
+    #[test]
+    fn the_variable_forces_or_leaves_the_choice() {
+        let scalar = scalar::compress as Compress as usize;
+        let (f, name) = choose(Some("scalar"), || panic!("no timing when forced"));
+        assert_eq!(
+            (f as usize, name.as_str()),
+            (scalar, "scalar (zodbfs, ZFS_MD5=scalar)")
+        );
+        // Unset or auto: the timing decides, where there is a choice.
+        let faster = avx512_code().map_or(scalar, |f| f as usize);
+        assert_eq!(choose(None, || true).0 as usize, faster);
+        assert_eq!(choose(Some("auto"), || true).0 as usize, faster);
+        assert_eq!(choose(Some(""), || true).1, choose(None, || true).1);
+        assert_eq!(choose(None, || false).0 as usize, scalar);
+        // A value we do not know is named as ignored.
+        let (f, name) = choose(Some("fast"), || false);
+        assert_eq!(f as usize, scalar);
+        assert!(name.contains("ZFS_MD5=\"fast\" ignored"), "{name}");
+        // avx512 without the code falls back, saying so.
+        if avx512_code().is_none() {
+            let (f, name) = choose(Some("avx512"), || true);
+            assert_eq!(f as usize, scalar);
+            assert!(name.contains("no AVX-512"), "{name}");
         }
     }
 
