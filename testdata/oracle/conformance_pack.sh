@@ -9,7 +9,8 @@
 # layout), a torn tail and a 'c' tail; the second database of a multi-database pair;
 # files with dangling references (dangling.py, before and after a pack without GC); a file
 # written through zc.zlibstorage (compressed records; ZODB's oracle packs it through
-# zc.zlibstorage too, since its bare pack fails on them: decision 10); and every file of
+# zc.zlibstorage too, since its bare pack fails on them; ours decompresses `.z` records
+# itself); and every file of
 # the real corpus ($ZFS_CORPUS, default ../shared/corpus/real; FS21 and FS30).
 #
 # Stop tids: one before the first transaction, exactly the first, exactly the last, one
@@ -19,14 +20,15 @@
 #
 # Each case packs one copy with ZODB (pack_oracle.py) and another with `zodbfs pack`, and
 # compares byte for byte: Data.fs, .index (when the file changed), .old, no .pack, the
-# blob directory and <blobs>.old. Where ZODB fails or loses data our documented decisions
-# (spec section 6) are checked instead, and the case's name says which:
-#   [decision 1]  ZODB's KeyError on a dangling reference: we refuse, change nothing, and
-#                 name the same missing oid;
-#   [decision 4]  ZODB's output has dangling references (a revision kept by an undo after
-#                 the pack time whose referents it collected): ours has none, and keeps
-#                 exactly the extra objects it reports;
-#   [decision 5]  ZODB's PackError/AssertionError without GC: we pack, and leave no .pack.
+# blob directory and <blobs>.old. Where ZODB fails or loses data, where we differ on
+# purpose, our rule is checked instead, and the case's name says which:
+#   [ZODB KeyError, we refuse]  ZODB's KeyError on a dangling reference: we refuse,
+#                 change nothing, and name the same missing oid;
+#   [ZODB leaves dangling references; ...]  ZODB's output has dangling references (a
+#                 revision kept by an undo after the pack time whose referents it
+#                 collected): ours has none, and keeps exactly the extra objects it reports;
+#   [ZODB PackError, we pack]  ZODB's PackError/AssertionError without GC: we pack, and
+#                 leave no .pack.
 #
 # Prints `PASS name` / `FAIL name -- why` lines and ends with exactly one line
 # `conformance_pack: N passed, M failed`; exits 1 on any failure.
@@ -265,12 +267,12 @@ def step(name, a, b, when, gc, keep_old=True):
             why.append(".pack left")
         if missing_hex and ("missing oid " + missing_hex) not in o.stderr:
             why.append("ZODB's missing oid %s not listed" % missing_hex)
-        return not why, name + " [decision 1: ZODB KeyError, we refuse]", \
+        return not why, name + " [ZODB KeyError, we refuse]", \
             "; ".join(why) + " " + o.stderr[-300:]
     if err and ("PackError" in err or "AssertionError" in err):
         ok = o.returncode == 0 and not os.path.exists(b.fs + ".pack") \
             and dangling_refs(b.fs) == 0
-        return ok, name + " [decision 5: ZODB %s, we pack]" % err.split(":")[0], \
+        return ok, name + " [ZODB %s, we pack]" % err.split(":")[0], \
             o.stderr[-300:]
     if err:
         ok = o.returncode != 0 and unchanged and not os.path.exists(b.fs + ".pack")
@@ -279,11 +281,11 @@ def step(name, a, b, when, gc, keep_old=True):
         return False, name, "we failed where ZODB packed: " + o.stderr[-400:]
     why = compare(a, b, src_digest)
     if why == ["Data.fs differs", ".index differs"] or why == ["Data.fs differs"]:
-        # Decision 4: ZODB keeps a revision for an undo after the pack time but collects
-        # what it refers to. Ours must be free of dangling references where ZODB's is not.
+        # ZODB keeps a revision for an undo after the pack time but collects what it
+        # refers to. Ours must be free of dangling references where ZODB's is not.
         extra = (summary or {}).get("extra_objects_kept", 0)
         if extra > 0 and dangling_refs(a.fs) == 3 and dangling_refs(b.fs) == 0:
-            return True, name + " [decision 4: ZODB leaves dangling references; we keep " \
+            return True, name + " [ZODB leaves dangling references; we keep " \
                 "%d more objects]" % extra, ""
     return not why, name, "; ".join(why)
 
@@ -444,7 +446,7 @@ for src, seed in ((f1, s1), (f2, s2)):
                     ["--tid", "%016x" % stop], gc)))
 
 
-# 5. Records compressed by zc.zlibstorage (`.z` + zlib). Decision 10: ours decompresses
+# 5. Records compressed by zc.zlibstorage (`.z` + zlib). Ours decompresses
 # them before scanning references, by itself; ZODB's bare pack fails on them ("bad pickle
 # data"), so the oracle packs through zc.zlibstorage, which decompresses for ZODB.
 fz = os.path.join(gen, "zlib-%d.fs" % s1)
@@ -453,7 +455,7 @@ if generate(fz, "--seed", str(s1), "--txns", "150", "--zlib", "--undo-every", "4
     t = [x[1] for x in tids(fz)]
     for stop in (t[len(t) // 3], t[(2 * len(t)) // 3], t[-1] + 1):
         for gc in (True, False):
-            tasks.append((case, ("zlib-%d stop=%016x %s [decision 10: oracle packs through "
+            tasks.append((case, ("zlib-%d stop=%016x %s [the oracle packs through "
                                  "zc.zlibstorage]" % (s1, stop, "gc" if gc else "nogc"),
                                  fz, None, ["--tid", "%016x" % stop], gc, True, True)))
 
