@@ -331,7 +331,9 @@ mod tests {
             .iter()
             .map(|r| {
                 (
-                    u64::from_be_bytes(r.oid.as_ref().try_into().expect("8")),
+                    zfs_format::Oid::from_slice(r.oid.as_ref())
+                        .expect("8")
+                        .as_u64(),
                     r.kind,
                 )
             })

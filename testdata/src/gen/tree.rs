@@ -203,7 +203,11 @@ mod tests {
         references(p.bytes(), StringMode::Ascii)
             .expect("scans")
             .iter()
-            .map(|o| u64::from_be_bytes(o.as_ref().try_into().expect("8 bytes")))
+            .map(|o| {
+                zfs_format::Oid::from_slice(o.as_ref())
+                    .expect("8 bytes")
+                    .as_u64()
+            })
             .collect()
     }
 
