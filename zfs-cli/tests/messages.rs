@@ -464,3 +464,39 @@ fn restore_to_stdout_keeps_stdout_for_the_data_even_with_json() {
         .stdout("")
         .stderr(predicate::str::contains("no-repo"));
 }
+
+#[test]
+fn an_empty_repository_or_a_date_before_every_backup_is_said_in_our_words() {
+    let (d, file) = site();
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    zodbfs()
+        .arg("restore")
+        .arg(&empty)
+        .arg("-o")
+        .arg(d.path().join("out.fs"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no backup in the repository"))
+        .stderr(predicate::str::contains("No files in repository").not());
+    let repo = repository(d.path(), &file);
+    zodbfs()
+        .arg("restore")
+        .arg(&repo)
+        .args(["-D", "2000-01-01"])
+        .arg("-o")
+        .arg(d.path().join("out.fs"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("as of 2000-01-01"));
+    assert!(!d.path().join("out.fs").exists());
+    // zodbfs-repozo keeps Python repozo's words.
+    repozo()
+        .args(["-R", "-r"])
+        .arg(&empty)
+        .arg("-o")
+        .arg(d.path().join("out.fs"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("No files in repository"));
+}

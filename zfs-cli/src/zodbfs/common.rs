@@ -154,7 +154,31 @@ pub fn plain(e: zfs_repozo::Error) -> anyhow::Error {
         zfs_repozo::Error::Io { path, source } => {
             anyhow::Error::new(source).context(format!("'{}'", path.display()))
         }
+        e @ (zfs_repozo::Error::NoFiles
+        | zfs_repozo::Error::NoFilesBefore(_)
+        | zfs_repozo::Error::Unreadable { .. }) => anyhow::anyhow!(our_words(&e)),
         other => anyhow::Error::new(other),
+    }
+}
+
+/// A repozo error that carries Python repozo's words (kept for `zodbfs-repozo`), in ours.
+pub fn our_words(e: &zfs_repozo::Error) -> String {
+    match e {
+        zfs_repozo::Error::NoFiles => {
+            "no backup in the repository (no full backup with its .dat)".into()
+        }
+        zfs_repozo::Error::NoFilesBefore(d) => {
+            format!("no backup in the repository as of {d} (every backup is newer)")
+        }
+        zfs_repozo::Error::Unreadable { path, why } => {
+            // Python's "[Errno 13] Permission denied" without its number.
+            let why = why
+                .strip_prefix("[Errno ")
+                .and_then(|w| w.split_once("] "))
+                .map_or(why.as_str(), |(_, w)| w);
+            format!("'{path}' cannot be read: {why}")
+        }
+        other => other.to_string(),
     }
 }
 

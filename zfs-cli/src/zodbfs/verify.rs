@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use zfs_cli::exit;
 use zfs_repozo::verify::{verify_report, VerifyOptions};
 
-use crate::common::{path_str, plain, print_json, with_hooks, Ctx};
+use crate::common::{our_words, path_str, plain, print_json, with_hooks, Ctx};
 
 /// Arguments of `zodbfs verify`.
 #[derive(clap::Args, Debug)]
@@ -103,10 +103,10 @@ pub fn run(a: VerifyArgs, c: &Ctx) -> anyhow::Result<u8> {
                 }
                 print_json(&Problem {
                     ok: false,
-                    problem: e.to_string(),
+                    problem: our_words(&e),
                 })?;
             }
-            eprintln!("zodbfs: {e}");
+            eprintln!("zodbfs: {}", our_words(&e));
             Ok(exit::FOUND_PROBLEMS)
         }
         Err(e) => Err(plain(e)),
