@@ -15,6 +15,7 @@
 //! [`ClassName::exact`] to `false`.
 
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use super::scan::{Flavor, Machine};
@@ -142,7 +143,13 @@ fn from_global_lines(d: &[u8], prefix: usize, mode: StringMode) -> ClassName<'_>
 
 /// The names from an unpickled class pickle.
 fn from_value(m: &Machine, d: &[u8], v: Val, mode: StringMode) -> ClassName<'static> {
-    let r = Render { m, d, mode };
+    let r = Render {
+        m,
+        d,
+        mode,
+        open: RefCell::new(Vec::new()),
+        budget: Cell::new(MAX_REPR_ITEMS),
+    };
     let pair = |t: usize, source| {
         let hdr = m.tuples[t];
         if hdr.len != 2 {
@@ -168,11 +175,27 @@ fn from_value(m: &Machine, d: &[u8], v: Val, mode: StringMode) -> ClassName<'sta
 /// `RecursionError` near 1000 levels; we stay far from our own stack's limit).
 const MAX_REPR_DEPTH: usize = 100;
 
+/// Values rendered in one `repr` beyond which the rest is shown as `...`: a list holding
+/// the same list twice, nested, doubles the output at each level.
+const MAX_REPR_ITEMS: usize = 10_000;
+
+/// A container being rendered: lists and tuples are numbered apart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    List(usize),
+    Tuple(usize),
+}
+
 /// Python's `str()`/`repr()` of machine values.
 struct Render<'m> {
     m: &'m Machine,
     d: &'m [u8],
     mode: StringMode,
+    /// The containers on the path from the value being rendered to the root: one met again
+    /// is a cycle, which Python shows as `[...]` or `(...)`.
+    open: RefCell<Vec<Open>>,
+    /// Values that may still be rendered.
+    budget: Cell<usize>,
 }
 
 impl Render<'_> {
@@ -195,9 +218,10 @@ impl Render<'_> {
 
     /// `repr(v)` and whether it is exactly Python's.
     fn repr(&self, v: Val, depth: usize) -> (String, bool) {
-        if depth > MAX_REPR_DEPTH {
+        if depth > MAX_REPR_DEPTH || self.budget.get() == 0 {
             return ("...".into(), false);
         }
+        self.budget.set(self.budget.get() - 1);
         match v.get() {
             V::None => ("None".into(), true),
             V::Bool(b) => (if b { "True" } else { "False" }.into(), true),
@@ -211,8 +235,13 @@ impl Render<'_> {
             }
             V::Bytes(i) => (crate::repr::bytes_repr(self.bytes(i)), true),
             V::Tuple(t) => {
+                if self.open.borrow().contains(&Open::Tuple(t)) {
+                    return ("(...)".into(), true);
+                }
                 let hdr = self.m.tuples[t];
+                self.open.borrow_mut().push(Open::Tuple(t));
                 let (items, exact) = self.items(&hdr.head, hdr.len, depth);
+                self.open.borrow_mut().pop();
                 let body = if hdr.len == 1 {
                     format!("({items},)")
                 } else {
@@ -221,8 +250,13 @@ impl Render<'_> {
                 (body, exact)
             }
             V::List(l) => {
+                if self.open.borrow().contains(&Open::List(l)) {
+                    return ("[...]".into(), true);
+                }
                 let hdr = self.m.lists[l];
+                self.open.borrow_mut().push(Open::List(l));
                 let (items, exact) = self.items(&hdr.head, hdr.len, depth);
+                self.open.borrow_mut().pop();
                 (format!("[{items}]"), exact)
             }
             V::Global(at) => {

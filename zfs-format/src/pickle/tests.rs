@@ -500,3 +500,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_list_that_holds_itself_is_rendered_in_bounded_time() {
+    // A fuzzer's find: a list appended to itself three times (and an empty one), as the
+    // class pickle. Python: `[[...], [...], [...], []]`. Rendered naively, each level
+    // multiplies the output, and the repr never ends.
+    let data = b"]2q/a2q52aa]a.h22\0";
+    let n = class_name(data, StringMode::Ascii);
+    // We keep the first items of a list only: the rest is "...", and the name is marked
+    // inexact.
+    assert_eq!(n.module, "[[...], [...], ...]");
+    assert_eq!(n.source, ClassSource::Repr);
+    assert!(!n.exact);
+    // Shared, not cyclic: list k holds list k-1 twice, 40 levels deep (2^40 leaves).
+    let mut p = b"]".to_vec();
+    for _ in 0..40 {
+        // DUP, EMPTY_LIST, SWAP-free form: build [x, x] from x on the stack.
+        p.extend_from_slice(b"q\x00]h\x00ah\x00a");
+    }
+    p.push(b'.');
+    let n = class_name(&p, StringMode::Ascii);
+    assert!(n.module.starts_with("[[[[") && n.module.contains("..."));
+    assert!(n.module.len() < 1_000_000);
+    assert!(!n.exact);
+}
