@@ -10,8 +10,18 @@ use memmap2::Mmap;
 use crate::error::{Error, Result};
 use crate::sigbus;
 
-/// Guarded maps by slot (live), and the files of maps that were hit and are gone.
-static LIVE: Mutex<Vec<(usize, PathBuf)>> = Mutex::new(Vec::new());
+/// A live guarded map: its slot, where its bytes start and how many, its file's path and
+/// a handle on the file.
+struct Live {
+    slot: usize,
+    base: usize,
+    len: usize,
+    path: PathBuf,
+    file: Option<File>,
+}
+
+/// Guarded maps (live), and the files of maps that were hit and are gone.
+static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
 static SHRUNK: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Every file that shrank under a read of one of this process's maps (live or dropped):
@@ -22,8 +32,8 @@ pub fn shrunk_files() -> Vec<PathBuf> {
     if let Ok(live) = LIVE.lock() {
         v.extend(
             live.iter()
-                .filter(|(s, _)| sigbus::was_hit(*s))
-                .map(|(_, p)| p.clone()),
+                .filter(|l| sigbus::was_hit(l.slot))
+                .map(|l| l.path.clone()),
         );
     }
     v.sort();
@@ -70,7 +80,13 @@ impl Map {
             sigbus::register(map.as_ptr() as usize, map.len())
         };
         if let (Some(s), Ok(mut live)) = (slot, LIVE.lock()) {
-            live.push((s, path.to_path_buf()));
+            live.push(Live {
+                slot: s,
+                base: map.as_ptr() as usize,
+                len: map.len(),
+                path: path.to_path_buf(),
+                file: file.try_clone().ok(),
+            });
         }
         Ok(Map {
             map,
@@ -111,6 +127,17 @@ impl Map {
     pub fn shrunk_under(bytes: &[u8]) -> bool {
         !bytes.is_empty() && sigbus::hit_at(bytes.as_ptr() as usize)
     }
+}
+
+/// A handle on the file whose whole live [`Map`] `data` is (the same bytes, from the first
+/// to the last), for calls that take the file (`posix_fadvise`); `None` for any other bytes.
+pub(crate) fn mapped_file(data: &[u8]) -> Option<File> {
+    let base = data.as_ptr() as usize;
+    let live = LIVE.lock().ok()?;
+    let l = live
+        .iter()
+        .find(|l| l.base == base && l.len == data.len() && l.len > 0)?;
+    l.file.as_ref()?.try_clone().ok()
 }
 
 /// [`Map::release`] for bytes seen through a generic view: does something only when the
@@ -222,7 +249,7 @@ impl Drop for Map {
         // Unguard before the mapping goes (fields drop after this).
         if let Some(s) = self.slot.take() {
             if let Ok(mut live) = LIVE.lock() {
-                live.retain(|(slot, _)| *slot != s);
+                live.retain(|l| l.slot != s);
             }
             if sigbus::was_hit(s) {
                 if let Ok(mut shrunk) = SHRUNK.lock() {

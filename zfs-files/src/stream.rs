@@ -11,8 +11,15 @@
 //! a walk over a warm file leaves the cache as it found it. A file that fits easily (a
 //! quarter of the memory the process may use: its cgroup's limit, or the machine's memory)
 //! is left in the page cache, as any read leaves it.
+//!
+//! When the walk covers a whole map, the page cache work (reading ahead, dropping what the
+//! walk brought in) is done through the file by a thread of the stream's own, beside the
+//! walk: the walk's own threads then only parse, and no call of that thread touches this
+//! process's mappings.
 
 use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc;
 
 use crate::sigbus;
 
@@ -39,9 +46,88 @@ pub struct Stream {
     drop_behind: bool,
     /// Bytes behind the walk that stay (for reads of recent records).
     lag: usize,
-    /// The mapped file, when at hand: its pages are then dropped from the page cache once
-    /// unmapped (cheaper than paging out mapped ones).
-    file: Option<std::fs::File>,
+    /// The thread that reads ahead and drops pages through the mapped file, when the walk
+    /// is over a whole map: its pages are then dropped from the page cache once unmapped
+    /// (cheaper than paging out mapped ones).
+    advisor: Option<Advisor>,
+}
+
+/// What the advisor thread is asked to do with a range of the file.
+enum Advice {
+    /// Read it into the page cache (`POSIX_FADV_WILLNEED`).
+    Read(usize, usize),
+    /// Drop it from the page cache (`POSIX_FADV_DONTNEED`): clean pages no process maps.
+    Drop(usize, usize),
+}
+
+/// A thread that gives the kernel advice about one file, in the order asked, while the
+/// walk goes on.
+#[derive(Debug)]
+struct Advisor {
+    tx: Option<mpsc::Sender<Advice>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Advisor {
+    /// An advisor for `file`, or `None` when no thread can be started.
+    fn start(file: std::fs::File) -> Option<Advisor> {
+        let (tx, rx) = mpsc::channel::<Advice>();
+        let thread = std::thread::Builder::new()
+            .name("zfs-stream".into())
+            .spawn(move || {
+                for a in rx {
+                    let (start, end, advice) = match a {
+                        Advice::Read(s, e) => (s, e, libc::POSIX_FADV_WILLNEED),
+                        Advice::Drop(s, e) => (s, e, libc::POSIX_FADV_DONTNEED),
+                    };
+                    // Ask in pieces the kernel honours (see PIECE).
+                    let mut at = start;
+                    while at < end {
+                        let n = PIECE.min(end - at);
+                        fadvise(&file, at, n, advice);
+                        at += n;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Advisor {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `a`; false if the thread is gone.
+    fn send(&self, a: Advice) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(a).is_ok())
+    }
+
+    /// Waits until everything asked was done.
+    fn join(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Advisor {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// `posix_fadvise` on `len` bytes of `file` from `start`; failure is harmless and ignored.
+fn fadvise(file: &std::fs::File, start: usize, len: usize, advice: libc::c_int) {
+    let (Ok(start), Ok(len)) = (libc::off_t::try_from(start), libc::off_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: posix_fadvise takes a descriptor we own for the call and touches no memory
+    // of ours; WILLNEED only starts reads into the page cache, DONTNEED only drops clean,
+    // unmapped pages from it (read again from the file if needed).
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), start, len, advice);
+    }
 }
 
 impl Stream {
@@ -54,6 +140,13 @@ impl Stream {
         // A file that fits easily in the memory this process may use is left in the page
         // cache, as any read leaves it (a second walk finds it there).
         let drop_behind = (len as u64).saturating_mul(4) > memory_limit();
+        // The mapped file, to drop pages from the page cache once unmapped (when `data` is
+        // a whole map).
+        let advisor = if active {
+            crate::map::mapped_file(data).and_then(Advisor::start)
+        } else {
+            None
+        };
         Stream {
             base,
             len,
@@ -64,15 +157,8 @@ impl Stream {
             ours: VecDeque::new(),
             drop_behind,
             lag: 0,
-            file: None,
+            advisor,
         }
-    }
-
-    /// The same walk, told which file is mapped (an open handle on it, for
-    /// `posix_fadvise`).
-    pub fn with_file(mut self, file: std::fs::File) -> Stream {
-        self.file = Some(file);
-        self
     }
 
     /// The same walk, keeping the last `bytes` behind it in memory: reads of records the
@@ -106,7 +192,13 @@ impl Stream {
                     _ => self.ours.push_back((start, end)),
                 }
             }
-            self.advise(start, end, libc::MADV_WILLNEED);
+            if !self
+                .advisor
+                .as_ref()
+                .is_some_and(|a| a.send(Advice::Read(start, end)))
+            {
+                self.advise(start, end, libc::MADV_WILLNEED);
+            }
             self.asked = end;
         }
         // Behind the walk: every page leaves the process, and what the walk brought in
@@ -117,14 +209,14 @@ impl Stream {
         } else {
             pos.saturating_sub(self.lag) / PAGE * PAGE
         };
-        if self.file.is_none() {
+        if self.advisor.is_none() {
             self.drop_ours(done);
         }
         if done > self.released {
             self.advise(self.released, done, libc::MADV_DONTNEED);
             self.released = done;
         }
-        if self.file.is_some() {
+        if self.advisor.is_some() {
             self.drop_ours(done);
         }
     }
@@ -136,24 +228,12 @@ impl Stream {
                 break;
             }
             let stop = end.min(done);
-            match &self.file {
-                Some(f) => {
-                    use std::os::fd::AsRawFd;
-                    let len = (stop - start) as libc::off_t;
-                    // SAFETY: posix_fadvise takes a descriptor we own for the call and
-                    // touches no memory of ours; DONTNEED only drops clean, unmapped pages
-                    // from the page cache (read again from the file if needed).
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        libc::posix_fadvise(
-                            f.as_raw_fd(),
-                            start as libc::off_t,
-                            len,
-                            libc::POSIX_FADV_DONTNEED,
-                        );
-                    }
-                }
-                None => self.advise(start, stop, libc::MADV_PAGEOUT),
+            let sent = self
+                .advisor
+                .as_ref()
+                .is_some_and(|a| a.send(Advice::Drop(start, stop)));
+            if !sent {
+                self.advise(start, stop, libc::MADV_PAGEOUT);
             }
             if stop == end {
                 self.ours.pop_front();
@@ -170,6 +250,9 @@ impl Stream {
         self.lag = 0;
         let end = self.len as u64 + PAGE as u64;
         self.advance(data, end);
+        if let Some(a) = &mut self.advisor {
+            a.join();
+        }
     }
 
     /// Whether most pages of `start..end` are in the page cache already.
@@ -285,6 +368,10 @@ mod tests {
         let mut s = Stream::new(&m, 0, 2 * PIECE as u64).lagging(PIECE as u64);
         s.drop_behind = true;
         assert!(s.active);
+        // The walk covers the whole map: it holds the file, and a walk over part of the
+        // map does not.
+        assert!(s.advisor.is_some());
+        assert!(Stream::new(&m[PAGE..], 0, 0).advisor.is_none());
         let mut sum = 0u64;
         for (i, b) in m.iter().enumerate() {
             if i % PIECE == 0 {

@@ -11,10 +11,10 @@ use std::ops::Deref;
 
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::{Index, IndexBuilder};
 use crate::progress::Progress;
-use crate::storage::{End, FileStorage, FIRST_TXN};
+use crate::storage::{End, FileStorage, Transactions, FIRST_TXN};
 use crate::txn::{Status, Transaction};
 
 /// The result of a scan: the index and where the committed data ends.
@@ -47,69 +47,96 @@ pub fn scan_from<T: Deref<Target = [u8]> + Sync>(
     let mut index = base;
     let mut pending = IndexBuilder::new();
     let mut walk = fs.transactions_from(start);
-    let mut batch: Vec<Transaction<'_>> = Vec::with_capacity(BATCH);
     // The disk reads ahead while the cores parse; what is done leaves memory.
     let mut stream = fs.stream(start);
+    let mut batch: Vec<Transaction<'_>> = Vec::with_capacity(BATCH);
+    let mut next: Vec<Transaction<'_>> = Vec::with_capacity(BATCH);
+    let mut header_error = next_batch(fs, &mut walk, &mut stream, &mut batch, progress);
     loop {
         progress.check_interrupted()?;
-        batch.clear();
-        let batch_start = walk.pos();
-        stream.advance(fs.bytes(), batch_start);
-        let mut bytes = 0;
-        let mut header_error = None;
-        for t in walk.by_ref() {
-            let t = match t {
-                Ok(t) => t,
-                Err(e) => {
-                    // Damage in earlier records is reported first, as a sequential scan would.
-                    header_error = Some(e);
-                    break;
-                }
-            };
-            bytes += t.tlen() + 8;
-            if t.status() == Status::Undone {
-                // ZODB never indexes the records of an undone ('u') transaction.
-                progress.advance(t.tlen() + 8);
-            } else {
-                batch.push(t);
-            }
-            if batch.len() == BATCH || bytes >= BATCH_BYTES {
-                break;
-            }
-        }
         if batch.is_empty() && header_error.is_none() {
             break;
         }
-        let parts: Vec<Result<IndexBuilder>> = batch
-            .par_chunks(CHUNK)
-            .map(|chunk| {
-                let mut b = IndexBuilder::new();
-                let mut done = 0;
-                for t in chunk {
-                    for r in t.records() {
-                        let r = r?;
-                        b.insert(r.oid, r.pos);
-                    }
-                    done += t.tlen() + 8;
-                }
-                progress.advance(done);
-                Ok(b)
-            })
-            .collect();
+        // The headers of the next batch are walked while this one's records are parsed.
+        let (parts, next_error) = if header_error.is_none() {
+            let (parts, e) = rayon::join(
+                || parse(&batch, progress),
+                || next_batch(fs, &mut walk, &mut stream, &mut next, progress),
+            );
+            (parts, e)
+        } else {
+            next.clear();
+            (parse(&batch, progress), None)
+        };
         for p in parts {
             pending.append(p?);
         }
         if let Some(e) = header_error {
+            // Damage in earlier records is reported first, as a sequential scan would.
             return Err(e);
         }
         if pending.pending() > MIN_PENDING {
             index.apply(std::mem::take(&mut pending));
         }
+        std::mem::swap(&mut batch, &mut next);
+        header_error = next_error;
     }
     stream.finish(fs.bytes());
     let end = walk.finish();
     index.apply(pending);
     Ok(Scan { index, end })
+}
+
+/// Walks the headers of the next batch into `batch` (transactions not undone, at most
+/// [`BATCH`] of them or [`BATCH_BYTES`]); returns the header error that ended the walk, if
+/// any.
+fn next_batch<'a, T: Deref<Target = [u8]>>(
+    fs: &'a FileStorage<T>,
+    walk: &mut Transactions<'a>,
+    stream: &mut zfs_files::Stream,
+    batch: &mut Vec<Transaction<'a>>,
+    progress: &dyn Progress,
+) -> Option<Error> {
+    batch.clear();
+    stream.advance(fs.bytes(), walk.pos());
+    let mut bytes = 0;
+    for t in walk.by_ref() {
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => return Some(e),
+        };
+        bytes += t.tlen() + 8;
+        if t.status() == Status::Undone {
+            // ZODB never indexes the records of an undone ('u') transaction.
+            progress.advance(t.tlen() + 8);
+        } else {
+            batch.push(t);
+        }
+        if batch.len() == BATCH || bytes >= BATCH_BYTES {
+            break;
+        }
+    }
+    None
+}
+
+/// The records of `batch`, parsed on all cores: one builder per chunk, in file order.
+fn parse(batch: &[Transaction<'_>], progress: &dyn Progress) -> Vec<Result<IndexBuilder>> {
+    batch
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut b = IndexBuilder::new();
+            let mut done = 0;
+            for t in chunk {
+                for r in t.records() {
+                    let r = r?;
+                    b.insert(r.oid, r.pos);
+                }
+                done += t.tlen() + 8;
+            }
+            progress.advance(done);
+            Ok(b)
+        })
+        .collect()
 }
 
 /// Builds the whole index of a file by scanning it from the first transaction.

@@ -151,16 +151,7 @@ impl<T: Deref<Target = [u8]>> FileStorage<T> {
     /// The last [`crate::walk::AHEAD`] bytes behind the walk stay cached: backpointers point
     /// mostly to recent records.
     pub fn stream(&self, from: u64) -> zfs_files::Stream {
-        let s = zfs_files::Stream::new(&self.data, from, crate::walk::AHEAD)
-            .lagging(crate::walk::AHEAD);
-        // The file itself, to drop pages from the page cache cheaply (if it is the one
-        // mapped: same length).
-        match std::fs::File::open(&self.path) {
-            Ok(f) if self.mapped && f.metadata().is_ok_and(|m| m.len() == self.len()) => {
-                s.with_file(f)
-            }
-            _ => s,
-        }
+        zfs_files::Stream::new(&self.data, from, crate::walk::AHEAD).lagging(crate::walk::AHEAD)
     }
 
     /// Asks the kernel to read `start..end` of a mapped file into the page cache in the
