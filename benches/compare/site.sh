@@ -14,7 +14,8 @@
 #   - collective.backup 1.0.0a1 `backup` with Python repozo (repozo -Qz + that rsync).
 # Then the newest point is restored: ours (`zodbfs restore --blob-backups --blobs-to`),
 # against the floor (`cp -a` of the tree, `dd conv=fsync` of the Data.fs, `sync`) and
-# collective.backup `restore`. Prints seconds and ratios, one line each.
+# collective.backup `restore`, each from the same state: everything written before synced
+# and, as root, the page cache dropped (cold). Prints seconds and ratios, one line each.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -52,14 +53,18 @@ t_rsync=$(timed rsync -a --delete --link-dest=../blobstorage.1 site/var/blobstor
 t_cb=$(timed cb backup -q)
 echo "backup: ours $t_ours s (Data.fs + blobs), rsync --link-dest $t_rsync s (blobs only), collective.backup+Python repozo $t_cb s"
 echo "backup ratios: rsync/ours $(python3 -c "print(f'{$t_rsync/$t_ours:.1f}')")x, collective.backup/ours $(python3 -c "print(f'{$t_cb/$t_ours:.1f}')")x"
-sync
+# Each restore starts cold, with nothing of the earlier steps still being written.
+settle() { sync; if [[ -w /proc/sys/vm/drop_caches ]]; then echo 3 > /proc/sys/vm/drop_caches; fi; }
 tree="$(ls -d ours/bb/blobstorage.* | sort | tail -n 1)"
+settle
 t_restore=$(timed "$Z" restore ours/repo -o "$W/r-ours/Data.fs" --blob-backups ours/bb --blobs-to "$W/r-ours/blobstorage" --yes)
 cmp site/var/filestorage/Data.fs r-ours/Data.fs
+settle
 t0=$(now); mkdir -p r-floor; cp -a "$tree/blobstorage" r-floor/blobstorage
 dd if=site/var/filestorage/Data.fs of=r-floor/Data.fs bs=4M conv=fsync status=none; sync; t1=$(now)
 t_floor=$(secs "$t0" "$t1")
 mkdir -p r-cb
+settle
 t0=$(now)
 (cd "$W/r-cb" && env COLLECTIVE_BACKUP_VAR_DIR="$W/r-cb/var" COLLECTIVE_BACKUP_REPOZO="$VB/repozo" \
     COLLECTIVE_BACKUP_LOCATION="$W/cb/backups" COLLECTIVE_BACKUP_BLOBBACKUPLOCATION="$W/cb/blobstoragebackups" \
