@@ -140,8 +140,7 @@ impl Stream {
         // A file that fits easily in the memory this process may use is left in the page
         // cache, as any read leaves it (a second walk finds it there).
         let drop_behind = (len as u64).saturating_mul(4) > memory_limit();
-        // The mapped file, to drop pages from the page cache once unmapped (when `data` is
-        // a whole map).
+        // Over a whole map, the page cache work goes through its file, on a thread.
         let advisor = if active {
             crate::map::mapped_file(data).and_then(Advisor::start)
         } else {

@@ -58,15 +58,13 @@ pub fn scan_from<T: Deref<Target = [u8]> + Sync>(
             break;
         }
         // The headers of the next batch are walked while this one's records are parsed.
-        let (parts, next_error) = if header_error.is_none() {
-            let (parts, e) = rayon::join(
+        // After a header error there is no next batch: this one is the last.
+        let (parts, next_error) = match header_error {
+            None => rayon::join(
                 || parse(&batch, progress),
                 || next_batch(fs, &mut walk, &mut stream, &mut next, progress),
-            );
-            (parts, e)
-        } else {
-            next.clear();
-            (parse(&batch, progress), None)
+            ),
+            Some(_) => (parse(&batch, progress), None),
         };
         for p in parts {
             pending.append(p?);
