@@ -28,7 +28,8 @@ fn pos6(pos: u64) -> [u8; 6] {
     [b[2], b[3], b[4], b[5], b[6], b[7]]
 }
 
-fn pos_from6(p: [u8; 6]) -> u64 {
+/// A position from the 6 big-endian bytes the index (and its file) holds it in.
+pub(crate) fn pos_from6(p: [u8; 6]) -> u64 {
     u64::from_be_bytes([0, 0, p[0], p[1], p[2], p[3], p[4], p[5]])
 }
 
@@ -77,6 +78,16 @@ impl Index {
     /// The position in `slot` (see [`Index::slot`]).
     pub fn pos_at(&self, slot: usize) -> u64 {
         pos_from6(self.positions[slot])
+    }
+
+    /// The oid in `slot` (see [`Index::slot`]); `slot` must be below [`Index::len`].
+    pub fn oid_at(&self, slot: usize) -> Oid {
+        // The bucket whose entries hold `slot`: the last one starting at or before it.
+        let bucket = self
+            .starts
+            .partition_point(|&s| s as usize <= slot)
+            .saturating_sub(1);
+        Oid::from_u64((self.prefixes[bucket] << 16) | u64::from(self.suffixes[slot]))
     }
 
     /// Replaces the position in `slot` (see [`Index::slot`]).
@@ -357,6 +368,10 @@ mod tests {
             let want: Vec<(u64, u64)> = model.into_iter().collect();
             prop_assert_eq!(&got, &want);
             for (o, p) in want { prop_assert_eq!(ix.get(Oid::from_u64(o)), Some(p)); }
+            for (slot, (o, _)) in ix.iter().enumerate() {
+                prop_assert_eq!(ix.oid_at(slot), o);
+                prop_assert_eq!(ix.slot(o), Some(slot));
+            }
         }
 
         #[test]

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::bytes::{be_u64, to_usize};
 use crate::error::{Error, Result};
-use crate::ids::Tid;
+use crate::ids::{Oid, Tid};
 use crate::index::Index;
 use crate::progress::Progress;
 use crate::record::DataRecord;
@@ -342,6 +342,30 @@ impl<'a> Reader<'a> {
 /// The old single-dict format of ZODB before 3.10 is refused with an error; ZODB's own
 /// fallback for an unusable index is a rebuild by scanning, and so is ours.
 pub fn load_index(data: &[u8]) -> Result<(u64, Index)> {
+    let mut index = Index::new();
+    let pos = read_buckets(data, |prefix, suffixes, positions| {
+        index.push_bucket(prefix, suffixes, positions);
+    })?;
+    Ok((pos, index))
+}
+
+/// Decodes a `.index` file as [`load_index`] does, handing each entry to `each` in oid
+/// order instead of keeping them: the file is read whatever its size, in constant memory.
+/// Returns the position it covers. On an error, the entries before it were handed over.
+pub fn for_each_entry(data: &[u8], mut each: impl FnMut(Oid, u64)) -> Result<u64> {
+    read_buckets(data, |prefix, suffixes, positions| {
+        for (&s, &p) in suffixes.iter().zip(positions) {
+            each(
+                Oid::from_u64((prefix << 16) | u64::from(s)),
+                crate::index::pos_from6(p),
+            );
+        }
+    })
+}
+
+/// Decodes a `.index` file, handing each bucket (oid prefix, suffixes, positions) to
+/// `each` in order; returns the position the file covers.
+fn read_buckets(data: &[u8], mut each: impl FnMut(u64, &[u16], &[[u8; 6]])) -> Result<u64> {
     let mut r = Reader {
         data,
         pos: 0,
@@ -351,7 +375,6 @@ pub fn load_index(data: &[u8]) -> Result<(u64, Index)> {
         Value::Int(p) => p,
         _ => return Err(r.err("not a streamed index (old format or not an index)")),
     };
-    let mut index = Index::new();
     let mut last_prefix: Option<u64> = None;
     let mut suffixes = Vec::new();
     let mut positions = Vec::new();
@@ -402,9 +425,9 @@ pub fn load_index(data: &[u8]) -> Result<(u64, Index)> {
         for c in bucket[2 * n..].chunks_exact(6) {
             positions.push([c[0], c[1], c[2], c[3], c[4], c[5]]);
         }
-        index.push_bucket(p, &suffixes, &positions);
+        each(p, &suffixes, &positions);
     }
-    Ok((pos, index))
+    Ok(pos)
 }
 
 /// ZODB's `_check_sanity`: may the index saved for `pos` be trusted for this file?
@@ -482,8 +505,12 @@ pub fn open_index<T: Deref<Target = [u8]> + Sync>(
     index_path: &Path,
     progress: &dyn Progress,
 ) -> Result<(Scan, IndexSource)> {
-    let saved = match std::fs::read(index_path) {
-        Ok(bytes) => Some(load_index(&bytes)),
+    // Mapped, not read into memory: only the index it holds is kept.
+    let saved = match std::fs::File::open(index_path) {
+        Ok(file) => {
+            let map = zfs_files::Map::new(file, index_path)?;
+            Some(load_index(&map))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io(index_path, e)),
     };
@@ -573,7 +600,16 @@ mod tests {
             let (p2, ix2) = load_index(&bytes).expect("our own bytes load");
             prop_assert_eq!(p2, pos);
             prop_assert_eq!(&ix2, &ix);
-            prop_assert_eq!(index_bytes(&ix2, p2), bytes);
+            prop_assert_eq!(&index_bytes(&ix2, p2), &bytes);
+            // Entry by entry, the same pairs in the same order; cut short, an error after
+            // a prefix of them.
+            let mut seen = Vec::new();
+            let p3 = for_each_entry(&bytes, |o, p| seen.push((o, p))).expect("entries");
+            prop_assert_eq!(p3, pos);
+            prop_assert_eq!(&seen, &ix.iter().collect::<Vec<_>>());
+            let mut part = Vec::new();
+            prop_assert!(for_each_entry(&bytes[..bytes.len() - 1], |o, p| part.push((o, p))).is_err());
+            prop_assert!(seen.starts_with(&part));
         }
 
         #[test]

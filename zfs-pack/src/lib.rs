@@ -5,7 +5,9 @@
 //! 1. scan to the pack time (the stop tid `S`, inclusive): the current record of every
 //!    object as of `S`, and the position `packpos` of the first transaction after it;
 //! 2. reachability: from the root (with GC), and from backpointers after `S` into the
-//!    packed region;
+//!    packed region; with GC, the references of every current revision are first gathered
+//!    in one walk in file order, so that the trace reads no record at random but those
+//!    it cannot take from that walk;
 //! 3. copy the kept revisions before `S` into packed (`'p'`) transactions, every record
 //!    with `prev = 0` and its data resolved;
 //! 4. copy everything after `S` verbatim except `prev` pointers, rebuilt, and
@@ -35,8 +37,9 @@
 //!
 //! Scanning and reference extraction run on all cores; positions and output order are
 //! those of the sequential algorithm. The state is compact: 8 bytes per object for the
-//! scan map, one bit per object for reachability; the packed file's index reuses the scan
-//! map's slots. Records read at random (tracing, backpointers) are read with `pread`, so
+//! scan map, one bit per object for reachability, and during the trace 8 bytes per
+//! object plus 4 per reference for the gathered references; the packed file's index
+//! reuses the scan map's slots. Records read at random (tracing, backpointers) are read with `pread`, so
 //! their pages never become resident in this process. Header layouts, backpointer chains,
 //! transaction encoding and `_data_find` are `zfs_format`'s; this crate decodes no header
 //! bytes itself.
@@ -270,14 +273,16 @@ where
     T: std::ops::Deref<Target = [u8]> + Sync,
 {
     let index_path = zfs_files::with_suffix(path, ".index");
-    let current = match fs::read(&index_path) {
-        Ok(bytes) => zfs_format::index_file::load_index(&bytes)
+    let saved = fs::File::open(&index_path)
+        .ok()
+        .and_then(|f| zfs_files::Map::new(f, &index_path).ok());
+    let current = saved.is_some_and(|bytes| {
+        zfs_format::index_file::load_index(&bytes)
             .ok()
             .is_some_and(|(pos, index)| {
                 pos == end && zfs_format::index_file::check_sanity(fs, &index, pos).is_some()
-            }),
-        Err(_) => false,
-    };
+            })
+    });
     if current {
         return Ok(false);
     }
@@ -412,7 +417,7 @@ where
     report.objects_kept = plan.reach.objects() as u64;
     report.extra_kept = plan.extra_kept as u64;
     report.dangling_ignored = plan.dangling_ignored.clone();
-    report.state_bytes = plan.reach.heap_bytes() as u64;
+    report.state_bytes = (plan.reach.heap_bytes() + plan.edges_bytes) as u64;
 
     // Phase C, into a new private file beside the original (removed on any error).
     let t1 = Instant::now();

@@ -78,10 +78,9 @@ impl OidMap {
         (p != ABSENT).then_some(p)
     }
 
-    /// The oid in `slot`.
-    #[cfg(test)]
+    /// The oid in `slot` (below [`OidMap::slots`]).
     pub fn oid_at(&self, slot: usize) -> u64 {
-        self.iter().nth(slot).map_or(u64::MAX, |(oid, _)| oid)
+        self.index.oid_at(slot).as_u64()
     }
 
     /// All `(oid, position)` pairs in oid order, absent ones included.

@@ -3,7 +3,7 @@
 //! next plausible header ([`zfs_format::resync`]). Every batch of transactions (bounded in
 //! bytes) has its records walked as soon as it is complete.
 
-use zfs_format::index_file::load_index;
+use zfs_format::index_file::for_each_entry;
 use zfs_format::resync::{plausible_txn, resync};
 use zfs_format::txn::{RawTxnHeader, Status, TXN_HEADER_LEN};
 use zfs_format::{Interrupted, Magic, Progress, Tid, FIRST_TXN};
@@ -48,8 +48,10 @@ impl Walker<'_> {
         }
         if let Some(bytes) = self.index_bytes {
             self.index_checked = true;
-            match load_index(bytes) {
-                Ok(saved) => self.saved = Some(saved),
+            // Read through once here (its damage is reported first), and again, in
+            // constant memory, when it is compared.
+            match for_each_entry(bytes, |_, _| {}) {
+                Ok(ipos) => self.saved = Some(ipos),
                 Err(e) => self.add(
                     0,
                     Kind::IndexUnreadable,
@@ -112,8 +114,8 @@ impl Walker<'_> {
             self.stream.finish(self.file);
             return Err(Interrupted);
         }
-        if let Some((ipos, saved)) = self.saved.take() {
-            self.compare_index(ipos, &saved);
+        if let Some(ipos) = self.saved.take() {
+            self.compare_index(ipos);
         }
         self.stream.finish(self.file);
         Ok(())
@@ -183,7 +185,7 @@ impl Walker<'_> {
         let rtl_ok = rtl == Some(h.tlen);
         // A saved index is compared once the walk reaches the position it covers: the
         // records of this transaction must not be in the index then.
-        if let Some(&(ipos, _)) = self.saved.as_ref() {
+        if let Some(ipos) = self.saved {
             if tend + 8 > ipos {
                 self.saved_pos_is_start |= pos == ipos && rtl_ok;
                 self.walk_records_before_saved_pos();

@@ -108,8 +108,9 @@ struct Walker<'a> {
     /// The end of the last sound transaction.
     last_sound_end: u64,
     skipped: u64,
-    /// The saved index and the position it covers, until it is compared.
-    saved: Option<(u64, Index)>,
+    /// The position the saved index covers (it was read without error), until it is
+    /// compared.
+    saved: Option<u64>,
     /// A sound transaction starts at the saved index's position.
     saved_pos_is_start: bool,
     /// True when a saved index was read (compared or not).

@@ -221,8 +221,8 @@ impl Walker<'_> {
     pub(super) fn walk_records_before_saved_pos(&mut self) {
         self.walk_records(&zfs_format::NoProgress);
         self.flush_pointers();
-        if let Some((ipos, saved)) = self.saved.take() {
-            self.compare_index(ipos, &saved);
+        if let Some(ipos) = self.saved.take() {
+            self.compare_index(ipos);
         }
     }
 }

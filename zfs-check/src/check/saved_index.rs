@@ -1,13 +1,15 @@
 //! The comparison of a saved `.index` with the index the file gives.
 
-use zfs_format::{Index, FIRST_TXN};
+use zfs_format::index_file::for_each_entry;
+use zfs_format::{Oid, FIRST_TXN};
 
 use super::{Finding, Kind, Walker, MAX_INDEX_FINDINGS};
 
 impl Walker<'_> {
     /// Compares the saved index (covering the file up to `ipos`) with the file's, once the
-    /// walk has reached `ipos` (the index it built covers the file up to there).
-    pub(super) fn compare_index(&mut self, ipos: u64, saved: &Index) {
+    /// walk has reached `ipos` (the index it built covers the file up to there). The saved
+    /// index is read from its file as it is compared, not held.
+    pub(super) fn compare_index(&mut self, ipos: u64) {
         let boundary = ipos == FIRST_TXN || self.saved_pos_is_start || self.last_sound_end == ipos;
         if !boundary {
             self.index_findings.push(Finding {
@@ -17,9 +19,22 @@ impl Walker<'_> {
             });
             return;
         }
-        let ours = &self.ours;
-        let mut a = saved.iter().peekable();
-        let mut b = ours.iter().peekable();
+        let Some(bytes) = self.index_bytes else {
+            return;
+        };
+        let saved_only = |o: Oid, sp: u64| Finding {
+            offset: sp,
+            kind: Kind::IndexMismatch,
+            message: format!(
+                "the saved .index has oid {o} at {sp}; the file has no record of it before {ipos}"
+            ),
+        };
+        let ours_only = |o: Oid, fp: u64| Finding {
+            offset: fp,
+            kind: Kind::IndexMismatch,
+            message: format!("the saved .index lacks oid {o}, whose current record is at {fp}"),
+        };
+        let mut b = self.ours.iter().peekable();
         let mut diffs: Vec<Finding> = Vec::new();
         let mut count = 0usize;
         let mut push = |f: Finding| {
@@ -28,57 +43,41 @@ impl Walker<'_> {
                 diffs.push(f);
             }
         };
-        loop {
-            match (a.peek().copied(), b.peek().copied()) {
-                (None, None) => break,
-                (Some((o, sp)), None) => {
-                    push(Finding {
-                        offset: sp,
-                        kind: Kind::IndexMismatch,
-                        message: format!("the saved .index has oid {o} at {sp}; the file has no record of it before {ipos}"),
-                    });
-                    a.next();
+        // Both in oid order: a merge.
+        let read = for_each_entry(bytes, |oa, sp| {
+            while let Some(&(ob, fp)) = b.peek() {
+                if ob >= oa {
+                    break;
                 }
-                (None, Some((o, fp))) => {
-                    push(Finding {
-                        offset: fp,
-                        kind: Kind::IndexMismatch,
-                        message: format!(
-                            "the saved .index lacks oid {o}, whose current record is at {fp}"
-                        ),
-                    });
-                    b.next();
-                }
-                (Some((oa, sp)), Some((ob, fp))) => {
-                    if oa < ob {
-                        push(Finding {
-                            offset: sp,
-                            kind: Kind::IndexMismatch,
-                            message: format!("the saved .index has oid {oa} at {sp}; the file has no record of it before {ipos}"),
-                        });
-                        a.next();
-                    } else if ob < oa {
+                push(ours_only(ob, fp));
+                b.next();
+            }
+            match b.peek() {
+                Some(&(ob, fp)) if ob == oa => {
+                    if sp != fp {
                         push(Finding {
                             offset: fp,
                             kind: Kind::IndexMismatch,
                             message: format!(
-                                "the saved .index lacks oid {ob}, whose current record is at {fp}"
+                                "the saved .index puts oid {oa} at {sp}; its current record is at {fp}"
                             ),
                         });
-                        b.next();
-                    } else {
-                        if sp != fp {
-                            push(Finding {
-                                offset: fp,
-                                kind: Kind::IndexMismatch,
-                                message: format!("the saved .index puts oid {oa} at {sp}; its current record is at {fp}"),
-                            });
-                        }
-                        a.next();
-                        b.next();
                     }
+                    b.next();
                 }
+                _ => push(saved_only(oa, sp)),
             }
+        });
+        if let Err(e) = read {
+            // It was read without error before the walk: it changed since.
+            push(Finding {
+                offset: 0,
+                kind: Kind::IndexUnreadable,
+                message: format!("the saved .index cannot be read: {e}"),
+            });
+        }
+        for (ob, fp) in b {
+            push(ours_only(ob, fp));
         }
         let shown = diffs.len();
         self.index_findings.extend(diffs);

@@ -48,8 +48,12 @@ pub fn run(a: CheckArgs, ctx: &Ctx) -> anyhow::Result<u8> {
             Some(p) => (p.clone(), true),
             None => (zfs_files::with_suffix(&a.file, ".index"), false),
         };
-        match std::fs::read(&p) {
-            Ok(b) => Some((p, b)),
+        // Mapped, not read into memory: the comparison reads it once, in order.
+        match std::fs::File::open(&p) {
+            Ok(f) => {
+                let map = zfs_files::Map::new(f, &p)?;
+                Some((p, map))
+            }
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(anyhow::Error::new(e).context(format!("'{}'", p.display()))),
         }
@@ -57,7 +61,7 @@ pub fn run(a: CheckArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let bar = ctx.bar();
     let opts = Options {
         quick: a.quick,
-        index: index_file.as_ref().map(|(_, b)| b.as_slice()),
+        index: index_file.as_ref().map(|(_, b)| &b[..]),
     };
     let report = check(file.bytes(), &opts, &bar);
     bar.finish();

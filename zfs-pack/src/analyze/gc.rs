@@ -1,5 +1,6 @@
 //! Phase B with garbage collection: reachability from the root and from backpointers after
-//! the pack time, the references of each level of revisions extracted on all cores.
+//! the pack time, over the references gathered in file order (see `edges.rs`); the
+//! revisions left out of those are read where they lie, on all cores.
 
 use std::borrow::Cow;
 use std::ops::Deref;
@@ -8,6 +9,7 @@ use rayon::prelude::*;
 use zfs_format::pickle::{untransform, Scanner, StringMode};
 use zfs_format::{FileStorage, Oid, Progress};
 
+use super::edges::{self, Edges};
 use super::{AnalyzeOptions, Plan};
 use crate::error::{Dangling, PackError, Result};
 use crate::oidmap::ABSENT;
@@ -20,6 +22,8 @@ const TRACE_CHUNK: usize = 4096;
 /// A reference as found in a pickle.
 enum Ref {
     Oid(u64),
+    /// An object present at the pack time, by its slot (gathered references).
+    Slot(usize),
     Raw(Vec<u8>),
 }
 
@@ -71,11 +75,16 @@ fn refs_at_file<T: Deref<Target = [u8]>>(
     scan_refs(sc, buf, oid, data_pos)
 }
 
+/// `Todo::slot` of a revision that is not the current one of its object.
+const NOT_CURRENT: usize = usize::MAX;
+
 /// A revision whose references are to be followed.
 #[derive(Clone, Copy)]
 struct Todo {
     oid: u64,
     pos: u64,
+    /// The object's slot when `pos` is its current revision, else [`NOT_CURRENT`].
+    slot: usize,
     /// Traced only because a backpointer after the pack time keeps the revision: missing
     /// targets are reported, not fatal.
     lenient: bool,
@@ -92,19 +101,33 @@ pub(super) fn gc<T: Deref<Target = [u8]> + Sync>(
     plan: &mut Plan,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let edges = edges::gather(fs, &reach.map, plan.packpos, progress)?;
+    plan.edges_bytes = edges.heap_bytes();
     progress.start_counting("tracing references", reach.map.live() as u64, "objects");
-    // Random reads: without read-ahead and fault-around, only the pages read become
-    // resident.
-    // Records are read where they lie, at random: read them with positioned reads when
-    // the file is at hand, so their pages are not mapped into this process.
+    // The records the trace reads are read where they lie, at random: read them with
+    // positioned reads when the file is at hand, so their pages are not mapped into this
+    // process.
     let file = open_for_reads(fs);
-    gc_inner(fs, file.as_ref(), reach, future, opts, plan, progress)
+    let graph = Graph {
+        fs,
+        file: file.as_ref(),
+        edges: &edges,
+    };
+    gc_inner(&graph, reach, future, opts, plan, progress)
 }
 
-/// [`gc`] with the data file for positioned reads, when it could be opened.
+/// Where the trace finds the references of a revision.
+struct Graph<'a, T: Deref<Target = [u8]>> {
+    fs: &'a FileStorage<T>,
+    /// The data file for positioned reads, when it could be opened.
+    file: Option<&'a RecordFile>,
+    /// The references gathered in file order.
+    edges: &'a Edges,
+}
+
+/// [`gc`] once the references are at hand.
 fn gc_inner<T: Deref<Target = [u8]> + Sync>(
-    fs: &FileStorage<T>,
-    file: Option<&RecordFile>,
+    graph: &Graph<'_, T>,
     reach: &mut Reach,
     future: &[(u64, u64)],
     opts: AnalyzeOptions,
@@ -120,6 +143,7 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
             roots.push(Todo {
                 oid: 0,
                 pos: reach.map.pos_at(s),
+                slot: s,
                 lenient: false,
             });
             progress.advance(1);
@@ -133,8 +157,7 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
         }),
     }
     trace(
-        fs,
-        file,
+        graph,
         reach,
         roots,
         &mut dangling,
@@ -153,6 +176,7 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
                 extra_roots.push(Todo {
                     oid,
                     pos: back,
+                    slot: NOT_CURRENT,
                     lenient: false,
                 });
             }
@@ -163,14 +187,14 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
             extra_roots.push(Todo {
                 oid,
                 pos: back,
+                slot: NOT_CURRENT,
                 lenient: true,
             });
         }
     }
     let mut extra_kept = 0;
     trace(
-        fs,
-        file,
+        graph,
         reach,
         extra_roots,
         &mut dangling,
@@ -191,12 +215,12 @@ fn gc_inner<T: Deref<Target = [u8]> + Sync>(
     Ok(())
 }
 
-/// Marks everything reachable from the references of `todo`, level by level, the
-/// references of each level extracted in parallel.
+/// Marks everything reachable from the references of `todo`, a chunk of the stack at a
+/// time: the references gathered are taken as they are, the chunk's other revisions are
+/// read on all cores.
 #[allow(clippy::too_many_arguments)]
 fn trace<T: Deref<Target = [u8]> + Sync>(
-    fs: &FileStorage<T>,
-    file: Option<&RecordFile>,
+    graph: &Graph<'_, T>,
     reach: &mut Reach,
     mut todo: Vec<Todo>,
     dangling: &mut Vec<Dangling>,
@@ -204,75 +228,128 @@ fn trace<T: Deref<Target = [u8]> + Sync>(
     lenient_marked: &mut usize,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let (fs, file) = (graph.fs, graph.file);
+    let gathered = |t: &Todo| {
+        if t.slot == NOT_CURRENT {
+            None
+        } else {
+            graph.edges.of(t.slot)
+        }
+    };
     // A stack worked a chunk at a time: it stays about as deep as the object graph times
     // its fan-out, where a breadth-first frontier would hold whole levels. The order does
     // not matter: the result is a set.
     while !todo.is_empty() {
         crate::interrupt::check(progress)?;
-        let chunk_owned = todo.split_off(todo.len().saturating_sub(TRACE_CHUNK));
-        let next = &mut todo;
-        {
-            let chunk = &chunk_owned[..];
-            let found: Vec<Result<Vec<Ref>>> = chunk
-                .par_iter()
-                .map_init(
-                    || (Scanner::new(), Vec::new()),
-                    |(sc, buf), t| match file {
-                        Some(f) => refs_at_file(fs, f, sc, buf, t.pos),
-                        None => refs_at(fs, sc, t.pos),
-                    },
-                )
-                .collect();
-            for (t, refs) in chunk.iter().zip(found) {
-                for r in refs? {
-                    let missing = |raw: Vec<u8>| Dangling {
-                        from: Oid::from_u64(t.oid),
-                        offset: t.pos,
-                        missing: raw,
-                    };
-                    let oid = match r {
-                        Ref::Oid(o) => o,
-                        Ref::Raw(raw) => {
-                            if t.lenient {
-                                lenient_dangling.push(missing(raw));
-                            } else {
-                                dangling.push(missing(raw));
-                            }
-                            continue;
-                        }
-                    };
-                    if reach.moved.contains_key(&oid) {
-                        continue;
-                    }
-                    match reach.map.slot(oid) {
-                        Some(s) if reach.map.pos_at(s) != ABSENT => {
-                            if reach.marked.set(s) {
-                                progress.advance(1);
-                                if t.lenient {
-                                    *lenient_marked += 1;
-                                }
-                                next.push(Todo {
-                                    oid,
-                                    pos: reach.map.pos_at(s),
-                                    lenient: t.lenient,
-                                });
-                            }
-                        }
-                        _ => {
-                            let d = missing(oid.to_be_bytes().to_vec());
-                            if t.lenient {
-                                lenient_dangling.push(d);
-                            } else {
-                                dangling.push(d);
-                            }
-                        }
-                    }
+        let chunk = todo.split_off(todo.len().saturating_sub(TRACE_CHUNK));
+        let read: Vec<Result<Vec<Ref>>> = chunk
+            .par_iter()
+            .filter(|t| gathered(t).is_none())
+            .map_init(
+                || (Scanner::new(), Vec::new()),
+                |(sc, buf), t| match file {
+                    Some(f) => refs_at_file(fs, f, sc, buf, t.pos),
+                    None => refs_at(fs, sc, t.pos),
+                },
+            )
+            .collect();
+        let mut read = read.into_iter();
+        let mut marker = Marker {
+            reach: &mut *reach,
+            next: &mut todo,
+            dangling: &mut *dangling,
+            lenient_dangling: &mut *lenient_dangling,
+            lenient_marked: &mut *lenient_marked,
+            progress,
+        };
+        for t in &chunk {
+            if let Some(slots) = gathered(t) {
+                for &s in slots {
+                    marker.found(t, Ref::Slot(s as usize));
                 }
+                continue;
             }
-            if file.is_none() {
-                fs.release(0, fs.len());
+            let refs = read.next().unwrap_or_else(|| Ok(Vec::new()))?;
+            for r in refs {
+                marker.found(t, r);
             }
+        }
+        if file.is_none() {
+            fs.release(0, fs.len());
         }
     }
     Ok(())
+}
+
+/// What the trace updates for each reference it finds.
+struct Marker<'a> {
+    reach: &'a mut Reach,
+    next: &'a mut Vec<Todo>,
+    dangling: &'a mut Vec<Dangling>,
+    lenient_dangling: &'a mut Vec<Dangling>,
+    lenient_marked: &'a mut usize,
+    progress: &'a dyn Progress,
+}
+
+impl Marker<'_> {
+    /// Marks the object `r` (a reference of the revision `t`) and queues its current
+    /// revision, or notes a dangling reference.
+    fn found(&mut self, t: &Todo, r: Ref) {
+        let missing = |raw: Vec<u8>| Dangling {
+            from: Oid::from_u64(t.oid),
+            offset: t.pos,
+            missing: raw,
+        };
+        let map = &self.reach.map;
+        let (oid, slot) = match r {
+            Ref::Oid(o) => (Some(o), map.slot(o)),
+            // The oid is only looked up when it is needed.
+            Ref::Slot(s) => (None, Some(s)),
+            Ref::Raw(raw) => {
+                self.dangle(t, missing(raw));
+                return;
+            }
+        };
+        let oid_of = |s: usize| oid.unwrap_or_else(|| map.oid_at(s));
+        if !self.reach.moved.is_empty() {
+            let o = match (oid, slot) {
+                (Some(o), _) => o,
+                (None, Some(s)) => oid_of(s),
+                (None, None) => return,
+            };
+            if self.reach.moved.contains_key(&o) {
+                return;
+            }
+        }
+        match slot {
+            Some(s) if map.pos_at(s) != ABSENT => {
+                if self.reach.marked.set(s) {
+                    self.progress.advance(1);
+                    if t.lenient {
+                        *self.lenient_marked += 1;
+                    }
+                    let todo = Todo {
+                        oid: oid_of(s),
+                        pos: map.pos_at(s),
+                        slot: s,
+                        lenient: t.lenient,
+                    };
+                    self.next.push(todo);
+                }
+            }
+            _ => {
+                let o = oid.or(slot.map(oid_of)).unwrap_or_default();
+                self.dangle(t, missing(o.to_be_bytes().to_vec()));
+            }
+        }
+    }
+
+    /// Notes a dangling reference of `t`: fatal unless `t` is traced leniently.
+    fn dangle(&mut self, t: &Todo, d: Dangling) {
+        if t.lenient {
+            self.lenient_dangling.push(d);
+        } else {
+            self.dangling.push(d);
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //!
 //! This module holds the scans and the decisions; `gc.rs` traces references.
 
+mod edges;
 mod gc;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,8 @@ pub struct Plan {
     pub records_before: u64,
     /// Number of transactions before the pack time.
     pub txns_before: u64,
+    /// Heap bytes of the references gathered for the trace (held during the trace only).
+    pub edges_bytes: usize,
 }
 
 /// Options of the analysis.
@@ -321,6 +324,7 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
         dangling_ignored: Vec::new(),
         records_before,
         txns_before,
+        edges_bytes: 0,
     };
     if opts.gc {
         gc::gc(fs, &mut reach, &future, opts, &mut plan, progress)?;
