@@ -15,7 +15,10 @@
 //! When the walk covers a whole map, the page cache work (reading ahead, dropping what the
 //! walk brought in) is done through the file by a thread of the stream's own, beside the
 //! walk: the walk's own threads then only parse, and no call of that thread touches this
-//! process's mappings.
+//! process's mappings. That thread reads ahead through the kernel's own sequential
+//! read-ahead (the bytes handed to `/dev/null` with `sendfile`, never copied), which fills
+//! the page cache with large folios as a plain `read` does; `POSIX_FADV_WILLNEED` fills
+//! it page by page, and every later step (mapping, dropping) then costs per page.
 
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
@@ -27,6 +30,9 @@ const PAGE: usize = 4096;
 /// Bytes asked for at once: the kernel reads at most its read-ahead window (or the
 /// device's largest request) per request and drops the rest.
 const PIECE: usize = 256 * 1024;
+/// The largest folio the page cache builds (a huge page): the walk drops whole multiples
+/// of it, since a folio only leaves the page cache whole.
+const FOLIO_MAX: usize = 2 << 20;
 
 /// A walk in file order over the bytes of a [`crate::Map`] (see the module docs). For any
 /// other bytes it does nothing.
@@ -44,6 +50,12 @@ pub struct Stream {
     ours: VecDeque<(usize, usize)>,
     /// Whether pages the walk brought in are dropped behind it.
     drop_behind: bool,
+    /// Which pieces were mostly in the page cache before the walk began (one bit per piece
+    /// from where it began), taken at the walk's first step: the read-ahead this walk sets
+    /// off fills pieces before they are asked for, and those are the walk's to drop.
+    cached_before: Option<Vec<u64>>,
+    /// Where the first piece starts.
+    first: usize,
     /// Bytes behind the walk that stay (for reads of recent records).
     lag: usize,
     /// The thread that reads ahead and drops pages through the mapped file, when the walk
@@ -54,7 +66,7 @@ pub struct Stream {
 
 /// What the advisor thread is asked to do with a range of the file.
 enum Advice {
-    /// Read it into the page cache (`POSIX_FADV_WILLNEED`).
+    /// Read it into the page cache (see the module docs).
     Read(usize, usize),
     /// Drop it from the page cache (`POSIX_FADV_DONTNEED`): clean pages no process maps.
     Drop(usize, usize),
@@ -75,17 +87,34 @@ impl Advisor {
         let thread = std::thread::Builder::new()
             .name("zfs-stream".into())
             .spawn(move || {
+                // Where the bytes read ahead go; without it (or once a read fails),
+                // `POSIX_FADV_WILLNEED` instead.
+                let mut null = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/null")
+                    .ok();
                 for a in rx {
-                    let (start, end, advice) = match a {
-                        Advice::Read(s, e) => (s, e, libc::POSIX_FADV_WILLNEED),
-                        Advice::Drop(s, e) => (s, e, libc::POSIX_FADV_DONTNEED),
-                    };
-                    // Ask in pieces the kernel honours (see PIECE).
-                    let mut at = start;
-                    while at < end {
-                        let n = PIECE.min(end - at);
-                        fadvise(&file, at, n, advice);
-                        at += n;
+                    if let (Advice::Read(s, e), Some(n)) = (&a, &null) {
+                        if read_through(&file, n, *s, *e) {
+                            continue;
+                        }
+                        null = None;
+                    }
+                    match a {
+                        Advice::Read(start, end) => {
+                            // Ask in pieces the kernel honours (see PIECE).
+                            let mut at = start;
+                            while at < end {
+                                let n = PIECE.min(end - at);
+                                fadvise(&file, at, n, libc::POSIX_FADV_WILLNEED);
+                                at += n;
+                            }
+                        }
+                        // At once: a folio only leaves the page cache when the range
+                        // covers all of it.
+                        Advice::Drop(start, end) => {
+                            fadvise(&file, start, end - start, libc::POSIX_FADV_DONTNEED);
+                        }
                     }
                 }
             })
@@ -114,6 +143,30 @@ impl Drop for Advisor {
     fn drop(&mut self) {
         self.join();
     }
+}
+
+/// Reads `start..end` of `file` into the page cache through the kernel's sequential
+/// read-ahead, handing the bytes to `null` (`/dev/null`) with `sendfile`, which copies
+/// nothing; false when the kernel refuses (the caller then asks with `posix_fadvise`).
+fn read_through(file: &std::fs::File, null: &std::fs::File, start: usize, end: usize) -> bool {
+    let Ok(mut off) = libc::off_t::try_from(start) else {
+        return false;
+    };
+    let mut left = end.saturating_sub(start);
+    while left > 0 {
+        // SAFETY: sendfile moves bytes between two descriptors we hold, from the offset we
+        // pass (the file's own position is left alone), and touches no memory of ours; past
+        // the end of a shrunk file it returns 0 instead of raising SIGBUS.
+        #[allow(unsafe_code)]
+        let n = unsafe { libc::sendfile(null.as_raw_fd(), file.as_raw_fd(), &mut off, left) };
+        match usize::try_from(n) {
+            // The end of the file.
+            Ok(0) => return true,
+            Ok(n) => left = left.saturating_sub(n),
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// `posix_fadvise` on `len` bytes of `file` from `start`; failure is harmless and ignored.
@@ -155,6 +208,8 @@ impl Stream {
             released: from,
             ours: VecDeque::new(),
             drop_behind,
+            cached_before: None,
+            first: from,
             lag: 0,
             advisor,
         }
@@ -181,11 +236,19 @@ impl Stream {
         }
         let pos = usize::try_from(pos).map_or(self.len, |p| p.min(self.len));
         let want = pos.saturating_add(self.ahead).min(self.len);
+        if self.cached_before.is_none() {
+            self.cached_before = Some(self.residency());
+        }
         // Ask for a piece only once a whole one is due, so that the kernel gets big reads.
         while self.asked < want && (want - self.asked >= PIECE || want == self.len) {
             let start = self.asked;
             let end = (start + PIECE).min(self.len);
-            if self.drop_behind && !self.mostly_cached(start, end) {
+            self.asked = end;
+            // A piece that was cached before the walk is neither read ahead nor dropped.
+            if self.was_cached(start) {
+                continue;
+            }
+            if self.drop_behind {
                 match self.ours.back_mut() {
                     Some(last) if last.1 == start => last.1 = end,
                     _ => self.ours.push_back((start, end)),
@@ -198,7 +261,6 @@ impl Stream {
             {
                 self.advise(start, end, libc::MADV_WILLNEED);
             }
-            self.asked = end;
         }
         // Behind the walk: every page leaves the process, and what the walk brought in
         // leaves the page cache: through the file once unmapped, or, without the file, by
@@ -220,8 +282,15 @@ impl Stream {
         }
     }
 
-    /// Drops from the page cache the pages before `done` that the walk brought in.
+    /// Drops from the page cache the pages before `done` that the walk brought in: through
+    /// the file, in whole multiples of the largest folio (the rest goes with the next call),
+    /// or by paging them out.
     fn drop_ours(&mut self, done: usize) {
+        let done = if self.advisor.is_some() && done < self.len {
+            done / FOLIO_MAX * FOLIO_MAX
+        } else {
+            done
+        };
         while let Some(&(start, end)) = self.ours.front() {
             if start >= done {
                 break;
@@ -254,22 +323,48 @@ impl Stream {
         }
     }
 
-    /// Whether most pages of `start..end` are in the page cache already.
-    fn mostly_cached(&self, start: usize, end: usize) -> bool {
-        let pages = (end - start).div_ceil(PAGE);
-        let mut vec = vec![0u8; pages];
-        // SAFETY: `start..end` lies inside the guarded map (checked at construction; the
-        // caller's bytes are the same map) and `vec` holds one byte per page of it, as
-        // mincore requires. mincore only reports residency.
-        #[allow(unsafe_code)]
-        let r = unsafe {
-            libc::mincore(
-                (self.base + start) as *mut libc::c_void,
-                end - start,
-                vec.as_mut_ptr(),
-            )
-        };
-        r == 0 && vec.iter().filter(|&&b| b & 1 == 1).count() * 2 > pages
+    /// Whether the piece starting at `start` was mostly in the page cache before the walk.
+    fn was_cached(&self, start: usize) -> bool {
+        let k = (start - self.first) / PIECE;
+        self.cached_before
+            .as_ref()
+            .and_then(|bits| bits.get(k / 64))
+            .is_some_and(|w| w >> (k % 64) & 1 == 1)
+    }
+
+    /// One bit per piece from `first` to the end: whether most of its pages are in the page
+    /// cache now. Asked of the kernel a few hundred pieces at a time.
+    fn residency(&self) -> Vec<u64> {
+        let pieces = (self.len - self.first).div_ceil(PIECE);
+        let mut bits = vec![0u64; pieces.div_ceil(64)];
+        const AT_ONCE: usize = 256;
+        let mut vec = vec![0u8; AT_ONCE * PIECE / PAGE];
+        for k0 in (0..pieces).step_by(AT_ONCE) {
+            let start = self.first + k0 * PIECE;
+            let end = (start + AT_ONCE * PIECE).min(self.len);
+            let pages = (end - start).div_ceil(PAGE);
+            // SAFETY: `start..end` lies inside the guarded map (checked at construction) and
+            // `vec` holds at least one byte per page of it, as mincore requires. mincore
+            // only reports residency.
+            #[allow(unsafe_code)]
+            let r = unsafe {
+                libc::mincore(
+                    (self.base + start) as *mut libc::c_void,
+                    end - start,
+                    vec.as_mut_ptr(),
+                )
+            };
+            if r != 0 {
+                continue;
+            }
+            for (j, piece) in vec[..pages].chunks(PIECE / PAGE).enumerate() {
+                if piece.iter().filter(|&&b| b & 1 == 1).count() * 2 > piece.len() {
+                    let k = k0 + j;
+                    bits[k / 64] |= 1 << (k % 64);
+                }
+            }
+        }
+        bits
     }
 
     fn advise(&self, start: usize, end: usize, advice: libc::c_int) {
@@ -385,5 +480,94 @@ mod tests {
         assert_eq!(s.released, bytes.len().div_ceil(PAGE) * PAGE);
         // The bytes read after the walk are still the file's.
         assert_eq!(&m[PIECE..PIECE + 10], &bytes[PIECE..PIECE + 10]);
+    }
+
+    /// Pages of `m` in the page cache.
+    fn resident(m: &[u8]) -> usize {
+        let mut vec = vec![0u8; m.len().div_ceil(PAGE)];
+        // SAFETY: `m` is a whole map (page-aligned start) and `vec` has a byte per page.
+        #[allow(unsafe_code)]
+        let r =
+            unsafe { libc::mincore(m.as_ptr() as *mut libc::c_void, m.len(), vec.as_mut_ptr()) };
+        assert_eq!(r, 0, "mincore");
+        vec.iter().filter(|&&b| b & 1 == 1).count()
+    }
+
+    /// Walks `m` in file order as a walker does, dropping behind; returns the byte sum.
+    fn walk(m: &crate::Map) -> u64 {
+        let mut s = Stream::new(m, 0, 2 * FOLIO_MAX as u64);
+        s.drop_behind = true;
+        let mut sum = 0u64;
+        for (i, b) in m.iter().enumerate() {
+            if i % (64 * 1024) == 0 {
+                s.advance(m, i as u64);
+            }
+            sum += u64::from(*b);
+        }
+        s.finish(m);
+        sum
+    }
+
+    #[test]
+    fn a_cold_walk_leaves_nothing_cached_and_a_warm_one_leaves_the_cache_as_it_was() {
+        // On the repository's file system, not a tmpfs: its pages can leave the cache.
+        let d = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("tempdir");
+        let p = d.path().join("f");
+        let bytes: Vec<u8> = (0..32 * FOLIO_MAX + 4321)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let want: u64 = bytes.iter().map(|&b| u64::from(b)).sum();
+        {
+            let mut f = std::fs::File::create(&p).expect("create");
+            std::io::Write::write_all(&mut f, &bytes).expect("write");
+            f.sync_all().expect("fsync");
+            fadvise(&f, 0, bytes.len(), libc::POSIX_FADV_DONTNEED);
+        }
+        let m = crate::Map::new(std::fs::File::open(&p).expect("open"), &p).expect("map");
+        let pages = m.len().div_ceil(PAGE);
+        assert_eq!(
+            resident(&m),
+            0,
+            "the file could not be dropped from the page cache"
+        );
+        // Cold: what the walk read ahead (through the kernel's read-ahead) leaves again.
+        assert_eq!(walk(&m), want);
+        assert!(
+            resident(&m) < pages / 10,
+            "{} of {pages} pages left",
+            resident(&m)
+        );
+        // Warm: every page was cached before, and stays.
+        assert_eq!(std::fs::read(&p).expect("read").len(), bytes.len());
+        assert_eq!(resident(&m), pages);
+        assert_eq!(walk(&m), want);
+        assert_eq!(resident(&m), pages);
+    }
+
+    #[test]
+    fn read_through_fills_the_page_cache_without_copying() {
+        let d = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("tempdir");
+        let p = d.path().join("f");
+        let f = {
+            let mut f = std::fs::File::create(&p).expect("create");
+            std::io::Write::write_all(&mut f, &vec![7u8; 4 * PIECE]).expect("write");
+            f.sync_all().expect("fsync");
+            fadvise(&f, 0, 4 * PIECE, libc::POSIX_FADV_DONTNEED);
+            std::fs::File::open(&p).expect("open")
+        };
+        let m = crate::Map::new(f.try_clone().expect("clone"), &p).expect("map");
+        assert_eq!(
+            resident(&m),
+            0,
+            "the file could not be dropped from the page cache"
+        );
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .expect("null");
+        assert!(read_through(&f, &null, PIECE, 3 * PIECE));
+        assert!(resident(&m[PIECE..3 * PIECE]) == 2 * PIECE / PAGE);
+        // Past the end: nothing to read, and no error.
+        assert!(read_through(&f, &null, 4 * PIECE, 5 * PIECE));
     }
 }
