@@ -102,10 +102,12 @@ def verify(db, mode):
         return False, "", repr(e)[-800:]
 
 
-def diff_dirs(a, b, mode):
-    """The first difference between two dumps, or None."""
+def diff_dirs(a, b, mode, skip=()):
+    """The first difference between two dumps (but the files in `skip`), or None."""
     names = sorted(set(os.listdir(a)) | set(os.listdir(b)))
     for n in names:
+        if n in skip:
+            continue
         if n == "sequence-raw.txt" and mode == "hf":
             # plain and --incremental zodbconvert leave different values; the property is
             # compared (sequence.txt)
@@ -239,6 +241,31 @@ for name, path, blobs in (inputs if "convert" in cases else []):
             say(False, f"convert {case}", repr(e)[-1500:])
 
 # ---------------------------------------------------------------- --pack-refs
+def refs_added_lost(a, b):
+    """The history-free object_refs_added rows only dump `b` has, when each is one that
+    RelStorage's own pre-pack loses (else None): for every object it analyses it queues
+    an insert of (zoid, tid) and then a delete of that zoid, and its batcher runs a
+    flush's deletes before its inserts; but it flushes every 1024 rows, and when the
+    insert is the last row of a flush, the delete runs in the next one and removes the
+    row. Such a row names the object's current state (zoid and tid as in object_state),
+    and `a` has no row `b` lacks."""
+    def rows(d, n):
+        return [l for l in open(os.path.join(d, n)).read().splitlines() if l]
+    ra, rb = set(rows(a, "object_refs_added.txt")), rows(b, "object_refs_added.txt")
+    extra = [x for x in rb if x not in ra]
+    if not extra or not ra <= set(rb):
+        return None
+    state = {}
+    for l in rows(a, "object_state.txt"):
+        f = l.split("\t")
+        state[f[0]] = f[1] if len(f) > 1 else None
+    for x in extra:
+        f = x.split("\t")
+        if len(f) != 2 or state.get(f[0]) != f[1]:
+            return None
+    return extra
+
+
 def rs_pack(db, mode):
     """Packs with RelStorage in this process; returns its pre-pack log lines."""
     import io
@@ -277,10 +304,18 @@ for name, path, blobs in (inputs if "packrefs" in cases else []):
             skipped = any(" 0 new transaction(s)" in x or " 0 object(s)" in x for x in lines)
             dump("po", os.path.join(work, "dump", "po"), mo)
             dump("pu", os.path.join(work, "dump", "pu"), mo)
-            d = diff_dirs(os.path.join(work, "dump", "po"), os.path.join(work, "dump", "pu"), "hf")
+            po, pu = os.path.join(work, "dump", "po"), os.path.join(work, "dump", "pu")
+            d = diff_dirs(po, pu, "hf")
+            lost = None
+            if d is not None and mode == "hf" and d.startswith("object_refs_added.txt"):
+                lost = refs_added_lost(po, pu)
+                if lost is not None:
+                    d = diff_dirs(po, pu, "hf", skip={"object_refs_added.txt"})
+            note = (f" [RelStorage's own pre-pack lost object_refs_added rows at its batch "
+                    f"boundaries, which ours keeps: {', '.join(x.replace(chr(9), ' at tid ') for x in lost)}]" if lost else "")
             say(d is None and skipped,
                 f"{case}: RelStorage's pack analyses nothing and ends with the tables of a "
-                "pack that analysed everything", d or f"pre-pack said: {lines}")
+                f"pack that analysed everything{note}", d or f"pre-pack said: {lines}")
         except Exception as e:  # noqa: BLE001
             say(False, case, repr(e)[-1500:])
 
