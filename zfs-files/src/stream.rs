@@ -94,14 +94,15 @@ impl Advisor {
                     .open("/dev/null")
                     .ok();
                 for a in rx {
-                    if let (Advice::Read(s, e), Some(n)) = (&a, &null) {
-                        if read_through(&file, n, *s, *e) {
-                            continue;
-                        }
-                        null = None;
-                    }
                     match a {
                         Advice::Read(start, end) => {
+                            if null
+                                .as_ref()
+                                .is_some_and(|n| read_through(&file, n, start, end))
+                            {
+                                continue;
+                            }
+                            null = None;
                             // Ask in pieces the kernel honours (see PIECE).
                             let mut at = start;
                             while at < end {

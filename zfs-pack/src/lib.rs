@@ -39,10 +39,10 @@
 //! those of the sequential algorithm. The state is compact: 8 bytes per object for the
 //! scan map, one bit per object for reachability, and during the trace 8 bytes per
 //! object plus 4 per reference for the gathered references; the packed file's index
-//! reuses the scan map's slots. Records read at random (tracing, backpointers) are read with `pread`, so
-//! their pages never become resident in this process. Header layouts, backpointer chains,
-//! transaction encoding and `_data_find` are `zfs_format`'s; this crate decodes no header
-//! bytes itself.
+//! reuses the scan map's slots. Records read at random (tracing, backpointers) are read
+//! with `pread`, so their pages never become resident in this process. Header layouts,
+//! backpointer chains, transaction encoding and `_data_find` are `zfs_format`'s; this
+//! crate decodes no header bytes itself.
 
 mod analyze;
 pub mod blob;

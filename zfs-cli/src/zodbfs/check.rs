@@ -48,7 +48,7 @@ pub fn run(a: CheckArgs, ctx: &Ctx) -> anyhow::Result<u8> {
             Some(p) => (p.clone(), true),
             None => (zfs_files::with_suffix(&a.file, ".index"), false),
         };
-        // Mapped, not read into memory: the comparison reads it once, in order.
+        // Mapped, not read into memory: check reads it through in order, never holding it.
         match std::fs::File::open(&p) {
             Ok(f) => {
                 let map = zfs_files::Map::new(f, &p)?;

@@ -8,7 +8,6 @@
 //! current revision refers to; the trace then reads records only for the revisions this
 //! walk leaves out (see [`gather`]), in the same order and with the same results as before.
 
-use std::borrow::Cow;
 use std::ops::Deref;
 
 use rayon::prelude::*;
@@ -123,7 +122,8 @@ pub(super) fn gather<T: Deref<Target = [u8]> + Sync>(
                 let n = *n as usize;
                 let (refs, after) = more.split_at(n);
                 rest = after;
-                match u32::try_from(edges.list.len() + n) {
+                // The entry (its count, then its slots) must end where a start can be.
+                match u32::try_from(edges.list.len() + 1 + n) {
                     Ok(end) if end < UNKNOWN => {}
                     _ => continue,
                 }
@@ -146,7 +146,6 @@ fn refs_of(sc: &mut Scanner, map: &OidMap, pickle: &[u8], slots: &mut Vec<u32>) 
     let Ok(plain) = untransform(pickle) else {
         return false;
     };
-    let plain: Cow<'_, [u8]> = plain;
     let mut refs = Vec::new();
     // The same mode as the trace's reads (see `scan_refs`).
     if sc

@@ -310,16 +310,13 @@ impl Marker<'_> {
                 return;
             }
         };
-        let oid_of = |s: usize| oid.unwrap_or_else(|| map.oid_at(s));
-        if !self.reach.moved.is_empty() {
-            let o = match (oid, slot) {
-                (Some(o), _) => o,
-                (None, Some(s)) => oid_of(s),
-                (None, None) => return,
-            };
-            if self.reach.moved.contains_key(&o) {
-                return;
-            }
+        // Every reference has its oid or its slot.
+        let oid = || {
+            oid.or_else(|| slot.map(|s| map.oid_at(s)))
+                .unwrap_or_default()
+        };
+        if !self.reach.moved.is_empty() && self.reach.moved.contains_key(&oid()) {
+            return;
         }
         match slot {
             Some(s) if map.pos_at(s) != ABSENT => {
@@ -329,7 +326,7 @@ impl Marker<'_> {
                         *self.lenient_marked += 1;
                     }
                     let todo = Todo {
-                        oid: oid_of(s),
+                        oid: oid(),
                         pos: map.pos_at(s),
                         slot: s,
                         lenient: t.lenient,
@@ -337,10 +334,7 @@ impl Marker<'_> {
                     self.next.push(todo);
                 }
             }
-            _ => {
-                let o = oid.or(slot.map(oid_of)).unwrap_or_default();
-                self.dangle(t, missing(o.to_be_bytes().to_vec()));
-            }
+            _ => self.dangle(t, missing(oid().to_be_bytes().to_vec())),
         }
     }
 
