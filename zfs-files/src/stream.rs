@@ -48,6 +48,8 @@ pub struct Stream {
     released: usize,
     /// Ranges the walk brought into the page cache, ascending, not dropped yet.
     ours: VecDeque<(usize, usize)>,
+    /// Bytes the walk asked to leave the page cache so far.
+    dropped: usize,
     /// Whether pages the walk brought in are dropped behind it.
     drop_behind: bool,
     /// Which pieces were mostly in the page cache before the walk began (one bit per piece
@@ -208,6 +210,7 @@ impl Stream {
             asked: from,
             released: from,
             ours: VecDeque::new(),
+            dropped: 0,
             drop_behind,
             cached_before: None,
             first: from,
@@ -297,6 +300,7 @@ impl Stream {
                 break;
             }
             let stop = end.min(done);
+            self.dropped += stop - start;
             let sent = self
                 .advisor
                 .as_ref()
@@ -494,8 +498,9 @@ mod tests {
         vec.iter().filter(|&&b| b & 1 == 1).count()
     }
 
-    /// Walks `m` in file order as a walker does, dropping behind; returns the byte sum.
-    fn walk(m: &crate::Map) -> u64 {
+    /// Walks `m` in file order as a walker does, dropping behind; returns the byte sum and
+    /// the bytes the walk asked to leave the page cache.
+    fn walk(m: &crate::Map) -> (u64, usize) {
         let mut s = Stream::new(m, 0, 2 * FOLIO_MAX as u64);
         s.drop_behind = true;
         let mut sum = 0u64;
@@ -506,7 +511,7 @@ mod tests {
             sum += u64::from(*b);
         }
         s.finish(m);
-        sum
+        (sum, s.dropped)
     }
 
     #[test]
@@ -532,17 +537,28 @@ mod tests {
             "the file could not be dropped from the page cache"
         );
         // Cold: what the walk read ahead (through the kernel's read-ahead) leaves again.
-        assert_eq!(walk(&m), want);
+        let (sum, dropped) = walk(&m);
+        assert_eq!(sum, want);
+        assert_eq!(dropped, bytes.len());
         assert!(
             resident(&m) < pages / 10,
             "{} of {pages} pages left",
             resident(&m)
         );
-        // Warm: every page was cached before, and stays.
+        // Warm: every page was cached before, and the walk drops none. The kernel may still
+        // reclaim a few pages for other processes meanwhile, so the residency is only
+        // required to stay near whole; a drop by the walk would take whole pieces.
         assert_eq!(std::fs::read(&p).expect("read").len(), bytes.len());
-        assert_eq!(resident(&m), pages);
-        assert_eq!(walk(&m), want);
-        assert_eq!(resident(&m), pages);
+        let before = resident(&m);
+        assert!(before > pages * 9 / 10, "{before} of {pages} pages cached");
+        let (sum, dropped) = walk(&m);
+        assert_eq!(sum, want);
+        assert_eq!(dropped, 0, "the warm walk dropped cached pages");
+        let after = resident(&m);
+        assert!(
+            after + PIECE / PAGE / 2 > before,
+            "{after} of {before} cached pages stayed"
+        );
     }
 
     #[test]
@@ -567,7 +583,9 @@ mod tests {
             .open("/dev/null")
             .expect("null");
         assert!(read_through(&f, &null, PIECE, 3 * PIECE));
-        assert!(resident(&m[PIECE..3 * PIECE]) == 2 * PIECE / PAGE);
+        // All of it, but for what the kernel may reclaim for other processes meanwhile.
+        let cached = resident(&m[PIECE..3 * PIECE]);
+        assert!(cached > 2 * PIECE / PAGE * 9 / 10, "{cached} pages cached");
         // Past the end: nothing to read, and no error.
         assert!(read_through(&f, &null, 4 * PIECE, 5 * PIECE));
     }
