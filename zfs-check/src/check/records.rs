@@ -1,8 +1,6 @@
 //! The record walk: the data records of a batch of transactions, on all cores, with the
-//! structural checks of `fstest` and, in full mode, serials; then, in file order, the
-//! pointers checked against the index as the walk builds it.
-
-use std::collections::HashMap;
+//! structural checks of `fstest` and, in full mode, serials; then the pointers checked
+//! against the index as the walk builds it, one oid's records at a time (on all cores too).
 
 use rayon::prelude::*;
 
@@ -39,6 +37,29 @@ pub(super) struct Rec {
     pub(super) prev: u64,
     /// The backpointer of a `plen == 0` record (0 for none).
     pub(super) back: u64,
+    /// Its transaction: the index of its job in the batch.
+    pub(super) job: u32,
+}
+
+/// A pointer of a record that the index does not vouch for, found by [`chain`].
+#[derive(Clone, Copy, Debug)]
+struct Unvouched {
+    /// Position of the record.
+    pos: u64,
+    /// Its oid.
+    oid: Oid,
+    /// Where the pointer points.
+    target: u64,
+    /// A backpointer (else a `prev` pointer).
+    back: bool,
+}
+
+/// What [`chain`] found for some oids: the pointers the index does not vouch for, and the
+/// oids' new positions (ascending by oid).
+#[derive(Default)]
+struct Chained {
+    unvouched: Vec<Unvouched>,
+    moved: Vec<(u64, u64)>,
 }
 
 /// What walking the records of some transactions found.
@@ -47,8 +68,8 @@ pub(super) struct Part {
     findings: Vec<Finding>,
     /// Ranges of transactions whose rest could not be delimited.
     pub(super) damaged: Vec<(u64, u64)>,
-    /// Per job of the chunk, its sound records in order.
-    pub(super) recs: Vec<Vec<Rec>>,
+    /// The sound records of the chunk's jobs, in file order.
+    pub(super) recs: Vec<Rec>,
     count: u64,
 }
 
@@ -62,11 +83,10 @@ impl Part {
         });
     }
 
-    /// Walks the data records of one transaction, stopping at the first structural error
-    /// (the rest of the transaction cannot be delimited).
-    pub(super) fn walk(&mut self, file: &[u8], quick: bool, j: &Job) {
+    /// Walks the data records of one transaction (the batch's job number `job`), stopping
+    /// at the first structural error (the rest of the transaction cannot be delimited).
+    pub(super) fn walk(&mut self, file: &[u8], quick: bool, j: &Job, job: u32) {
         let len = file.len() as u64;
-        let mut recs = Vec::new();
         let mut p = j.tpos + j.hlen;
         while p < j.tend {
             let Some(r) = RawDataHeader::decode(file, p) else {
@@ -113,34 +133,83 @@ impl Part {
                         ),
                     );
                 }
-                recs.push(Rec {
+                self.recs.push(Rec {
                     pos: p,
                     oid: r.oid,
                     prev: r.prev,
                     back: r.backpointer_in(file).unwrap_or(0),
+                    job,
                 });
             }
             p = end;
         }
-        self.recs.push(recs);
     }
 }
 
+/// The pointers of one oid's records in a batch (`group`, in file order) that the index does
+/// not vouch for, into `out`; returns the oid's last indexed position if the batch moved it.
+///
+/// A `prev` pointer is vouched for when it names the oid's last indexed record before it
+/// (`before`: the index as the batch found it, then the batch's own indexed records), or,
+/// for a second record of the oid in one transaction, the last one before that transaction.
+/// Backpointers are never vouched for.
+fn chain(
+    group: &[Rec],
+    jobs: &[Job],
+    before: Option<u64>,
+    out: &mut Vec<Unvouched>,
+) -> Option<u64> {
+    let mut last = before;
+    // The transaction of the oid's last indexed record, and the oid's last position before it.
+    let mut in_txn: Option<(u32, Option<u64>)> = None;
+    for r in group {
+        let earlier = match in_txn {
+            Some((job, b)) if job == r.job => b,
+            _ => last,
+        };
+        if r.prev != 0 && Some(r.prev) != last && Some(r.prev) != earlier {
+            out.push(Unvouched {
+                pos: r.pos,
+                oid: r.oid,
+                target: r.prev,
+                back: false,
+            });
+        }
+        if r.back != 0 {
+            out.push(Unvouched {
+                pos: r.pos,
+                oid: r.oid,
+                target: r.back,
+                back: true,
+            });
+        }
+        if jobs[r.job as usize].index_it {
+            if in_txn.is_none_or(|(job, _)| job != r.job) {
+                in_txn = Some((r.job, last));
+            }
+            last = Some(r.pos);
+        }
+    }
+    last.filter(|&l| Some(l) != before)
+}
+
 impl Walker<'_> {
-    /// Walks the records of the gathered transactions on all cores, then checks, in file
-    /// order, every pointer against the index as it stands at the record: a `prev` pointer
-    /// naming the oid's last record (before or within this transaction) is sound; any
-    /// other pointer is kept for [`Walker::flush_pointers`].
+    /// Walks the records of the gathered transactions on all cores, then checks every
+    /// pointer against the index as it stands at the record, one oid's records at a time
+    /// (see [`chain`]); the pointers the index does not vouch for are kept, in file order,
+    /// for [`Walker::flush_pointers`].
     pub(super) fn walk_records(&mut self, progress: &dyn Progress) {
         let (file, quick) = (self.file, self.quick);
         let jobs = std::mem::take(&mut self.jobs);
         self.job_bytes = 0;
         let parts: Vec<Part> = jobs
             .par_chunks(JOB_CHUNK)
-            .map(|chunk| {
+            .enumerate()
+            .map(|(c, chunk)| {
                 let mut part = Part::default();
-                for j in chunk {
-                    part.walk(file, quick, j);
+                for (i, j) in chunk.iter().enumerate() {
+                    let job = u32::try_from(c * JOB_CHUNK + i).expect("a batch's jobs fit in u32");
+                    part.walk(file, quick, j, job);
                 }
                 if let (Some(first), Some(last)) = (chunk.first(), chunk.last()) {
                     progress.advance(last.tend + 8 - first.tpos);
@@ -148,42 +217,41 @@ impl Walker<'_> {
                 part
             })
             .collect();
-        let mut updates = IndexBuilder::new();
-        // oid → its last record in this batch, and its last record before the current
-        // transaction.
-        let mut latest: HashMap<Oid, u64> = HashMap::new();
-        let mut before_txn: Vec<(Oid, Option<u64>)> = Vec::new();
-        let mut jobs_done = jobs.iter();
-        for part in parts {
-            self.findings.extend(part.findings);
-            self.damaged.extend(part.damaged);
+        let mut recs = Vec::with_capacity(parts.iter().map(|p| p.recs.len()).sum());
+        for mut part in parts {
+            self.findings.append(&mut part.findings);
+            self.damaged.append(&mut part.damaged);
             self.record_count += part.count;
-            for recs in part.recs {
-                let job = jobs_done.next().expect("one record list per job");
-                before_txn.clear();
-                for r in recs {
-                    let last = latest.get(&r.oid).copied().or_else(|| self.ours.get(r.oid));
-                    let earlier = before_txn
-                        .iter()
-                        .find(|(o, _)| *o == r.oid)
-                        .map_or(last, |(_, b)| *b);
-                    if r.prev != 0 && Some(r.prev) != last && Some(r.prev) != earlier {
-                        self.pointer(r.pos, r.oid, r.prev, false);
-                    }
-                    if r.back != 0 {
-                        self.pointer(r.pos, r.oid, r.back, true);
-                    }
-                    if job.index_it {
-                        if !before_txn.iter().any(|(o, _)| *o == r.oid) {
-                            before_txn.push((r.oid, last));
-                        }
-                        latest.insert(r.oid, r.pos);
-                        updates.insert(r.oid, r.pos);
-                    }
-                }
-            }
+            recs.append(&mut part.recs);
         }
-        self.ours.apply(updates);
+        // Each oid's records together, in file order (positions are unique).
+        recs.par_sort_unstable_by_key(|r| (r.oid.as_u64(), r.pos));
+        let ours = &self.ours;
+        let jobs_ref = &jobs;
+        let found: Vec<Chained> = recs
+            .par_chunk_by(|a, b| a.oid == b.oid)
+            .fold(Chained::default, |mut c, group| {
+                let Some(oid) = group.first().map(|r| r.oid) else {
+                    return c;
+                };
+                if let Some(l) = chain(group, jobs_ref, ours.get(oid), &mut c.unvouched) {
+                    c.moved.push((oid.as_u64(), l));
+                }
+                c
+            })
+            .collect();
+        let mut unvouched = Vec::new();
+        let mut moved = Vec::new();
+        for mut c in found {
+            unvouched.append(&mut c.unvouched);
+            moved.append(&mut c.moved);
+        }
+        // In file order, a record's `prev` pointer before its backpointer, as reported.
+        unvouched.sort_unstable_by_key(|u| (u.pos, u.back));
+        for u in unvouched {
+            self.pointer(u.pos, u.oid, u.target, u.back);
+        }
+        self.ours.apply(IndexBuilder::from_pairs(moved));
         self.damaged.sort_unstable();
         if let Some(last) = jobs.last() {
             // Undo points mostly to recent revisions (within a few megabytes): read the

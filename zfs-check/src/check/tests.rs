@@ -230,12 +230,12 @@ fn exact_pointer_findings(file: &[u8]) -> Vec<(u64, Kind)> {
         }
     }
     let mut part = Part::default();
-    for j in &w.jobs {
-        part.walk(file, false, j);
+    for (i, j) in w.jobs.iter().enumerate() {
+        part.walk(file, false, j, u32::try_from(i).expect("jobs fit in u32"));
     }
     w.damaged.extend(part.damaged);
     w.damaged.sort_unstable();
-    let recs: Vec<Rec> = part.recs.into_iter().flatten().collect();
+    let recs: Vec<Rec> = part.recs;
     let oid_at: HashMap<u64, Oid> = recs.iter().map(|r| (r.pos, r.oid)).collect();
     let mut out = Vec::new();
     for r in &recs {
