@@ -464,6 +464,10 @@ fn push_code_point(out: &mut Vec<u8>, cp: u32) {
 /// Whether `s` is UTF-8 as Python's decoder with `surrogatepass` accepts it: strict UTF-8
 /// plus encoded surrogates.
 pub(super) fn is_utf8_surrogatepass(mut s: &[u8]) -> bool {
+    // Strict UTF-8 is the common case, checked with wide vector instructions.
+    if simdutf8::basic::from_utf8(s).is_ok() {
+        return true;
+    }
     loop {
         match std::str::from_utf8(s) {
             Ok(_) => return true,
