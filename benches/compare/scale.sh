@@ -8,7 +8,8 @@
 # live database grows, and cut off again), then runs on each, one after the other:
 #   dd-read (the disk's sequential read rate: `dd` of the file, caches dropped, inside the
 #   limit) and dd-write (2 GiB copied with fsync: its write rate), then
-#   reindex, check, refs, stats, pack (GC), pack-nogc, and the repozo chain: full backup,
+#   reindex, check, refs, stats, pack (GC), pack-nogc (each given the saved .index a live
+#   database has beside its file), and the repozo chain: full backup,
 #   incremental (default mode: it checksums the repository and the source), verify, restore,
 # each in three modes:
 #   free     no memory limit, file read beforehand: the reference outputs;
@@ -138,6 +139,9 @@ for size in $sizes; do
                 mkdir -p "$d"
                 # A hard link: the pack never writes its input (it renames it to .old).
                 ln "$file" "$d/Data.fs"
+                # A live database has its saved index beside it (ZODB writes it on close).
+                [[ -f "$file.index" ]] || "$bin/zodbfs" -q reindex "$file"
+                cp "$file.index" "$d/Data.fs.index"
                 packed=$((S / 2))
                 [[ -n "${ref[$job-size]:-}" ]] && packed="${ref[$job-size]}"
                 measure "$job ${size}G" "$mode" --bytes-read "$S" --bytes-written "$packed" -- \

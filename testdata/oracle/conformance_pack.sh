@@ -71,6 +71,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 here, work, corpus = sys.argv[1:4]
@@ -290,10 +291,19 @@ def step(name, a, b, when, gc, keep_old=True):
     return not why, name, "; ".join(why)
 
 
+def name_crc(text):
+    return zlib.crc32(text.encode())
+
+
 def case(name, src, blobs, when, gc, keep_old=True, zlib=False):
     d = os.path.join(work, "case", name.split(" [")[0].replace("/", "_").replace(" ", "_"))
     a = Side(os.path.join(d, "zodb"), src, blobs, zlib)
     b = Side(os.path.join(d, "ours"), src, blobs)
+    if gc and name_crc(name) % 2:
+        # Half the cases with GC give our packer the saved index a live database has
+        # beside its file (its scan then gathers the references; the result must not
+        # change). A file `reindex` refuses (damage) goes without one.
+        subprocess.run(zodbfs + ["--quiet", "reindex", b.fs], capture_output=True)
     r = step(name, a, b, when, gc, keep_old)
     if r[0]:
         shutil.rmtree(d, ignore_errors=True)

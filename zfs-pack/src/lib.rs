@@ -292,8 +292,17 @@ where
     Ok(true)
 }
 
+/// The index saved beside `path`, if it can be read.
+fn saved_index(path: &Path) -> Option<zfs_format::Index> {
+    let index_path = zfs_files::with_suffix(path, ".index");
+    let file = fs::File::open(&index_path).ok()?;
+    let bytes = zfs_files::Map::new(file, &index_path).ok()?;
+    zfs_format::index_file::load_index(&bytes)
+        .ok()
+        .map(|(_, index)| index)
+}
+
 /// Packs the FileStorage at `path`.
-///
 /// Takes the database lock (`<path>.lock`) first, unless `dry_run`, and fails with
 /// [`PackError::Locked`] while a ZODB has the database open. On any error the original
 /// file is unchanged and no temporary file is left.
@@ -384,7 +393,9 @@ where
     let analysis = if end <= 4 {
         analyze::Analysis::Empty
     } else {
-        analyze::analyze(fs, end, aopts, progress)?
+        // The saved index, read as it is: it only guides the scan (see `analyze`).
+        let hint = opts.gc.then(|| saved_index(path)).flatten();
+        analyze::analyze(fs, end, aopts, hint, progress)?
     };
     report.timings.push(("analysis", t0.elapsed()));
     let old = zfs_files::with_suffix(path, ".old");

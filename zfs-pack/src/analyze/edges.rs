@@ -7,12 +7,17 @@
 //! file order reads each page once and keeps, per object, the slots of the objects its
 //! current revision refers to; the trace then reads records only for the revisions this
 //! walk leaves out (see [`gather`]), in the same order and with the same results as before.
+//!
+//! When the storage has a saved `.index`, the scan to the pack time gathers already (see
+//! [`Early`]): the revisions that index names as current are, when the pack time is after
+//! the index's, the current ones at the pack time too, and the separate walk is needed only
+//! when too many are left out.
 
 use std::ops::Deref;
 
 use rayon::prelude::*;
 use zfs_format::pickle::{untransform, Scanner, StringMode};
-use zfs_format::{FileStorage, Payload, Progress, Tid};
+use zfs_format::{FileStorage, Index, Oid, Payload, Progress, Tid};
 
 use super::{Walker, CHUNK};
 use crate::error::Result;
@@ -47,6 +52,150 @@ impl Edges {
     pub(super) fn heap_bytes(&self) -> usize {
         self.start.capacity() * 4 + self.list.capacity() * 4
     }
+
+    /// Adds the entries of a part, `(slot, count, the count's slots)` after one another.
+    fn add(&mut self, part: &[u32]) {
+        let mut rest = part;
+        while let [slot, n, more @ ..] = rest {
+            let n = *n as usize;
+            let Some((refs, after)) = more.split_at_checked(n) else {
+                break;
+            };
+            rest = after;
+            // The entry (its count, then its slots) must end where a start can be.
+            match u32::try_from(self.list.len() + 1 + n) {
+                Ok(end) if end < UNKNOWN => {}
+                _ => continue,
+            }
+            let Some(start) = self.start.get_mut(*slot as usize) else {
+                continue;
+            };
+            *start = self.list.len() as u32;
+            self.list.push(n as u32);
+            self.list.extend_from_slice(refs);
+        }
+    }
+
+    /// Slots present in `map` whose references are not gathered.
+    pub(super) fn missing(&self, map: &OidMap) -> usize {
+        (0..map.slots())
+            .filter(|&s| map.pos_at(s) != ABSENT && self.start.get(s) == Some(&UNKNOWN))
+            .count()
+    }
+}
+
+/// References gathered by the scan to the pack time, before the pack time's map exists:
+/// for each revision a saved index names as current, the index's slots of the objects it
+/// refers to. [`Early::into_edges`] keeps those that are current at the pack time too.
+#[derive(Debug)]
+pub(super) struct Early {
+    hint: Index,
+    edges: Edges,
+}
+
+impl Early {
+    /// Gathering for the revisions `hint` names; `None` when its slots do not fit 32 bits.
+    pub(super) fn new(hint: Index) -> Option<Early> {
+        u32::try_from(hint.len()).ok()?;
+        let edges = Edges {
+            start: vec![UNKNOWN; hint.len()],
+            list: Vec::new(),
+        };
+        Some(Early { hint, edges })
+    }
+
+    /// Appends to `out` the entry of the record of `oid` at `pos` (see [`Edges::add`]) when
+    /// the hint names it as current and its references can be read.
+    pub(super) fn record(
+        &self,
+        sc: &mut Scanner,
+        slots: &mut Vec<u32>,
+        oid: Oid,
+        pos: u64,
+        payload: &Payload<'_>,
+        out: &mut Vec<u32>,
+    ) {
+        let Some(slot) = self.hint.slot(oid) else {
+            return;
+        };
+        let Payload::Data(bytes) = payload else {
+            return;
+        };
+        if self.hint.pos_at(slot) != pos {
+            return;
+        }
+        let hint = &self.hint;
+        if refs_of(sc, bytes, slots, |o| hint.slot(o)) {
+            push_entry(out, slot, slots);
+        }
+    }
+
+    /// Adds what [`Early::record`] found for a part of the scan.
+    pub(super) fn add(&mut self, part: &[u32]) {
+        self.edges.add(part);
+    }
+
+    /// The gathered references as slots of `map` (the pack time's): an entry is kept when
+    /// its revision is the current one in `map` and every object it refers to is present
+    /// there; the others are left out, as [`gather`] leaves them.
+    pub(super) fn into_edges(self, map: &OidMap) -> Edges {
+        let Early { hint, edges } = self;
+        let Edges {
+            mut start,
+            mut list,
+        } = edges;
+        // The hint's slots as `map`'s (both in oid order): present objects only. Entries of
+        // revisions that are not current in `map` are forgotten on the way.
+        let mut present = vec![UNKNOWN; hint.len()];
+        let mut m = map.iter().enumerate().peekable();
+        for (i, (oid, pos)) in hint.iter().enumerate() {
+            let oid = oid.as_u64();
+            while m.next_if(|&(_, (o, _))| o < oid).is_some() {}
+            let mut current = false;
+            if let Some(&(slot, (o, mpos))) = m.peek() {
+                if o == oid && mpos != ABSENT {
+                    present[i] = u32::try_from(slot).unwrap_or(UNKNOWN);
+                    current = mpos == pos;
+                }
+            }
+            if !current {
+                start[i] = UNKNOWN;
+            }
+        }
+        drop(hint);
+        let mut out = vec![UNKNOWN; map.slots()];
+        for (i, &at) in start.iter().enumerate() {
+            if at == UNKNOWN {
+                continue;
+            }
+            let at = at as usize;
+            let Some(&n) = list.get(at) else {
+                continue;
+            };
+            let Some(refs) = list.get_mut(at + 1..at + 1 + n as usize) else {
+                continue;
+            };
+            let mut all = true;
+            for r in refs.iter_mut() {
+                *r = present.get(*r as usize).copied().unwrap_or(UNKNOWN);
+                all &= *r != UNKNOWN;
+            }
+            if all {
+                out[present[i] as usize] = at as u32;
+            }
+        }
+        list.shrink_to_fit();
+        Edges { start: out, list }
+    }
+}
+
+/// Appends `(slot, count, slots)` to `out`, when the numbers fit 32 bits.
+fn push_entry(out: &mut Vec<u32>, slot: usize, slots: &[u32]) {
+    if let (Ok(s), Ok(n)) = (u32::try_from(slot), u32::try_from(slots.len())) {
+        out.push(s);
+        out.push(n);
+        out.extend_from_slice(slots);
+    }
 }
 
 /// Walks `[4, packpos)` in file order and gathers the references of each revision that is
@@ -54,16 +203,19 @@ impl Edges {
 /// finds, as it always did) when it is a backpointer, its pickle cannot be read, or it
 /// refers to anything but an object present at the pack time: what is gathered never
 /// needs an error or a dangling reference reported.
+///
+/// The revisions whose references `base` (of `map`'s slots) holds already are not read again.
 pub(super) fn gather<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     map: &OidMap,
     packpos: u64,
+    base: Option<Edges>,
     progress: &dyn Progress,
 ) -> Result<Edges> {
-    let mut edges = Edges {
+    let mut edges = base.unwrap_or_else(|| Edges {
         start: vec![UNKNOWN; map.slots()],
         list: Vec::new(),
-    };
+    });
     // Slots are stored in 32 bits; the index's own layout holds no more than that.
     if u32::try_from(map.slots()).is_err() {
         return Ok(edges);
@@ -91,21 +243,15 @@ pub(super) fn gather<T: Deref<Target = [u8]> + Sync>(
                             let Some(slot) = map.slot(r.oid.as_u64()) else {
                                 continue;
                             };
-                            if map.pos_at(slot) != r.pos {
+                            if map.pos_at(slot) != r.pos || edges.start.get(slot) != Some(&UNKNOWN)
+                            {
                                 continue;
                             }
                             let Payload::Data(bytes) = r.payload else {
                                 continue;
                             };
-                            if refs_of(sc, map, bytes, slots) {
-                                let (Ok(s), Ok(n)) =
-                                    (u32::try_from(slot), u32::try_from(slots.len()))
-                                else {
-                                    continue;
-                                };
-                                out.push(s);
-                                out.push(n);
-                                out.extend_from_slice(slots);
+                            if refs_of(sc, bytes, slots, |o| present(map, o)) {
+                                push_entry(&mut out, slot, slots);
                             }
                         }
                         done += t.tlen() + 8;
@@ -116,21 +262,7 @@ pub(super) fn gather<T: Deref<Target = [u8]> + Sync>(
             )
             .collect();
         for part in parts {
-            let part = part?;
-            let mut rest = &part[..];
-            while let [slot, n, more @ ..] = rest {
-                let n = *n as usize;
-                let (refs, after) = more.split_at(n);
-                rest = after;
-                // The entry (its count, then its slots) must end where a start can be.
-                match u32::try_from(edges.list.len() + 1 + n) {
-                    Ok(end) if end < UNKNOWN => {}
-                    _ => continue,
-                }
-                edges.start[*slot as usize] = edges.list.len() as u32;
-                edges.list.push(n as u32);
-                edges.list.extend_from_slice(refs);
-            }
+            edges.add(&part?);
         }
         stream.advance(fs.bytes(), walker.it.pos());
     }
@@ -139,9 +271,19 @@ pub(super) fn gather<T: Deref<Target = [u8]> + Sync>(
     Ok(edges)
 }
 
-/// Fills `slots` with the slots of the objects `pickle` refers to, in order; false when
-/// one of them cannot be read or is not present in `map` (the trace reads the record).
-fn refs_of(sc: &mut Scanner, map: &OidMap, pickle: &[u8], slots: &mut Vec<u32>) -> bool {
+/// The slot of `oid` in `map` when the object is present there.
+fn present(map: &OidMap, oid: Oid) -> Option<usize> {
+    map.slot(oid.as_u64()).filter(|&s| map.pos_at(s) != ABSENT)
+}
+
+/// Fills `slots` with the slots (`slot_of`) of the objects `pickle` refers to, in order;
+/// false when one of them cannot be read or has no slot (the trace reads the record).
+fn refs_of(
+    sc: &mut Scanner,
+    pickle: &[u8],
+    slots: &mut Vec<u32>,
+    slot_of: impl Fn(Oid) -> Option<usize>,
+) -> bool {
     slots.clear();
     let Ok(plain) = untransform(pickle) else {
         return false;
@@ -155,15 +297,12 @@ fn refs_of(sc: &mut Scanner, map: &OidMap, pickle: &[u8], slots: &mut Vec<u32>) 
         return false;
     }
     for r in &refs {
-        let Some(oid) = zfs_format::Oid::from_slice(r) else {
+        let Some(slot) = Oid::from_slice(r).and_then(&slot_of) else {
             return false;
         };
-        match map.slot(oid.as_u64()) {
-            Some(s) if map.pos_at(s) != ABSENT => match u32::try_from(s) {
-                Ok(s) => slots.push(s),
-                Err(_) => return false,
-            },
-            _ => return false,
+        match u32::try_from(slot) {
+            Ok(s) => slots.push(s),
+            Err(_) => return false,
         }
     }
     true
@@ -203,12 +342,13 @@ mod tests {
                 gc: false,
                 allow_dangling: false,
             };
-            let Analysis::Work(plan) = analyze(&fs, fs.len(), opts, &NoProgress).expect("analyze")
+            let Analysis::Work(plan) =
+                analyze(&fs, fs.len(), opts, None, &NoProgress).expect("analyze")
             else {
                 panic!("nothing to pack");
             };
             let map = &plan.reach.map;
-            let edges = gather(&fs, map, plan.packpos, &NoProgress).expect("gather");
+            let edges = gather(&fs, map, plan.packpos, None, &NoProgress).expect("gather");
             let mut sc = Scanner::new();
             let (mut gathered, mut left) = (0, 0);
             for slot in 0..map.slots() {
@@ -246,6 +386,111 @@ mod tests {
             assert!(gathered > 1000, "seed {seed}: {gathered} gathered");
             assert!(left > 0, "seed {seed}: none left to the trace");
             assert!(edges.heap_bytes() >= map.slots() * 4);
+        }
+    }
+
+    /// What the scan gathers with a saved index's help, kept for the pack time's map, is
+    /// what the walk gathers; the walk given it as a base gathers the same as alone. With
+    /// the index of the whole file and a pack time before its end, revisions replaced after
+    /// the pack time are left out by the scan; with a stale index (of the file's first
+    /// half), the revisions it names that are no longer current are left out too.
+    #[test]
+    fn early_references_are_the_walks() {
+        for (seed, cut, stale) in [
+            (5, false, false),
+            (5, true, false),
+            (13, true, false),
+            (7, false, true),
+        ] {
+            let cfg = Config {
+                seed,
+                size: Some(3 << 20),
+                dangling: 4,
+                ..Config::default()
+            };
+            let mut bytes = Vec::new();
+            let sum = generate(&cfg, &mut bytes, &NoProgress).expect("generate");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("Data.fs");
+            std::fs::write(&path, &bytes).expect("write");
+            let fs = FileStorage::open(&path).expect("open");
+            let txns: Vec<(u64, Tid)> = fs
+                .transactions_from(zfs_format::FIRST_TXN)
+                .map(|t| t.expect("txn"))
+                .map(|t| (t.pos(), t.tid()))
+                .collect();
+            let tids: Vec<Tid> = txns.iter().map(|t| t.1).collect();
+            let hint = if stale {
+                let half = dir.path().join("half.fs");
+                let cut_at = txns[txns.len() / 2].0 as usize;
+                std::fs::write(&half, &bytes[..cut_at]).expect("write");
+                let half = FileStorage::open(&half).expect("open");
+                zfs_format::scan::build_index(&half, &NoProgress)
+            } else {
+                zfs_format::scan::build_index(&fs, &NoProgress)
+            }
+            .expect("index")
+            .index;
+            // The pack time: after the last transaction, or that of the middle one.
+            let stop = if cut {
+                tids[tids.len() / 2]
+            } else {
+                Tid::from_u64(sum.last_tid.as_u64() + 1)
+            };
+            let opts = AnalyzeOptions {
+                stop,
+                gc: false,
+                allow_dangling: false,
+            };
+            let Analysis::Work(plan) =
+                analyze(&fs, fs.len(), opts, None, &NoProgress).expect("analyze")
+            else {
+                panic!("nothing to pack");
+            };
+            let map = &plan.reach.map;
+            let mut early = Early::new(hint).expect("early");
+            let mut sc = Scanner::new();
+            let (mut slots, mut out) = (Vec::new(), Vec::new());
+            for t in fs.transactions_from(zfs_format::FIRST_TXN) {
+                let t = t.expect("txn");
+                if t.pos() >= plan.packpos {
+                    break;
+                }
+                for r in t.records() {
+                    let r = r.expect("record");
+                    early.record(&mut sc, &mut slots, r.oid, r.pos, &r.payload, &mut out);
+                }
+            }
+            early.add(&out);
+            let early = early.into_edges(map);
+            let walked = gather(&fs, map, plan.packpos, None, &NoProgress).expect("gather");
+            let mut from_scan = 0;
+            for slot in 0..map.slots() {
+                if let Some(refs) = early.of(slot) {
+                    assert_eq!(Some(refs), walked.of(slot), "seed {seed} slot {slot}");
+                    from_scan += 1;
+                }
+            }
+            let missing = early.missing(map);
+            let both = gather(&fs, map, plan.packpos, Some(early), &NoProgress).expect("gather");
+            for slot in 0..map.slots() {
+                assert_eq!(both.of(slot), walked.of(slot), "seed {seed} slot {slot}");
+            }
+            assert!(
+                from_scan > 100,
+                "seed {seed}: {from_scan} gathered by the scan"
+            );
+            let left = walked.missing(map);
+            if cut || stale {
+                // Objects changed after the pack time (or after the index's) have another
+                // current revision then.
+                assert!(
+                    missing > left,
+                    "seed {seed}: {missing} missing, {left} by the walk"
+                );
+            } else {
+                assert_eq!(missing, left, "seed {seed}");
+            }
         }
     }
 }

@@ -99,9 +99,16 @@ pub(super) fn gc<T: Deref<Target = [u8]> + Sync>(
     future: &[(u64, u64)],
     opts: AnalyzeOptions,
     plan: &mut Plan,
+    early: Option<Edges>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let edges = edges::gather(fs, &reach.map, plan.packpos, progress)?;
+    // The references the scan gathered serve unless too many revisions were left out
+    // (the pack time long before the saved index's, or no index): a walk in file order then
+    // gathers the rest.
+    let edges = match early {
+        Some(e) if e.missing(&reach.map) <= reach.map.live() / MISSING_SHARE => e,
+        base => edges::gather(fs, &reach.map, plan.packpos, base, progress)?,
+    };
     plan.edges_bytes = edges.heap_bytes();
     progress.start_counting("tracing references", reach.map.live() as u64, "objects");
     // The records the trace reads are read where they lie, at random: read them with
@@ -115,6 +122,10 @@ pub(super) fn gc<T: Deref<Target = [u8]> + Sync>(
     };
     gc_inner(&graph, reach, future, opts, plan, progress)
 }
+
+/// The share of present objects (one in this many) whose references, when left out by the
+/// scan, the trace reads itself rather than walking the file again.
+const MISSING_SHARE: usize = 16;
 
 /// Where the trace finds the references of a revision.
 struct Graph<'a, T: Deref<Target = [u8]>> {

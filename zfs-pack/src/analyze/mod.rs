@@ -12,8 +12,11 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 
 use rayon::prelude::*;
+use zfs_format::pickle::Scanner;
 use zfs_format::repr::id_repr;
-use zfs_format::{DataRecord, FileStorage, Payload, Progress, Status, Tid, Transaction};
+use zfs_format::{DataRecord, FileStorage, Index, Payload, Progress, Status, Tid, Transaction};
+
+use edges::{Early, Edges};
 
 use crate::error::{Dangling, Result};
 use crate::oidmap::{Bits, OidMap, ABSENT};
@@ -178,18 +181,26 @@ struct ScanPart {
     pairs: Vec<(u64, u64)>,
     records: u64,
     any_indexed: bool,
+    /// References gathered early (see [`Early::record`]).
+    edges: Vec<u32>,
 }
 
 /// Backpointers into the packed region found in a chunk, and whether it held records.
 type FuturePart = (Vec<(u64, u64)>, bool);
 
 /// Runs phases A and B over the committed part `[4, end)` of `fs`.
+///
+/// `hint`, the storage's saved index if it has one, lets the scan to the pack time gather
+/// the references the trace needs (see `edges.rs`); any index, even a stale one, gives the
+/// same result, only the time taken differs.
 pub fn analyze<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     end: u64,
     opts: AnalyzeOptions,
+    hint: Option<Index>,
     progress: &dyn Progress,
 ) -> Result<Analysis> {
+    let mut early = hint.filter(|_| opts.gc).and_then(Early::new);
     // Phase A: the scan to the pack time.
     progress.start("scanning to the pack time", end.saturating_sub(4));
     let mut map = OidMap::new();
@@ -215,31 +226,41 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
             last_status = Some(t.status());
         }
         txns_before += batch.len() as u64;
+        let early_ref = early.as_ref();
         let parts: Vec<Result<ScanPart>> = batch
             .par_chunks(CHUNK)
-            .map(|chunk| {
-                let mut part = ScanPart::default();
-                let mut done = 0;
-                for t in chunk {
-                    for r in t.records() {
-                        let r = r?;
-                        check_data(fs, &r)?;
-                        let keep = !matches!(r.payload, Payload::Backpointer(0));
-                        part.pairs
-                            .push((r.oid.as_u64(), if keep { r.pos } else { ABSENT }));
-                        part.records += 1;
-                        if t.status() != Status::Undone {
-                            part.any_indexed = true;
+            .map_init(
+                || (Scanner::new(), Vec::new()),
+                |(sc, slots), chunk| {
+                    let mut part = ScanPart::default();
+                    let mut done = 0;
+                    for t in chunk {
+                        for r in t.records() {
+                            let r = r?;
+                            check_data(fs, &r)?;
+                            if let Some(e) = early_ref {
+                                e.record(sc, slots, r.oid, r.pos, &r.payload, &mut part.edges);
+                            }
+                            let keep = !matches!(r.payload, Payload::Backpointer(0));
+                            part.pairs
+                                .push((r.oid.as_u64(), if keep { r.pos } else { ABSENT }));
+                            part.records += 1;
+                            if t.status() != Status::Undone {
+                                part.any_indexed = true;
+                            }
                         }
+                        done += t.tlen() + 8;
                     }
-                    done += t.tlen() + 8;
-                }
-                progress.advance(done);
-                Ok(part)
-            })
+                    progress.advance(done);
+                    Ok(part)
+                },
+            )
             .collect();
         for p in parts {
             let p = p?;
+            if let Some(e) = &mut early {
+                e.add(&p.edges);
+            }
             pending.extend_from_slice(&p.pairs);
             records_before += p.records;
             any_indexed |= p.any_indexed;
@@ -327,7 +348,8 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
         edges_bytes: 0,
     };
     if opts.gc {
-        gc::gc(fs, &mut reach, &future, opts, &mut plan, progress)?;
+        let early: Option<Edges> = early.map(|e| e.into_edges(&reach.map));
+        gc::gc(fs, &mut reach, &future, opts, &mut plan, early, progress)?;
     } else {
         no_gc_future(fs, &mut reach, &future)?;
     }
