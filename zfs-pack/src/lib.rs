@@ -222,8 +222,29 @@ fn sync_dir(p: &Path) -> Result<()> {
 
 /// Walks the headers to the end of the last committed transaction (ZODB's `_pos`),
 /// streaming through the file (`FileStorage::end`).
-fn committed_end<T: std::ops::Deref<Target = [u8]>>(fs: &FileStorage<T>) -> Result<End> {
-    Ok(fs.end()?)
+///
+/// With a saved index that is sane for the file (ZODB's test when it opens a storage), only
+/// the transactions after the index's position are walked, as ZODB does: the scans that
+/// follow walk the rest and fail on damage there.
+fn committed_end<T: std::ops::Deref<Target = [u8]>>(
+    fs: &FileStorage<T>,
+    saved: Option<&(u64, zfs_format::Index)>,
+) -> Result<End> {
+    let Some((ipos, index)) = saved else {
+        return Ok(fs.end()?);
+    };
+    let Some(ltid) = zfs_format::index_file::check_sanity(fs, index, *ipos) else {
+        return Ok(fs.end()?);
+    };
+    let mut it = fs.transactions_from(*ipos);
+    for t in it.by_ref() {
+        t?;
+    }
+    let mut end = it.finish();
+    if end.transactions == 0 {
+        end.last_complete_tid = ltid;
+    }
+    Ok(end)
 }
 
 /// Words for why the committed data ends before the end of the file.
@@ -292,14 +313,12 @@ where
     Ok(true)
 }
 
-/// The index saved beside `path`, if it can be read.
-fn saved_index(path: &Path) -> Option<zfs_format::Index> {
+/// The index saved beside `path` and the position it covers, if it can be read.
+fn saved_index(path: &Path) -> Option<(u64, zfs_format::Index)> {
     let index_path = zfs_files::with_suffix(path, ".index");
     let file = fs::File::open(&index_path).ok()?;
     let bytes = zfs_files::Map::new(file, &index_path).ok()?;
-    zfs_format::index_file::load_index(&bytes)
-        .ok()
-        .map(|(_, index)| index)
+    zfs_format::index_file::load_index(&bytes).ok()
 }
 
 /// Packs the FileStorage at `path`.
@@ -345,7 +364,10 @@ where
     T: std::ops::Deref<Target = [u8]> + Sync,
 {
     let t0 = Instant::now();
-    let walked = committed_end(fs)?;
+    // The saved index, read as it is: it only saves work (see `committed_end` and
+    // `analyze`).
+    let saved = saved_index(path);
+    let walked = committed_end(fs, saved.as_ref())?;
     let end = walked.pos.max(if fs.is_empty() { 0 } else { 4 });
     let tail = fs.len().saturating_sub(end);
     if tail > 0 {
@@ -393,8 +415,7 @@ where
     let analysis = if end <= 4 {
         analyze::Analysis::Empty
     } else {
-        // The saved index, read as it is: it only guides the scan (see `analyze`).
-        let hint = opts.gc.then(|| saved_index(path)).flatten();
+        let hint = saved.filter(|_| opts.gc).map(|(_, index)| index);
         analyze::analyze(fs, end, aopts, hint, progress)?
     };
     report.timings.push(("analysis", t0.elapsed()));

@@ -132,6 +132,15 @@ impl<'a, T: Deref<Target = [u8]>> Walker<'a, T> {
                 break;
             }
             let Some(t) = self.it.next() else {
+                // The committed part was found to end at `end`: a walk that stops before
+                // it (possible when that end came from a saved index) met damage.
+                if self.it.pos() < self.end {
+                    return Err(corrupt(
+                        self.fs,
+                        self.it.pos(),
+                        "no complete transaction here, before the end of the committed data".into(),
+                    ));
+                }
                 self.done = true;
                 break;
             };

@@ -209,3 +209,63 @@ fn a_torn_tail_is_never_lost() {
         assert_eq!(r.tail, tail.len() as u64);
     }
 }
+
+#[test]
+fn damage_before_a_sane_saved_index_is_still_refused() {
+    // With a saved index that passes ZODB's sanity test, the committed end is found by
+    // walking only what follows the index; damage before it must still stop the pack, the
+    // files unchanged: a transaction marked 'c' (a walk stops there), a record running
+    // past its transaction, a transaction length running past the file.
+    let n_txns = txn_positions(&std::fs::read(experiment()).expect("fixture")).len();
+    assert!(n_txns > 8, "{n_txns} transactions");
+    let damages: [fn(&mut Vec<u8>); 3] = [
+        |b| {
+            let t = txn_positions(b)[2];
+            b[usize::try_from(t).expect("small") + 16] = b'c';
+        },
+        |b| {
+            let mut h = first_record(b, txn_positions(b)[2]);
+            h.plen = 100_000;
+            put(b, h.pos, &h.to_bytes());
+        },
+        |b| {
+            let t = txn_positions(b)[2];
+            put(b, t + 8, &(1u64 << 40).to_be_bytes());
+        },
+    ];
+    for (i, damage) in damages.into_iter().enumerate() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let good = std::fs::read(experiment()).expect("fixture");
+        let (f, b) = damaged(d.path(), damage);
+        // The index of the undamaged file, saved beside the damaged one.
+        let index_path = d.path().join("Data.fs.index");
+        {
+            let good_path = d.path().join("good.fs");
+            std::fs::write(&good_path, &good).expect("write");
+            let fs = zfs_format::FileStorage::open(&good_path).expect("open");
+            let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("index");
+            let mut out = Vec::new();
+            zfs_format::index_file::write_index(&mut out, &scan.index, good.len() as u64)
+                .expect("index bytes");
+            std::fs::write(&index_path, out).expect("write index");
+            std::fs::remove_file(&good_path).expect("remove");
+            let fs = zfs_format::FileStorage::open(&f).expect("open damaged");
+            assert!(
+                zfs_format::index_file::check_sanity(&fs, &scan.index, good.len() as u64).is_some(),
+                "damage {i}: the saved index is sane for the damaged file"
+            );
+        }
+        let saved = std::fs::read(&index_path).expect("index");
+        for gc in [true, false] {
+            let mut o = PackOptions::new(Tid::from_u64(u64::MAX >> 1));
+            o.gc = gc;
+            let r = pack(&f, &o, &NoProgress);
+            let e = r.expect_err(&format!("damage {i}, gc {gc}: packed a damaged file"));
+            assert!(e.to_string().contains("offset"), "damage {i}: {e}");
+            assert_eq!(std::fs::read(&f).expect("read"), b, "damage {i}: unchanged");
+            assert_eq!(std::fs::read(&index_path).expect("read"), saved);
+            assert!(!d.path().join("Data.fs.pack").exists(), "no .pack left");
+            assert!(!d.path().join("Data.fs.old").exists());
+        }
+    }
+}
