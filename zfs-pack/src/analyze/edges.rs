@@ -317,36 +317,45 @@ mod tests {
     use crate::analyze::{analyze, Analysis, AnalyzeOptions};
     use crate::records::state_at;
 
+    /// A generated file of 3 MB with dangling references, as `Data.fs` in a new directory;
+    /// its bytes and last tid.
+    fn generated(seed: u64) -> (tempfile::TempDir, Vec<u8>, Tid) {
+        let cfg = Config {
+            seed,
+            size: Some(3 << 20),
+            dangling: 4,
+            ..Config::default()
+        };
+        let mut bytes = Vec::new();
+        let sum = generate(&cfg, &mut bytes, &NoProgress).expect("generate");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("Data.fs"), &bytes).expect("write");
+        (dir, bytes, sum.last_tid)
+    }
+
+    /// The analysis of `fs` without GC up to `stop`: it keeps every current revision, and
+    /// its map is the one the trace would use.
+    fn plan_without_gc(fs: &FileStorage<zfs_files::Map>, stop: Tid) -> Box<crate::analyze::Plan> {
+        let opts = AnalyzeOptions {
+            stop,
+            gc: false,
+            allow_dangling: false,
+        };
+        match analyze(fs, fs.len(), opts, None, &NoProgress).expect("analyze") {
+            Analysis::Work(plan) => plan,
+            _ => panic!("nothing to pack"),
+        }
+    }
+
     /// Every revision gathered has the references a read of its record finds, in order;
     /// every current revision left out is one the trace must read (a backpointer, or a
     /// reference to an object absent at the pack time).
     #[test]
     fn gathered_references_are_those_of_the_records() {
         for seed in [3, 11] {
-            let cfg = Config {
-                seed,
-                size: Some(3 << 20),
-                dangling: 4,
-                ..Config::default()
-            };
-            let mut bytes = Vec::new();
-            let sum = generate(&cfg, &mut bytes, &NoProgress).expect("generate");
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("Data.fs");
-            std::fs::write(&path, &bytes).expect("write");
-            let fs = FileStorage::open(&path).expect("open");
-            // Without GC the analysis keeps every current revision; its map is the one
-            // the trace would use.
-            let opts = AnalyzeOptions {
-                stop: Tid::from_u64(sum.last_tid.as_u64() + 1),
-                gc: false,
-                allow_dangling: false,
-            };
-            let Analysis::Work(plan) =
-                analyze(&fs, fs.len(), opts, None, &NoProgress).expect("analyze")
-            else {
-                panic!("nothing to pack");
-            };
+            let (dir, _, last_tid) = generated(seed);
+            let fs = FileStorage::open(dir.path().join("Data.fs")).expect("open");
+            let plan = plan_without_gc(&fs, Tid::from_u64(last_tid.as_u64() + 1));
             let map = &plan.reach.map;
             let edges = gather(&fs, map, plan.packpos, None, &NoProgress).expect("gather");
             let mut sc = Scanner::new();
@@ -402,18 +411,8 @@ mod tests {
             (13, true, false),
             (7, false, true),
         ] {
-            let cfg = Config {
-                seed,
-                size: Some(3 << 20),
-                dangling: 4,
-                ..Config::default()
-            };
-            let mut bytes = Vec::new();
-            let sum = generate(&cfg, &mut bytes, &NoProgress).expect("generate");
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("Data.fs");
-            std::fs::write(&path, &bytes).expect("write");
-            let fs = FileStorage::open(&path).expect("open");
+            let (dir, bytes, last_tid) = generated(seed);
+            let fs = FileStorage::open(dir.path().join("Data.fs")).expect("open");
             let txns: Vec<(u64, Tid)> = fs
                 .transactions_from(zfs_format::FIRST_TXN)
                 .map(|t| t.expect("txn"))
@@ -435,18 +434,9 @@ mod tests {
             let stop = if cut {
                 tids[tids.len() / 2]
             } else {
-                Tid::from_u64(sum.last_tid.as_u64() + 1)
+                Tid::from_u64(last_tid.as_u64() + 1)
             };
-            let opts = AnalyzeOptions {
-                stop,
-                gc: false,
-                allow_dangling: false,
-            };
-            let Analysis::Work(plan) =
-                analyze(&fs, fs.len(), opts, None, &NoProgress).expect("analyze")
-            else {
-                panic!("nothing to pack");
-            };
+            let plan = plan_without_gc(&fs, stop);
             let map = &plan.reach.map;
             let mut early = Early::new(hint).expect("early");
             let mut sc = Scanner::new();
