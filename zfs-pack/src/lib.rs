@@ -223,20 +223,18 @@ fn sync_dir(p: &Path) -> Result<()> {
 /// Walks the headers to the end of the last committed transaction (ZODB's `_pos`),
 /// streaming through the file (`FileStorage::end`).
 ///
-/// With a saved index that is sane for the file (ZODB's test when it opens a storage), only
-/// the transactions after the index's position are walked, as ZODB does: the scans that
-/// follow walk the rest and fail on damage there.
+/// With `sane`, the position of a saved index that is sane for the file (ZODB's test when it
+/// opens a storage) and the tid of the transaction before it, only the transactions after
+/// that position are walked, as ZODB does: the scans that follow walk the rest and fail on
+/// damage there.
 fn committed_end<T: std::ops::Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
-    saved: Option<&(u64, zfs_format::Index)>,
+    sane: Option<(u64, Tid)>,
 ) -> Result<End> {
-    let Some((ipos, index)) = saved else {
+    let Some((ipos, ltid)) = sane else {
         return Ok(fs.end()?);
     };
-    let Some(ltid) = zfs_format::index_file::check_sanity(fs, index, *ipos) else {
-        return Ok(fs.end()?);
-    };
-    let mut it = fs.transactions_from(*ipos);
+    let mut it = fs.transactions_from(ipos);
     for t in it.by_ref() {
         t?;
     }
@@ -286,27 +284,23 @@ fn keep_as_old(path: &Path, old: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Writes `<path>.index` when it is missing or does not describe the file up to `end`
-/// (ZODB writes the index whenever it closes a storage, a pack that changed nothing
-/// included). Returns whether it was written.
-fn ensure_index<T>(fs: &FileStorage<T>, path: &Path, end: u64, mode: u32) -> Result<bool>
+/// Writes `<path>.index` unless the saved one is `current` (sane for the file and covering
+/// it up to `end`): ZODB writes the index whenever it closes a storage, a pack that changed
+/// nothing included. Returns whether it was written.
+fn ensure_index<T>(
+    fs: &FileStorage<T>,
+    path: &Path,
+    end: u64,
+    mode: u32,
+    current: bool,
+) -> Result<bool>
 where
     T: std::ops::Deref<Target = [u8]> + Sync,
 {
-    let index_path = zfs_files::with_suffix(path, ".index");
-    let saved = fs::File::open(&index_path)
-        .ok()
-        .and_then(|f| zfs_files::Map::new(f, &index_path).ok());
-    let current = saved.is_some_and(|bytes| {
-        zfs_format::index_file::load_index(&bytes)
-            .ok()
-            .is_some_and(|(pos, index)| {
-                pos == end && zfs_format::index_file::check_sanity(fs, &index, pos).is_some()
-            })
-    });
     if current {
         return Ok(false);
     }
+    let index_path = zfs_files::with_suffix(path, ".index");
     let scan = zfs_format::scan::build_index(fs, &zfs_format::NoProgress)?;
     let spec = OutputSpec::new(&index_path).mode(mode);
     write_index_output(spec, &scan.index, end)?.commit()?;
@@ -364,11 +358,15 @@ where
     T: std::ops::Deref<Target = [u8]> + Sync,
 {
     let t0 = Instant::now();
-    // The saved index, read as it is: it only saves work (see `committed_end` and
-    // `analyze`).
+    // The saved index, read as it is: it only saves work (see `committed_end`, `analyze`
+    // and `ensure_index`).
     let saved = saved_index(path);
-    let walked = committed_end(fs, saved.as_ref())?;
+    let sane = saved.as_ref().and_then(|(ipos, index)| {
+        zfs_format::index_file::check_sanity(fs, index, *ipos).map(|ltid| (*ipos, ltid))
+    });
+    let walked = committed_end(fs, sane)?;
     let end = walked.pos.max(if fs.is_empty() { 0 } else { 4 });
+    let index_current = sane.is_some_and(|(ipos, _)| ipos == end);
     let tail = fs.len().saturating_sub(end);
     if tail > 0 {
         // Bytes after the last committed transaction: a torn or unfinished last commit is
@@ -431,7 +429,7 @@ where
             report.outcome = Outcome::Redundant;
             if !opts.dry_run {
                 fs.check_intact()?;
-                report.index_written = ensure_index(fs, path, end, mode)?;
+                report.index_written = ensure_index(fs, path, end, mode, index_current)?;
                 remove_if_exists(&old)?;
                 if let Some(b) = &opts.blob_dir {
                     blob::remove_old(b)?;
@@ -488,7 +486,7 @@ where
         if !opts.dry_run {
             drop(out);
             fs.check_intact()?;
-            report.index_written = ensure_index(fs, path, end, mode)?;
+            report.index_written = ensure_index(fs, path, end, mode, index_current)?;
             remove_if_exists(&old)?;
             if let Some(b) = &opts.blob_dir {
                 blob::remove_old(b)?;
