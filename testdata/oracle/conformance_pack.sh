@@ -7,7 +7,8 @@
 # several records of one object per transaction, empty transactions, weak, bare-oid and
 # cross-database references, blobs (bushy, and the same tree migrated to the lawn
 # layout), a torn tail and a 'c' tail; the second database of a multi-database pair;
-# files with dangling references (dangling.py, before and after a pack without GC); a file
+# files with dangling references (dangling.py, before and after a pack without GC); a blob
+# object linked anew after the pack time (relinked_blob.py); a file
 # written through zc.zlibstorage (compressed records; ZODB's oracle packs it through
 # zc.zlibstorage too, since its bare pack fails on them; ours decompresses `.z` records
 # itself); and every file of
@@ -26,7 +27,15 @@
 #                 change nothing, and name the same missing oid;
 #   [ZODB leaves dangling references; ...]  ZODB's output has dangling references (a
 #                 revision kept by an undo after the pack time whose referents it
-#                 collected): ours has none, and keeps exactly the extra objects it reports;
+#                 collected; read with ZODB's iterator, each record as of its own
+#                 transaction): ours has none the source did not have, holds ZODB's
+#                 records plus records before the pack time of exactly the extra objects
+#                 it reports (`[we keep N more objects than ZODB]` where ZODB's output
+#                 still has no dangling reference);
+#   [ZODB removes N blob files its packed file needs; ...]  a blob object unreachable at
+#                 the pack time and written again after it (relinked_blob.py, and any
+#                 generated file where it happens): ZODB removes its whole directory;
+#                 ours holds ZODB's blob files plus exactly those its packed file needs;
 #   [ZODB PackError, we pack]  ZODB's PackError/AssertionError without GC: we pack, and
 #                 leave no .pack.
 #
@@ -281,14 +290,131 @@ def step(name, a, b, when, gc, keep_old=True):
     if o.returncode != 0:
         return False, name, "we failed where ZODB packed: " + o.stderr[-400:]
     why = compare(a, b, src_digest)
-    if why == ["Data.fs differs", ".index differs"] or why == ["Data.fs differs"]:
-        # ZODB keeps a revision for an undo after the pack time but collects what it
-        # refers to. Ours must be free of dangling references where ZODB's is not.
-        extra = (summary or {}).get("extra_objects_kept", 0)
-        if extra > 0 and dangling_refs(a.fs) == 3 and dangling_refs(b.fs) == 0:
-            return True, name + " [ZODB leaves dangling references; we keep " \
-                "%d more objects]" % extra, ""
+    if why and set(why) <= {"Data.fs differs", ".index differs", "blobs differs"} \
+            and when[0] == "--tid":
+        label, problem = explained(a, b, int(when[1], 16), summary, why)
+        if label:
+            return not problem, name + " [" + label + "]", problem
     return not why, name, "; ".join(why)
+
+
+def history(path, stop):
+    """A file as ZODB's own iterator reads it: the (tid, oid) of its data records, those
+    of its blob records, and its dangling references as (tid, oid, ref): a strong
+    reference to an object that has no revision (or whose last one says it does not
+    exist) as of the record's transaction. Records up to the pack time `stop` are
+    judged as of the pack time, where a pack leaves only their current revisions."""
+    import ZODB.FileStorage
+    from ZODB.blob import is_blob_record
+    from ZODB.serialize import referencesf
+    recs, blobs, dangling = set(), set(), set()
+    alive, before = set(), {}
+
+    def judge(tid, oid, refs):
+        dangling.update((tid, oid, r) for r in refs if r not in alive)
+
+    it = ZODB.FileStorage.FileIterator(path)
+    try:
+        for txn in it:
+            tid = int.from_bytes(txn.tid, "big")
+            if tid > stop and before is not None:
+                for oid, (t, refs) in before.items():
+                    judge(t, oid, refs)
+                before = None
+            this = []
+            for rec in txn:
+                oid = int.from_bytes(rec.oid, "big")
+                recs.add((tid, oid))
+                data = rec.data
+                if data and data[:2] == b".z":
+                    data = zlib.decompress(data[2:])
+                if data is None:
+                    alive.discard(oid)
+                    this.append((oid, []))
+                    continue
+                alive.add(oid)
+                if is_blob_record(data):
+                    blobs.add((tid, oid))
+                this.append((oid, [int.from_bytes(r, "big") for r in referencesf(data)]))
+            for oid, refs in this:
+                if before is not None:
+                    before[oid] = (tid, refs)
+                else:
+                    judge(tid, oid, refs)
+        for oid, (t, refs) in (before or {}).items():
+            judge(t, oid, refs)
+    finally:
+        it.close()
+    return recs, blobs, dangling
+
+
+def blob_files(d):
+    """(tid, oid) of every committed blob file under a blob directory (either layout)."""
+    out = set()
+    for root, dirs, files in os.walk(d):
+        dirs[:] = [x for x in dirs if x != "tmp"]
+        parts = os.path.relpath(root, d).split(os.sep)
+        for f in files:
+            if f.endswith(".blob") and all(p.startswith("0x") for p in parts):
+                out.add((int(f[2:-5], 16), int("".join(p[2:] for p in parts), 16)))
+    return out
+
+
+def explained(a, b, stop, summary, why):
+    """Where our packed file or blob directory differs from ZODB's by one of our rules,
+    (the case's label, what is wrong or ""); (None, "") when no rule explains it.
+
+    - Revisions kept by backpointers after the pack time: ZODB keeps them but collects
+      the objects they refer to; ours keeps those objects too (`extra_objects_kept`),
+      so ours holds ZODB's records plus records up to the pack time of exactly that many
+      objects, and no dangling reference the source did not have.
+    - Blob files: ZODB removes the whole directory of an object unreachable at the pack
+      time even when the object was written again after it, so its packed file names
+      blob files it no longer has; ours keeps every blob file its packed file needs and
+      otherwise holds ZODB's files."""
+    labels, problems = [], []
+    hz = history(a.fs, stop)
+    ho = history(b.fs, stop)
+    if "Data.fs differs" in why:
+        extra = (summary or {}).get("extra_objects_kept", 0)
+        src = a.fs + ".old"
+        if extra <= 0 or not os.path.exists(src):
+            return None, ""
+        hs = history(src, stop)
+        more = ho[0] - hz[0]
+        if not hz[0] <= ho[0]:
+            problems.append("ZODB keeps records we drop")
+        if len({oid for _, oid in more}) != extra or any(t > stop for t, _ in more):
+            problems.append("our extra records are not %d objects' before the pack time"
+                            % extra)
+        if ho[2] - hs[2]:
+            problems.append("ours has dangling references: %s" % sorted(ho[2] - hs[2])[:3])
+        if hz[2] - hs[2]:
+            labels.append("ZODB leaves dangling references; we keep %d more objects" % extra)
+        else:
+            labels.append("we keep %d more objects than ZODB" % extra)
+    if "blobs differs" in why:
+        fz = blob_files(os.path.join(a.dir, "blobs"))
+        fo = blob_files(os.path.join(b.dir, "blobs"))
+        # The pre-pack tree: .old holds it whole when kept.
+        old = os.path.join(b.dir, "blobs.old")
+        fs = blob_files(old) if os.path.isdir(old) else fz | fo
+        needed = ho[1] & fs
+        lost = (hz[1] & fs) - fz
+        if not fz <= fo:
+            problems.append("ZODB keeps blob files we remove")
+        if fo - fz - needed:
+            problems.append("we keep blob files no record needs: %s"
+                            % sorted(fo - fz - needed)[:3])
+        if needed - fo:
+            problems.append("our packed file needs blob files we removed: %s"
+                            % sorted(needed - fo)[:3])
+        if lost:
+            labels.append("ZODB removes %d blob files its packed file needs; we keep them"
+                          % len(lost))
+        elif "Data.fs differs" not in why:
+            return None, ""
+    return "; ".join(labels), "; ".join(problems)
 
 
 def name_crc(text):
@@ -469,7 +595,21 @@ if generate(fz, "--seed", str(s1), "--txns", "150", "--zlib", "--undo-every", "4
                                  "zc.zlibstorage]" % (s1, stop, "gc" if gc else "nogc"),
                                  fz, None, ["--tid", "%016x" % stop], gc, True, True)))
 
-# 6. The real corpus.
+# 6. A blob object unreachable at the pack time and written again after it (real ZODB):
+# ZODB's pack removes its current blob file; ours keeps it.
+fr, br = os.path.join(gen, "relinked.fs"), os.path.join(gen, "relinked.blobs")
+r = subprocess.run([py, os.path.join(here, "relinked_blob.py"), fr, br],
+                   capture_output=True, text=True)
+if r.returncode == 0:
+    stop = int(r.stdout.split()[-1], 16)
+    t = [x[1] for x in tids(fr)]
+    for s in (stop, t[-1] + 1):
+        tasks.append((case, ("relinked-blob stop=%016x gc" % s, fr, br,
+                             ["--tid", "%016x" % s], True)))
+else:
+    report([(False, "relinked_blob.py", r.stderr[-300:])])
+
+# 7. The real corpus.
 if os.path.isdir(corpus):
     for fn in sorted(os.listdir(corpus)):
         if fn.endswith(".fs"):

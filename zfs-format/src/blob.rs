@@ -117,11 +117,16 @@ fn parse_repr(s: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
+/// The tid a committed blob file's name (`0x….blob`, in its oid's directory) names.
+pub fn blob_file_tid(name: &str) -> Option<u64> {
+    parse_repr(name.strip_suffix(".blob")?)
+}
+
 /// The oid and tid a blob file's path (relative to the blob directory, components joined
 /// by `/`) names in `layout`, or `None` when it is not a committed blob file's path.
 pub fn parse_blob_path(rel: &str, layout: Layout) -> Option<(Oid, Tid)> {
     let (dirs, file) = rel.rsplit_once('/')?;
-    let tid = parse_repr(file.strip_suffix(".blob")?)?;
+    let tid = blob_file_tid(file)?;
     let oid = match layout {
         Layout::Lawn => parse_repr(dirs).filter(|_| !dirs.contains('/'))?,
         Layout::Bushy => {
@@ -184,6 +189,24 @@ mod tests {
             Path::new("/b/0x1a/0x03f58e007bbbbbbb.blob")
         );
         assert_eq!(id_repr(0x3f58e007bbbbbbb), "0x03f58e007bbbbbbb");
+    }
+
+    #[test]
+    fn blob_file_names() {
+        assert_eq!(
+            blob_file_tid("0x03f58e007bbbbbbb.blob"),
+            Some(0x03f58e007bbbbbbb)
+        );
+        assert_eq!(blob_file_tid("0x01.blob"), Some(1));
+        for bad in [
+            "0x01.blobx",
+            "01.blob",
+            "0x.blob",
+            "0x0g.blob",
+            "0x00000000000000001.blob",
+        ] {
+            assert_eq!(blob_file_tid(bad), None, "{bad}");
+        }
     }
 
     #[test]

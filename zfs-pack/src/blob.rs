@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{PackError, Result};
 
-pub use zfs_format::blob::{blob_path, id_repr, is_blob_record, oid_path, Layout};
+pub use zfs_format::blob::{blob_file_tid, blob_path, id_repr, is_blob_record, oid_path, Layout};
 
 /// The layout of `dir` as ZODB selects it: the `.layout` marker, else bushy for a missing
 /// or unused directory, lawn for a used one.
@@ -44,20 +44,54 @@ fn count_files(p: &Path, stats: &mut BlobStats) {
 }
 
 /// Counts the blob files the `.removed` lines name, without touching anything (dry run).
-pub fn preview(dir: &Path, removed: &[u8]) -> Result<BlobStats> {
+pub fn preview(dir: &Path, removed: &[u8], stop: u64) -> Result<BlobStats> {
     let layout = layout(dir)?;
     let mut stats = BlobStats::default();
     let mut seen = std::collections::HashSet::new();
     for line in parse_lines(dir, removed)? {
-        let p = match line {
-            Line::Oid(o) => oid_path(dir, layout, o),
-            Line::Revision(o, t) => blob_path(dir, layout, o, t),
-        };
-        if seen.insert(p.clone()) {
-            count_files(&p, &mut stats);
+        for p in garbage(dir, layout, line, stop)? {
+            if seen.insert(p.clone()) {
+                count_files(&p, &mut stats);
+            }
         }
     }
     Ok(stats)
+}
+
+/// The paths a `.removed` line lets go. A garbage oid is its whole directory, as in ZODB,
+/// unless that directory holds a blob file written after the pack time `stop`: the
+/// object was unreachable at the pack time but lives again after it (an application
+/// that kept it and linked it anew), and its newer revisions are in the packed file. ZODB
+/// removes the directory all the same, losing the current revision's blob; ours lets go
+/// only the files of revisions up to the pack time.
+fn garbage(dir: &Path, layout: Layout, line: Line, stop: u64) -> Result<Vec<PathBuf>> {
+    let p = match line {
+        Line::Revision(o, t) => return Ok(vec![blob_path(dir, layout, o, t)]),
+        Line::Oid(o) => oid_path(dir, layout, o),
+    };
+    let rd = match fs::read_dir(&p) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        // Not a directory (or unreadable): left to the move, which reports its error.
+        Err(_) => return Ok(vec![p]),
+    };
+    let mut up_to_stop = Vec::new();
+    let mut after = false;
+    for e in rd {
+        let e = e.map_err(io_err(&p))?;
+        let name = e.file_name();
+        match name.to_str().and_then(blob_file_tid) {
+            Some(t) if t > stop => after = true,
+            Some(_) => up_to_stop.push(e.path()),
+            None => {}
+        }
+    }
+    if after {
+        up_to_stop.sort();
+        Ok(up_to_stop)
+    } else {
+        Ok(vec![p])
+    }
 }
 
 enum Line {
@@ -144,8 +178,9 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
 /// Processes the `.removed` lines after the swap, as ZODB does: each garbage oid directory
 /// or revision file is moved to `<blob_dir>.old` (with `keep_old`) or removed, empty
 /// parents pruned; then, with `keep_old`, every remaining blob file is hard-linked into
-/// `.old`, so `.old` holds the complete pre-pack tree.
-pub fn apply(dir: &Path, removed: &[u8], keep_old: bool) -> Result<BlobStats> {
+/// `.old`, so `.old` holds the complete pre-pack tree. Blob files written after the pack
+/// time `stop` are never let go (see [`garbage`]).
+pub fn apply(dir: &Path, removed: &[u8], keep_old: bool, stop: u64) -> Result<BlobStats> {
     write_removed(dir, removed)?;
     let layout = layout(dir)?;
     let old = old_of(dir);
@@ -175,23 +210,12 @@ pub fn apply(dir: &Path, removed: &[u8], keep_old: bool) -> Result<BlobStats> {
         }
     };
     for line in parse_lines(dir, removed)? {
-        match line {
-            Line::Oid(o) => {
-                let p = oid_path(dir, layout, o);
-                if !p.exists() {
-                    continue;
-                }
-                move_or_remove(&p, &mut stats)?;
-                prune(dir, p);
+        for p in garbage(dir, layout, line, stop)? {
+            if !p.exists() {
+                continue;
             }
-            Line::Revision(o, t) => {
-                let p = blob_path(dir, layout, o, t);
-                if !p.exists() {
-                    continue;
-                }
-                move_or_remove(&p, &mut stats)?;
-                prune(dir, p);
-            }
+            move_or_remove(&p, &mut stats)?;
+            prune(dir, p);
         }
     }
     let rp = dir.join(".removed");

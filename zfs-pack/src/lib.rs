@@ -25,6 +25,9 @@
 //!   packed file has no dangling reference (ZODB keeps it and collects its referents);
 //! - without GC, a backpointer after `S` to a non-current revision keeps that revision
 //!   (ZODB's pack fails);
+//! - a garbage blob object whose directory holds a blob file written after `S` (an
+//!   object linked anew after the pack time) loses only its files up to `S`: ZODB removes
+//!   the whole directory, the current revision's file with it;
 //! - FS21 (Python 2) files are packed whole: string opcodes are read as bytes, so oids with
 //!   bytes above 0x7f are followed; zlib-compressed records are decompressed before their
 //!   references are read;
@@ -499,7 +502,7 @@ where
     if opts.dry_run {
         report.outcome = Outcome::WouldPack;
         if let Some(b) = &opts.blob_dir {
-            report.blobs = blob::preview(b, &stats.blob_removed)?;
+            report.blobs = blob::preview(b, &stats.blob_removed, opts.stop.as_u64())?;
         }
         return Ok(report);
     }
@@ -566,7 +569,7 @@ where
         if let Some(b) = &opts.blob_dir {
             progress.start_counting("removing blob files", report.blob_lines, "files");
             blob::remove_old(b)?;
-            report.blobs = blob::apply(b, &stats.blob_removed, opts.keep_old)?;
+            report.blobs = blob::apply(b, &stats.blob_removed, opts.keep_old, opts.stop.as_u64())?;
         }
         if !opts.keep_old {
             remove_if_exists(&old)?;

@@ -23,7 +23,8 @@ use crate::common::{failure, usage, Ctx};
 /// Where ZODB fails or loses data we do better: dangling references are listed and refused
 /// (ZODB: KeyError; --allow-dangling packs anyway), objects referenced by old revisions
 /// that undo records after the pack time keep are kept too (ZODB drops them), a pack
-/// without GC keeps the revisions such records need (ZODB: PackError), Python 2 (FS21)
+/// without GC keeps the revisions such records need (ZODB: PackError), the blob file of an
+/// object linked anew after the pack time stays (ZODB removes it), Python 2 (FS21)
 /// files and zlib-compressed records are read. A torn or unfinished last commit is not
 /// packed and never lost: it is saved to FILE.trN (where ZODB's open saves it). Damage in
 /// the middle of the file (complete transactions after it) is refused: run `zodbfs check`
@@ -79,6 +80,9 @@ exit 3 (ZODB: KeyError on the first); --allow-dangling packs anyway;
   - objects referenced by old revisions that undo records after the pack time keep are \
 kept too (ZODB collects them and leaves dangling references);
   - without GC, revisions such undo records need are kept (ZODB: PackError, .pack left);
+  - a blob object unreachable at the pack time but written again after it (an \
+application kept it and linked it anew) loses only its blob files up to the pack time \
+(ZODB removes its whole directory, the current revision's file with it);
   - Python 2 (FS21) oids with bytes >= 0x80 and zlib-compressed records are read \
 (ZODB on Python 3 fails on both); unreadable references are refused, naming oid and offset;
   - offline only: FILE.lock is taken and the pack refuses while a ZODB has it open;

@@ -89,15 +89,19 @@ pub fn no_dangling(f: &Path) {
     }
 }
 
-/// Packs `file` in place with ZODB's packer (testdata/oracle/pack_oracle.py): ZODB's error,
-/// `None` when it packed. Panics without the oracle's Python.
-pub fn zodb_pack(file: &Path, stop: &str, gc: bool) -> Option<String> {
+/// Packs `file` in place with ZODB's packer (testdata/oracle/pack_oracle.py), with its blob
+/// directory `blobs` if given: ZODB's error, `None` when it packed. Panics without the
+/// oracle's Python.
+pub fn zodb_pack(file: &Path, stop: &str, gc: bool, blobs: Option<&Path>) -> Option<String> {
     let py = zfs_testdata::oracle::require_python();
     let script = zfs_testdata::oracle::script("pack_oracle.py");
     let mut cmd = Command::new(py);
     cmd.arg(script).arg(file).args(["--tid", stop]);
     if !gc {
         cmd.arg("--no-gc");
+    }
+    if let Some(b) = blobs {
+        cmd.arg("--blobs").arg(b);
     }
     let out = cmd.output().expect("python runs");
     let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
