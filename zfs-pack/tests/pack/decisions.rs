@@ -456,6 +456,13 @@ fn a_blob_written_after_the_pack_time_is_kept_case(zodb: bool) {
 
     let mut o = PackOptions::new(tid(3));
     o.blob_dir = Some(blobs.clone());
+    // A dry run counts what the pack lets go, and touches nothing.
+    o.dry_run = true;
+    let before = crate::tree(&blobs);
+    let r = pack(&f, &o, &NoProgress).expect("dry run");
+    assert_eq!((r.blobs.files_removed, r.blobs.bytes_removed), (2, 20));
+    assert_eq!(crate::tree(&blobs), before);
+    o.dry_run = false;
     let r = pack(&f, &o, &NoProgress).expect("packs");
     assert_eq!(r.outcome, Outcome::Packed);
     assert_eq!((r.blobs.files_removed, r.blobs.bytes_removed), (2, 20));
