@@ -19,7 +19,10 @@
 #                  reason) triples;
 #   pack           ZODB's pack (pack_oracle.py) and `zodbfs pack` give the same Data.fs,
 #                  .index, .old, blob directory and blobs.old, with and without GC, at
-#                  the end of the history and at two times in its middle.
+#                  the end of the history and at two times in its middle; except that
+#                  where ZODB removes blob files its packed file still names (a garbage
+#                  object written after the pack time), ours keeps exactly those
+#                  (pack_explain.py; the case is named).
 #
 # Ends with `conformance-gen: N passed, M failed`; exits 1 when anything failed.
 # Environment: ZODBFS (default: build ours), ZFS_GEN (the generator; default: build it),
@@ -219,6 +222,16 @@ for seed in $seeds; do
             done
             if [[ ${#why[@]} == 0 ]]; then
                 conf_pass "$name ($(stat -c %s "$d/ours/Data.fs") of $(stat -c %s "$f") bytes)"
+            elif [[ "${why[*]}" == "blobs differs" ]]; then
+                # ZODB removes the whole blob directory of an object unreachable at the
+                # pack time even when the object has records after it; ours keeps the
+                # files its packed file names (pack_explain.py checks exactly that).
+                if label="$("$ORACLE_PY" "$here/pack_explain.py" blobs "$d/zodb" "$d/ours" \
+                        "$stop" 2>&1)"; then
+                    conf_pass "$name [$label]"
+                else
+                    conf_fail "$name: blobs differs: ${label: -300}"
+                fi
             else
                 conf_fail "$name: ${why[*]}"
             fi

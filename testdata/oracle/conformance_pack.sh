@@ -84,6 +84,8 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 here, work, corpus = sys.argv[1:4]
+sys.path.insert(0, here)
+from pack_explain import blob_difference, history  # noqa: E402
 seeds = [int(s) for s in sys.argv[4:]]
 zodbfs = os.environ["ZODBFS_JOINED"].split()
 py = sys.executable
@@ -298,68 +300,6 @@ def step(name, a, b, when, gc, keep_old=True):
     return not why, name, "; ".join(why)
 
 
-def history(path, stop):
-    """A file as ZODB's own iterator reads it: the (tid, oid) of its data records, those
-    of its blob records, and its dangling references as (tid, oid, ref): a strong
-    reference to an object that has no revision (or whose last one says it does not
-    exist) as of the record's transaction. Records up to the pack time `stop` are
-    judged as of the pack time, where a pack leaves only their current revisions."""
-    import ZODB.FileStorage
-    from ZODB.blob import is_blob_record
-    from ZODB.serialize import referencesf
-    recs, blobs, dangling = set(), set(), set()
-    alive, before = set(), {}
-
-    def judge(tid, oid, refs):
-        dangling.update((tid, oid, r) for r in refs if r not in alive)
-
-    it = ZODB.FileStorage.FileIterator(path)
-    try:
-        for txn in it:
-            tid = int.from_bytes(txn.tid, "big")
-            if tid > stop and before is not None:
-                for oid, (t, refs) in before.items():
-                    judge(t, oid, refs)
-                before = None
-            this = []
-            for rec in txn:
-                oid = int.from_bytes(rec.oid, "big")
-                recs.add((tid, oid))
-                data = rec.data
-                if data and data[:2] == b".z":
-                    data = zlib.decompress(data[2:])
-                if data is None:
-                    alive.discard(oid)
-                    this.append((oid, []))
-                    continue
-                alive.add(oid)
-                if is_blob_record(data):
-                    blobs.add((tid, oid))
-                this.append((oid, [int.from_bytes(r, "big") for r in referencesf(data)]))
-            for oid, refs in this:
-                if before is not None:
-                    before[oid] = (tid, refs)
-                else:
-                    judge(tid, oid, refs)
-        for oid, (t, refs) in (before or {}).items():
-            judge(t, oid, refs)
-    finally:
-        it.close()
-    return recs, blobs, dangling
-
-
-def blob_files(d):
-    """(tid, oid) of every committed blob file under a blob directory (either layout)."""
-    out = set()
-    for root, dirs, files in os.walk(d):
-        dirs[:] = [x for x in dirs if x != "tmp"]
-        parts = os.path.relpath(root, d).split(os.sep)
-        for f in files:
-            if f.endswith(".blob") and all(p.startswith("0x") for p in parts):
-                out.add((int(f[2:-5], 16), int("".join(p[2:] for p in parts), 16)))
-    return out
-
-
 def explained(a, b, stop, summary, why):
     """Where our packed file or blob directory differs from ZODB's by one of our rules,
     (the case's label, what is wrong or ""); (None, "") when no rule explains it.
@@ -373,7 +313,6 @@ def explained(a, b, stop, summary, why):
       blob files it no longer has; ours keeps every blob file its packed file needs and
       otherwise holds ZODB's files."""
     labels, problems = [], []
-    hz = history(a.fs, stop)
     ho = history(b.fs, stop)
     if "Data.fs differs" in why:
         extra = (summary or {}).get("extra_objects_kept", 0)
@@ -381,6 +320,7 @@ def explained(a, b, stop, summary, why):
         if extra <= 0 or not os.path.exists(src):
             return None, ""
         hs = history(src, stop)
+        hz = history(a.fs, stop)
         more = ho[0] - hz[0]
         if not hz[0] <= ho[0]:
             problems.append("ZODB keeps records we drop")
@@ -394,26 +334,13 @@ def explained(a, b, stop, summary, why):
         else:
             labels.append("we keep %d more objects than ZODB" % extra)
     if "blobs differs" in why:
-        fz = blob_files(os.path.join(a.dir, "blobs"))
-        fo = blob_files(os.path.join(b.dir, "blobs"))
-        # The pre-pack tree: .old holds it whole when kept.
-        old = os.path.join(b.dir, "blobs.old")
-        fs = blob_files(old) if os.path.isdir(old) else fz | fo
-        needed = ho[1] & fs
-        lost = (hz[1] & fs) - fz
-        if not fz <= fo:
-            problems.append("ZODB keeps blob files we remove")
-        if fo - fz - needed:
-            problems.append("we keep blob files no record needs: %s"
-                            % sorted(fo - fz - needed)[:3])
-        if needed - fo:
-            problems.append("our packed file needs blob files we removed: %s"
-                            % sorted(needed - fo)[:3])
-        if lost:
-            labels.append("ZODB removes %d blob files its packed file needs; we keep them"
-                          % len(lost))
+        label, problem = blob_difference(a.dir, b.dir, stop, ho)
+        if label:
+            labels.append(label)
         elif "Data.fs differs" not in why:
             return None, ""
+        if problem:
+            problems.append(problem)
     return "; ".join(labels), "; ".join(problems)
 
 
