@@ -210,3 +210,57 @@ fn stats_and_oids() {
         .stdout(predicate::str::contains("referenced by 0000000000000003"));
     zodbfs().args(["oids", BASE, "zz"]).assert().code(2);
 }
+
+#[test]
+fn check_with_blobs_names_a_missing_blob_file_and_exits_3() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/fixtures");
+    let d = tempfile::tempdir().expect("tempdir");
+    let blobs = d.path().join("blobs");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(format!("{fixtures}/blobs.blobdir"))
+        .arg(&blobs)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let file = format!("{fixtures}/blobs.fs");
+    zodbfs()
+        .args(["check", &file, "--blobs"])
+        .arg(&blobs)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("no problems found ("));
+    let victim = walk_blobs(&blobs)
+        .pop()
+        .expect("the fixture has blob files");
+    std::fs::remove_file(&victim).expect("remove");
+    let name = victim
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    zodbfs()
+        .args(["check", &file, "--blobs"])
+        .arg(&blobs)
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("no problems found in the file ("))
+        .stdout(predicate::str::contains("its blob directory has problems"))
+        .stderr(predicate::str::contains("1 missing"))
+        .stderr(predicate::str::contains(name));
+}
+
+/// Every `.blob` file under `dir`, sorted.
+fn walk_blobs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(walk_blobs(&p));
+        } else if p.extension().is_some_and(|x| x == "blob") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}

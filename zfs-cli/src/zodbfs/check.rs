@@ -111,8 +111,15 @@ pub fn run(a: CheckArgs, ctx: &Ctx) -> anyhow::Result<u8> {
                 None => String::new(),
             }
         );
-        if report.is_clean() {
+        if report.is_clean() && blobs_ok {
             writeln!(out, "{}: no problems found ({what})", a.file.display())?;
+        } else if report.is_clean() {
+            writeln!(
+                out,
+                "{}: no problems found in the file ({what}), but its blob directory has \
+                 problems (below)",
+                a.file.display()
+            )?;
         } else {
             let n = report.findings.len();
             writeln!(
