@@ -52,6 +52,16 @@ echo "scale: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024)}' /proc/memin
 
 INPUTS=()
 mismatch() { echo "MISMATCH $*" | tee -a "$work/mismatches.txt" >&2; }
+# same KEY MODE HASH LABEL: the free run's output is the reference of the others.
+same() {
+    if [[ $2 == free ]]; then
+        ref[$1]="$3"
+    elif [[ -z "${ref[$1]:-}" ]]; then
+        echo "not compared (no free run in MODES): $4" >&2
+    elif [[ "$3" != "${ref[$1]}" ]]; then
+        mismatch "$4"
+    fi
+}
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # measure LABEL MODE [--bytes-read N] [--bytes-written N] [--stdout F] -- CMD...
@@ -126,7 +136,7 @@ for size in $sizes; do
                 esac
                 measure "$job ${size}G" "$mode" --bytes-read "$S" --stdout "$out/$job-$mode.json" -- "${cmd[@]}"
                 h="$(sha "$res")"
-                if [[ $mode == free ]]; then ref[$job]="$h"; elif [[ "$h" != "${ref[$job]:-}" ]]; then mismatch "$job ${size}G $mode"; fi
+                same "$job" "$mode" "$h" "$job ${size}G $mode"
             done
             ;;
         pack | pack-nogc)
@@ -147,12 +157,8 @@ for size in $sizes; do
                 measure "$job ${size}G" "$mode" --bytes-read "$S" --bytes-written "$packed" -- \
                     "$bin/zodbfs" -q pack "$d/Data.fs" --tid "$stop" "${nogc[@]}"
                 h="$(sha "$d/Data.fs") $(sha "$d/Data.fs.index")"
-                if [[ $mode == free ]]; then
-                    ref[$job]="$h"
-                    ref[$job-size]="$(stat -c %s "$d/Data.fs")"
-                elif [[ "$h" != "${ref[$job]:-}" ]]; then
-                    mismatch "$job ${size}G $mode"
-                fi
+                [[ $mode == free ]] && ref[$job-size]="$(stat -c %s "$d/Data.fs")"
+                same "$job" "$mode" "$h" "$job ${size}G $mode"
                 rm -rf "$d"
             done
             ;;
@@ -164,7 +170,7 @@ for size in $sizes; do
                 measure "backup ${size}G" "$mode" --bytes-read "$S" --bytes-written "$S" -- \
                     "$bin/zodbfs-repozo" -B -F -r "$r" -f "$file"
                 h="$(sha "$(ls "$r"/*.fs)")"
-                if [[ $mode == free ]]; then ref[backup]="$h"; elif [[ "$h" != "${ref[backup]:-}" ]]; then mismatch "backup ${size}G $mode"; fi
+                same backup "$mode" "$h" "backup ${size}G $mode"
                 # The database grows; the rest of the chain sees the grown file.
                 cat "$tail" >> "$file"
                 if [[ " $jobs " == *" incremental "* ]]; then
@@ -172,7 +178,7 @@ for size in $sizes; do
                     measure "incremental ${size}G" "$mode" --bytes-read $((2 * S + G - S)) --bytes-written $((G - S)) -- \
                         "$bin/zodbfs-repozo" -B -r "$r" -f "$file"
                     h="$(sha "$(ls "$r"/*.deltafs)")"
-                    if [[ $mode == free ]]; then ref[incr]="$h"; elif [[ "$h" != "${ref[incr]:-}" ]]; then mismatch "incremental ${size}G $mode"; fi
+                    same incr "$mode" "$h" "incremental ${size}G $mode"
                 fi
                 if [[ " $jobs " == *" verify "* ]]; then
                     INPUTS=("$r"/*.fs "$r"/*.deltafs)
