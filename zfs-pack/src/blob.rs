@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{PackError, Result};
 
-pub use zfs_format::blob::{blob_file_tid, blob_path, id_repr, is_blob_record, oid_path, Layout};
+use zfs_format::blob::blob_file_tid;
+pub use zfs_format::blob::{blob_path, id_repr, is_blob_record, oid_path, Layout};
 
 /// The layout of `dir` as ZODB selects it: the `.layout` marker, else bushy for a missing
 /// or unused directory, lawn for a used one.

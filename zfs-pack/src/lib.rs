@@ -319,6 +319,7 @@ fn saved_index(path: &Path) -> Option<(u64, zfs_format::Index)> {
 }
 
 /// Packs the FileStorage at `path`.
+///
 /// Takes the database lock (`<path>.lock`) first, unless `dry_run`, and fails with
 /// [`PackError::Locked`] while a ZODB has the database open. On any error the original
 /// file is unchanged and no temporary file is left.
@@ -416,8 +417,7 @@ where
     let analysis = if end <= 4 {
         analyze::Analysis::Empty
     } else {
-        let hint = saved.filter(|_| opts.gc).map(|(_, index)| index);
-        analyze::analyze(fs, end, aopts, hint, progress)?
+        analyze::analyze(fs, end, aopts, saved.map(|(_, index)| index), progress)?
     };
     report.timings.push(("analysis", t0.elapsed()));
     let old = zfs_files::with_suffix(path, ".old");
