@@ -39,6 +39,22 @@ pub fn fixture(name: &str) -> PathBuf {
     p
 }
 
+/// Copies the directory tree `from` (a fixture's blob directory, say) to `to`, which must
+/// not exist yet; panics naming what failed.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    let entries = std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    for e in entries {
+        let e = e.unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        let (src, dest) = (e.path(), to.join(e.file_name()));
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            copy_tree(&src, &dest);
+        } else {
+            std::fs::copy(&src, &dest).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        }
+    }
+}
+
 /// The top-level fixtures with ZODB's answers beside them, sorted by name: `(name, the
 /// Data.fs, its <name>.expected directory)`.
 pub fn expected_fixtures() -> Vec<(String, PathBuf, PathBuf)> {

@@ -213,17 +213,10 @@ fn stats_and_oids() {
 
 #[test]
 fn check_with_blobs_names_a_missing_blob_file_and_exits_3() {
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/fixtures");
     let d = tempfile::tempdir().expect("tempdir");
     let blobs = d.path().join("blobs");
-    let status = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(format!("{fixtures}/blobs.blobdir"))
-        .arg(&blobs)
-        .status()
-        .expect("cp");
-    assert!(status.success());
-    let file = format!("{fixtures}/blobs.fs");
+    zfs_testdata::paths::copy_tree(&zfs_testdata::fixture("blobs.blobdir"), &blobs);
+    let file = zfs_testdata::fixture("blobs.fs").display().to_string();
     zodbfs()
         .args(["check", &file, "--blobs"])
         .arg(&blobs)

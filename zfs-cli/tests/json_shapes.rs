@@ -469,13 +469,7 @@ fn blob_site(d: &Path) -> (PathBuf, PathBuf, PathBuf, Value) {
     let p = d.join("Data.fs");
     std::fs::copy(format!("{fixtures}/blobs.fs"), &p).expect("copy");
     let blobs = d.join("blobstorage");
-    let status = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(format!("{fixtures}/blobs.blobdir"))
-        .arg(&blobs)
-        .status()
-        .expect("cp");
-    assert!(status.success());
+    zfs_testdata::paths::copy_tree(Path::new(&format!("{fixtures}/blobs.blobdir")), &blobs);
     let r = d.join("repo");
     let bb = d.join("blobbackups");
     std::fs::create_dir(&r).expect("mkdir");

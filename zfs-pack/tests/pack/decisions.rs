@@ -451,7 +451,7 @@ fn a_blob_written_after_the_pack_time_is_kept_case(zodb: bool) {
     if zodb {
         std::fs::create_dir(&z).expect("mkdir");
         std::fs::copy(&f, z.join("Data.fs")).expect("copy");
-        copy_tree(&blobs, &z.join("blobs"));
+        zfs_testdata::paths::copy_tree(&blobs, &z.join("blobs"));
     }
 
     let mut o = PackOptions::new(tid(3));
@@ -500,18 +500,5 @@ fn a_blob_written_after_the_pack_time_is_kept_case(zodb: bool) {
             crate::tree(&z.join("blobs.old")),
             crate::tree(&d.path().join("blobs.old"))
         );
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("dir") {
-        let e = e.expect("entry");
-        let dest = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).expect("copy");
-        }
     }
 }
