@@ -313,14 +313,13 @@ def explained(a, b, stop, summary, why):
       blob files it no longer has; ours keeps every blob file its packed file needs and
       otherwise holds ZODB's files."""
     labels, problems = [], []
-    ho = history(b.fs, stop)
+    ho, hz = history(b.fs, stop), history(a.fs, stop)
     if "Data.fs differs" in why:
         extra = (summary or {}).get("extra_objects_kept", 0)
         src = a.fs + ".old"
         if extra <= 0 or not os.path.exists(src):
             return None, ""
         hs = history(src, stop)
-        hz = history(a.fs, stop)
         more = ho[0] - hz[0]
         if not hz[0] <= ho[0]:
             problems.append("ZODB keeps records we drop")
@@ -334,7 +333,7 @@ def explained(a, b, stop, summary, why):
         else:
             labels.append("we keep %d more objects than ZODB" % extra)
     if "blobs differs" in why:
-        label, problem = blob_difference(a.dir, b.dir, stop, ho)
+        label, problem = blob_difference(a.dir, b.dir, stop, ho, hz)
         if label:
             labels.append(label)
         elif "Data.fs differs" not in why:

@@ -76,14 +76,15 @@ def blob_files(d):
     return out
 
 
-def blob_difference(zodb_dir, ours_dir, stop, ours_history=None):
+def blob_difference(zodb_dir, ours_dir, stop, ours_history=None, zodb_history=None):
     """ZODB removes the whole directory of an object unreachable at the pack time even
     when the object has records after it, so its packed file names blob files it no
     longer has; ours keeps every blob file its packed file needs and otherwise holds
     ZODB's files. Returns (label, what is wrong or ""); label None when ZODB lost
-    nothing, so the rule does not explain the difference."""
+    nothing, so the rule does not explain the difference. The histories of the two packed
+    files are read here unless given."""
     ho = ours_history or history(os.path.join(ours_dir, "Data.fs"), stop)
-    hz = history(os.path.join(zodb_dir, "Data.fs"), stop)
+    hz = zodb_history or history(os.path.join(zodb_dir, "Data.fs"), stop)
     fz = blob_files(os.path.join(zodb_dir, "blobs"))
     fo = blob_files(os.path.join(ours_dir, "blobs"))
     # The pre-pack tree: .old holds it whole when kept.
