@@ -373,3 +373,26 @@ fn help_names_the_deliberate_differences_from_zodb() {
         .stdout(predicates::str::contains("ZODB: PackError"))
         .stdout(predicates::str::contains("130 interrupted"));
 }
+
+#[test]
+fn a_mistyped_blob_directory_is_a_usage_error_and_changes_nothing() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = copy("experiment.fs", d.path());
+    let before = sha1(&f);
+    let out = zodbfs()
+        .args(["pack", "--tid", "03f58e00b7777778", "--blobs"])
+        .arg(d.path().join("blobstorge"))
+        .arg(&f)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("blobstorge': not a blob directory (it does not exist)"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(sha1(&f), before);
+    assert!(!d.path().join("Data.fs.old").exists());
+    assert!(!d.path().join("blobstorge").exists());
+}

@@ -17,6 +17,22 @@ pub fn layout(dir: &Path) -> Result<Layout> {
     Layout::of_dir(dir).map_err(|e| PackError::io(dir.join(".layout"), e))
 }
 
+/// Refuses a blob directory that is missing or not a directory (a mistyped `--blobs`, or
+/// the Data.fs itself): checked before the pack starts, so such a mistake cannot surface
+/// only after the packed file took the original's place.
+pub fn check_dir(dir: &Path) -> Result<()> {
+    let why = match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "it is a file",
+        Err(e) if e.kind() == io::ErrorKind::NotFound => "it does not exist",
+        Err(e) => return Err(PackError::io(dir, e)),
+    };
+    Err(PackError::NotBlobDir {
+        path: dir.to_path_buf(),
+        why,
+    })
+}
+
 /// What the blob pass did.
 #[derive(Clone, Debug, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]

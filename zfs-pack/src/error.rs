@@ -140,6 +140,15 @@ pub enum PackError {
     /// a later step failed: removing blob files or `.old`.
     #[error("the file was packed, but finishing failed: {0}")]
     AfterSwap(Box<PackError>),
+    /// The blob directory given is missing or not a directory (refused before anything
+    /// is read or written).
+    #[error("'{}': not a blob directory ({why})", path.display())]
+    NotBlobDir {
+        /// The path given as the blob directory.
+        path: PathBuf,
+        /// What it is instead.
+        why: &'static str,
+    },
     /// A line of the blob directory's `.removed` file is neither 16 nor 32 hex digits.
     #[error("'{path}': bad record {line:?}")]
     BadRemovedLine {

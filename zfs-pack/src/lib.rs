@@ -327,6 +327,9 @@ pub fn pack(path: &Path, opts: &PackOptions, progress: &dyn Progress) -> Result<
     if opts.stop == Tid::default() {
         return Err(PackError::InvalidPackTime);
     }
+    if let Some(b) = &opts.blob_dir {
+        blob::check_dir(b)?;
+    }
     let _lock = if opts.dry_run {
         None
     } else {

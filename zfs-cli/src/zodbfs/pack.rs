@@ -85,6 +85,8 @@ application kept it and linked it anew) loses only its blob files up to the pack
 (ZODB removes its whole directory, the current revision's file with it);
   - Python 2 (FS21) oids with bytes >= 0x80 and zlib-compressed records are read \
 (ZODB on Python 3 fails on both); unreadable references are refused, naming oid and offset;
+  - --blobs must name an existing directory (ZODB creates a missing one): a mistyped \
+path is refused (exit 2) before anything is read or written;
   - offline only: FILE.lock is taken and the pack refuses while a ZODB has it open;
   - a torn or unfinished last commit is not packed and never lost: it is saved to the \
 first free FILE.trN (where ZODB's open saves it), whether FILE.old is kept or not;
@@ -330,6 +332,10 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
                 "interrupted; '{}' is unchanged and no temporary file is left",
                 a.file.display()
             ),
+        )),
+        Err(e @ PackError::NotBlobDir { .. }) => Err(failure(
+            exit::USAGE,
+            format!("{e}: --blobs names the blob directory; nothing was changed"),
         )),
         Err(e @ PackError::DamagedMiddle { .. }) => {
             Err(failure(exit::FOUND_PROBLEMS, e.to_string()))

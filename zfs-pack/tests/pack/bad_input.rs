@@ -269,3 +269,28 @@ fn damage_before_a_sane_saved_index_is_still_refused() {
         }
     }
 }
+
+#[test]
+fn a_blob_directory_that_is_missing_or_a_file_is_refused_before_anything() {
+    // A mistyped --blobs, or the Data.fs itself, used to be found only after the swap (the
+    // file packed, then "finishing failed"); now nothing is read or written.
+    let d = tempfile::tempdir().expect("tempdir");
+    let (f, bytes) = damaged(d.path(), |_| {});
+    for (blobs, why) in [
+        (d.path().join("no-such-dir"), "it does not exist"),
+        (f.clone(), "it is a file"),
+    ] {
+        let mut o = PackOptions::new(Tid::from_hex(STOP).expect("hex"));
+        o.blob_dir = Some(blobs.clone());
+        match pack(&f, &o, &NoProgress) {
+            Err(e @ PackError::NotBlobDir { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(why), "{msg}");
+                assert!(msg.contains(&*blobs.to_string_lossy()), "{msg}");
+            }
+            other => panic!("expected NotBlobDir, got {other:?}"),
+        }
+        assert_untouched(d.path(), &f, &bytes);
+        assert!(!d.path().join("no-such-dir").exists());
+    }
+}
