@@ -16,9 +16,14 @@
 //! Directory trees are built the same way by [`NewDir`] (private, synced, renamed whole),
 //! and symlinks are switched atomically by [`replace_symlink`].
 //!
+//! Records read at scattered positions are asked for together, ahead of the reads that
+//! need them ([`will_read`]); a large output is written behind ([`Output::write_behind`]):
+//! handed to the disk as it comes, and out of the page cache once written.
+//!
 //! [`Lock`] takes `flock` locks with a bounded wait and names the holder recorded in the
 //! lock file; lock files are opened without following symlinks.
 
+mod advice;
 mod dir;
 mod error;
 mod identity;
@@ -32,12 +37,15 @@ mod sigbus;
 mod stream;
 mod temp;
 
+pub use advice::will_read;
 pub use dir::{exchange, remove_stale_temp_dirs, replace_symlink, NewDir};
 pub use error::{Error, Result};
 pub use identity::FileId;
 pub use input::{open_input, regular_len};
 pub use lock::{is_held, Lock, LockOptions};
-pub use map::{prefetch_mapped, random_access_mapped, release_mapped, shrunk_files, Map};
+pub use map::{
+    cached_pages, prefetch_mapped, random_access_mapped, release_mapped, shrunk_files, Map,
+};
 pub use mode::{current_umask, mode_of, permissions_of};
 pub use output::{write_file, Output, OutputSpec};
 pub use paths::{parent_dir, save_free_trn, sync_dir, with_suffix};

@@ -237,6 +237,25 @@ pub fn random_access_mapped(data: &[u8]) {
     }
 }
 
+/// How many pages of `data`, bytes of a live [`Map`], are in the page cache now
+/// (`mincore`); `None` for other bytes, or when the kernel does not say.
+pub fn cached_pages(data: &[u8]) -> Option<usize> {
+    let start = data.as_ptr() as usize;
+    if data.is_empty() || !sigbus::is_guarded(start, start + data.len()) {
+        return None;
+    }
+    // mincore starts on a page; a map does too, so the page holding `start` is the map's.
+    let base = start / 4096 * 4096;
+    let len = start + data.len() - base;
+    let mut pages = vec![0u8; len.div_ceil(4096)];
+    // SAFETY: `base..base + len` are pages of a live `Map` (checked against the guard's
+    // registry) and `pages` has a byte per page, as mincore requires; mincore only reports
+    // residency into `pages`.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::mincore(base as *mut libc::c_void, len, pages.as_mut_ptr()) };
+    (r == 0).then(|| pages.iter().filter(|&&b| b & 1 == 1).count())
+}
+
 impl Deref for Map {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

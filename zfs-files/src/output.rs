@@ -130,6 +130,7 @@ impl OutputSpec {
             file: Some(file),
             tmp,
             spec: self,
+            behind: None,
         })
     }
 }
@@ -168,9 +169,46 @@ pub struct Output {
     file: Option<File>,
     tmp: PathBuf,
     spec: OutputSpec,
+    /// Where writing behind stands, when asked for ([`Output::write_behind`]).
+    behind: Option<Behind>,
+}
+
+/// Bytes written between two starts of write-back.
+const BEHIND_STEP: u64 = 8 << 20;
+/// Bytes written out that stay in the page cache behind the last written.
+const BEHIND_KEEP: u64 = 32 << 20;
+
+/// How far the bytes appended to an output were handed to the disk and dropped.
+#[derive(Debug)]
+struct Behind {
+    /// Bytes appended by [`Write::write`].
+    appended: u64,
+    /// Write-back was started for everything before this.
+    started: u64,
+    /// Everything before this was written out and dropped from the page cache.
+    dropped: u64,
+    /// Whether written pages are dropped: only once the file is larger than a quarter of
+    /// the memory this process may use (a smaller one stays cached, as any write leaves it).
+    drop_after: u64,
 }
 
 impl Output {
+    /// Hands what is appended to the disk as it comes, so that the disk writes while the
+    /// rest is produced and the final fsync has little left to do; once the file outgrows
+    /// a quarter of the memory this process may use, what was written out leaves the page
+    /// cache (a memory limit counts the cache, and dirty pages fill it until the disk
+    /// catches up). For files written in order with [`Write`]; a write-back error is
+    /// returned by the write that meets it.
+    pub fn write_behind(mut self) -> Self {
+        self.behind = Some(Behind {
+            appended: 0,
+            started: 0,
+            dropped: 0,
+            drop_after: crate::memory_limit() / 4,
+        });
+        self
+    }
+
     /// The open temporary (for positioned reads and writes, `try_clone`, `set_len`).
     pub fn file(&self) -> &File {
         self.file
@@ -232,13 +270,75 @@ impl Output {
 
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file
+        let mut file = self
+            .file
             .as_ref()
-            .expect("an Output holds its file until commit")
-            .write(buf)
+            .expect("an Output holds its file until commit");
+        let n = file.write(buf)?;
+        if let Some(b) = &mut self.behind {
+            b.appended += n as u64;
+            b.advance(file)?;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Behind {
+    /// Starts write-back of each step appended, and drops what is [`BEHIND_KEEP`] behind
+    /// once written out.
+    fn advance(&mut self, file: &File) -> io::Result<()> {
+        if self.appended - self.started < BEHIND_STEP {
+            return Ok(());
+        }
+        sync_range(
+            file,
+            self.started,
+            self.appended,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )?;
+        self.started = self.appended;
+        if self.appended <= self.drop_after {
+            return Ok(());
+        }
+        let end = self.started.saturating_sub(BEHIND_KEEP);
+        if end >= self.dropped + BEHIND_STEP {
+            // Waits for the write-back of what is to be dropped (started a while ago).
+            let all = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+            sync_range(file, self.dropped, end, all)?;
+            crate::advice::fadvise(
+                file,
+                self.dropped as usize,
+                (end - self.dropped) as usize,
+                libc::POSIX_FADV_DONTNEED,
+            );
+            self.dropped = end;
+        }
+        Ok(())
+    }
+}
+
+/// `sync_file_range` on `start..end` of `file` with `flags`.
+fn sync_range(file: &File, start: u64, end: u64, flags: libc::c_uint) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(start), Ok(len)) = (
+        libc::off64_t::try_from(start),
+        libc::off64_t::try_from(end.saturating_sub(start)),
+    ) else {
+        return Ok(());
+    };
+    // SAFETY: sync_file_range takes a descriptor we own for the call and touches no memory
+    // of ours; it only starts or waits for the write-back of the file's dirty pages.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::sync_file_range(file.as_raw_fd(), start, len, flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -277,6 +377,45 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// Written behind: the file holds what was written, in odd sizes across many steps;
+    /// the write-back started as it went; once past the size that starts the dropping,
+    /// what was written out long before is no longer cached, the last bytes are.
+    #[test]
+    fn written_behind_the_bytes_are_the_same_and_the_cache_is_left_behind() {
+        // On the repository's file system, not a tmpfs: its pages can leave the cache.
+        let d = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("tempdir");
+        let t = d.path().join("out.fs");
+        let mut o = OutputSpec::new(&t).create().expect("create").write_behind();
+        o.behind.as_mut().expect("behind").drop_after = 2 * BEHIND_STEP;
+        let mut want = Vec::new();
+        let mut i = 0u32;
+        while want.len() < 9 * BEHIND_STEP as usize {
+            let piece: Vec<u8> = (0..100_003 + i % 7).map(|j| (i + j) as u8).collect();
+            o.write_all(&piece).expect("write");
+            want.extend_from_slice(&piece);
+            i += 1;
+        }
+        let b = o.behind.as_ref().expect("behind");
+        assert_eq!(b.appended, want.len() as u64);
+        assert!(b.appended - b.started < BEHIND_STEP, "{b:?}");
+        assert!(b.dropped >= b.started - BEHIND_KEEP - BEHIND_STEP, "{b:?}");
+        let dropped = b.dropped as usize;
+        let map = crate::Map::new(File::open(o.temp_path()).expect("open"), &t).expect("map");
+        let early = crate::cached_pages(&map[..dropped]).expect("mincore");
+        assert!(
+            early < dropped / 4096 / 10,
+            "{early} pages of the dropped part cached"
+        );
+        let last_page = (map.len() - 1) / 4096 * 4096;
+        let tail = crate::cached_pages(&map[last_page..]).expect("mincore");
+        assert_eq!(tail, 1, "the last page written is cached");
+        o.commit().expect("commit");
+        assert!(
+            std::fs::read(&t).expect("read") == want,
+            "the bytes written"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 
+use crate::advice::fadvise;
 use crate::sigbus;
 
 const PAGE: usize = 4096;
@@ -170,20 +171,6 @@ fn read_through(file: &std::fs::File, null: &std::fs::File, start: usize, end: u
         }
     }
     true
-}
-
-/// `posix_fadvise` on `len` bytes of `file` from `start`; failure is harmless and ignored.
-fn fadvise(file: &std::fs::File, start: usize, len: usize, advice: libc::c_int) {
-    let (Ok(start), Ok(len)) = (libc::off_t::try_from(start), libc::off_t::try_from(len)) else {
-        return;
-    };
-    // SAFETY: posix_fadvise takes a descriptor we own for the call and touches no memory
-    // of ours; WILLNEED only starts reads into the page cache, DONTNEED only drops clean,
-    // unmapped pages from it (read again from the file if needed).
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), start, len, advice);
-    }
 }
 
 impl Stream {
@@ -447,6 +434,10 @@ pub fn memory_limit() -> u64 {
 mod tests {
     use super::*;
 
+    fn resident(m: &[u8]) -> usize {
+        crate::cached_pages(m).expect("mincore")
+    }
+
     #[test]
     fn other_bytes_are_left_alone() {
         let v = vec![1u8; 3 * PIECE];
@@ -485,17 +476,6 @@ mod tests {
         assert_eq!(s.released, bytes.len().div_ceil(PAGE) * PAGE);
         // The bytes read after the walk are still the file's.
         assert_eq!(&m[PIECE..PIECE + 10], &bytes[PIECE..PIECE + 10]);
-    }
-
-    /// Pages of `m` in the page cache.
-    fn resident(m: &[u8]) -> usize {
-        let mut vec = vec![0u8; m.len().div_ceil(PAGE)];
-        // SAFETY: `m` is a whole map (page-aligned start) and `vec` has a byte per page.
-        #[allow(unsafe_code)]
-        let r =
-            unsafe { libc::mincore(m.as_ptr() as *mut libc::c_void, m.len(), vec.as_mut_ptr()) };
-        assert_eq!(r, 0, "mincore");
-        vec.iter().filter(|&&b| b & 1 == 1).count()
     }
 
     /// Walks `m` in file order as a walker does, dropping behind; returns the byte sum and

@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
-/// Reports memory at phase starts.
+/// When the pack started.
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Reports memory (and the time since the start) at phase starts.
 struct Memory;
 
 fn status_line(key: &str) -> String {
@@ -20,7 +23,11 @@ fn status_line(key: &str) -> String {
 impl Memory {
     fn print(what: &str) {
         eprintln!(
-            "{what:32} rss {:>12}  peak {:>12}",
+            "{:>8.3}s {what:32} rss {:>12}  peak {:>12}",
+            START
+                .get_or_init(std::time::Instant::now)
+                .elapsed()
+                .as_secs_f64(),
             status_line("VmRSS:"),
             status_line("VmHWM:")
         );
@@ -69,6 +76,7 @@ fn main() {
     } else {
         &zfs_format::NoProgress
     };
+    START.get_or_init(std::time::Instant::now);
     let result = zfs_pack::pack(file.as_ref(), &o, progress);
     if memory {
         Memory::print("end");

@@ -40,7 +40,8 @@ pub struct Out {
 impl Out {
     /// Creates the output: a new temporary file for `spec`'s target.
     pub fn create(spec: OutputSpec) -> Result<Out> {
-        let out = spec.create()?;
+        // The packed file may be larger than the memory the pack may use.
+        let out = spec.create()?.write_behind();
         Ok(Out {
             path: out.temp_path().to_path_buf(),
             w: Some(BufWriter::with_capacity(1 << 20, out)),

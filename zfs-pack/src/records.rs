@@ -89,6 +89,30 @@ impl Deref for RecordFile {
     }
 }
 
+impl RecordFile {
+    /// Starts reading the record at `pos` (its header and, usually, its whole pickle) into
+    /// the page cache without waiting for it; [`read_state_at`] then finds it there.
+    pub fn will_read(&self, pos: u64) {
+        zfs_files::will_read(&self.file, pos, READ_AHEAD as u64);
+    }
+
+    /// When the record at `pos` is a backpointer, starts reading the record it leads to,
+    /// as [`RecordFile::will_read`] does (reading the header waits for it, unless it was
+    /// asked for before). Anything it cannot read is left to [`read_state_at`] to report.
+    pub fn will_follow(&self, pos: u64) {
+        let mut h = [0u8; DATA_HEADER_LEN as usize + 8];
+        if self.file.read_exact_at(&mut h, pos).is_err() {
+            return;
+        }
+        let Some(head) = RawDataHeader::decode(&h, 0) else {
+            return;
+        };
+        if let Some(back) = head.backpointer_in(&h).filter(|&b| b != 0) {
+            self.will_read(back);
+        }
+    }
+}
+
 /// What a positioned read learns of a record.
 struct ReadRecord {
     header: RawDataHeader,
@@ -308,7 +332,8 @@ mod tests {
     }
 
     /// Damage met on the way gives the packer's errors, at the record concerned, and a
-    /// pickle longer than the read-ahead is read whole.
+    /// pickle longer than the read-ahead is read whole; reads asked for ahead change none
+    /// of that.
     #[test]
     fn damaged_chains_and_long_pickles() {
         let mut fb = FileBuilder::new(*b"FS30");
@@ -329,6 +354,12 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         let fs = FileStorage::open(&path).expect("open");
         let file = open_for_reads(&fs).expect("file");
+        // Asking ahead for any position, inside a record or past the end, damaged or not,
+        // is harmless: what is read next is the same.
+        for pos in 0..fs.len() + 100 {
+            file.will_read(pos);
+            file.will_follow(pos);
+        }
         let mut buf = Vec::new();
         let got = read_state_at(&fs, &file, &mut buf, back).expect("sound");
         assert_eq!(got, Some((Oid::from_u64(1), data)));

@@ -16,8 +16,10 @@ use crate::oidmap::ABSENT;
 use crate::reach::Reach;
 use crate::records::{open_for_reads, read_state_at, state_at, RecordFile};
 
-/// Records whose references are extracted between two releases of the mapping.
-const TRACE_CHUNK: usize = 4096;
+/// Revisions taken off the trace's stack at once: the records among them left out of the
+/// gathered references are asked for together (see [`trace`]), and the mapping is released
+/// after each chunk.
+const TRACE_CHUNK: usize = 1 << 16;
 
 /// A reference as found in a pickle.
 enum Ref {
@@ -253,6 +255,14 @@ fn trace<T: Deref<Target = [u8]> + Sync>(
     while !todo.is_empty() {
         crate::interrupt::check(progress)?;
         let chunk = todo.split_off(todo.len().saturating_sub(TRACE_CHUNK));
+        // The reads below wait for the disk one at a time per core; asked for together
+        // first (and the records that backpointers among them lead to, next), the disk
+        // serves them at once.
+        if let Some(f) = file {
+            let left = || chunk.iter().filter(|t| gathered(t).is_none());
+            left().for_each(|t| f.will_read(t.pos));
+            left().for_each(|t| f.will_follow(t.pos));
+        }
         let read: Vec<Result<Vec<Ref>>> = chunk
             .par_iter()
             .filter(|t| gathered(t).is_none())
