@@ -190,6 +190,9 @@ struct Behind {
     /// Whether written pages are dropped: only once the file is larger than a quarter of
     /// the memory this process may use (a smaller one stays cached, as any write leaves it).
     drop_after: u64,
+    /// A write-back failed: the error went to the write that met it, and the final fsync
+    /// may not see it again, so the file is never committed.
+    failed: bool,
 }
 
 impl Output {
@@ -205,6 +208,7 @@ impl Output {
             started: 0,
             dropped: 0,
             drop_after: crate::memory_limit() / 4,
+            failed: false,
         });
         self
     }
@@ -241,6 +245,10 @@ impl Output {
             .expect("an Output holds its file until commit");
         file.sync_all()
             .map_err(|e| Error::io("writing", &target, e))?;
+        if self.behind.as_ref().is_some_and(|b| b.failed) {
+            let e = io::Error::other("an earlier write-back of the file failed");
+            return Err(Error::io("writing", &target, e));
+        }
         let mode = self
             .spec
             .mode
@@ -277,7 +285,10 @@ impl Write for Output {
         let n = file.write(buf)?;
         if let Some(b) = &mut self.behind {
             b.appended += n as u64;
-            b.advance(file)?;
+            if let Err(e) = b.advance(file) {
+                b.failed = true;
+                return Err(e);
+            }
         }
         Ok(n)
     }
@@ -421,6 +432,21 @@ mod tests {
             std::fs::read(&t).expect("read") == want,
             "the bytes written"
         );
+    }
+
+    /// A write-back that failed (its error returned by the write that met it) is never
+    /// committed, whatever the final fsync says; nothing stays.
+    #[test]
+    fn a_failed_write_back_is_never_committed() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let t = d.path().join("out.fs");
+        let mut o = OutputSpec::new(&t).create().expect("create").write_behind();
+        o.write_all(b"data").expect("write");
+        o.behind.as_mut().expect("behind").failed = true;
+        let e = o.commit().expect_err("committed");
+        let cause = std::error::Error::source(&e).map(|c| c.to_string());
+        assert!(cause.is_some_and(|c| c.contains("write-back")), "{e}");
+        assert!(entries(d.path()).is_empty(), "{:?}", entries(d.path()));
     }
 
     #[test]
