@@ -54,7 +54,12 @@ names_for() {
             echo T.fs.part; temps T.fs; temps T.fs.index ;;
         pack-*)
             for base in Data.fs.pack Data.fs.index.index_tmp Data.fs.old Data.fs.tr0; do echo "$base"; done
-            temps Data.fs; temps Data.fs.index; temps Data.fs.old ;;
+            temps Data.fs; temps Data.fs.index; temps Data.fs.old
+            if [[ $op == pack-blobs ]]; then
+                # The list of garbage blob files, and its temporaries.
+                echo blobs/.removed
+                for ((p = last + 1; p <= last + 40; p++)); do echo "blobs/..removed.tmp-$p-0"; done
+            fi ;;
         reindex)
             temps Data.fs.index ;;
         recover)
@@ -91,6 +96,7 @@ hostile_case() {
     sc_setup "$op" "$dir"
     chmod 777 "$dir"
     [[ -d $dir/repo ]] && chmod 777 "$dir/repo"
+    [[ -d $dir/blobs ]] && chmod 777 "$dir/blobs"
     # The source database, 0600 and ours.
     local src
     for src in "$dir/src.fs" "$dir/Data.fs" "$dir/in.fs"; do [[ -e $src ]] && chmod 600 "$src"; done
@@ -189,7 +195,9 @@ db_lock_case() {
     kill $holder 2>/dev/null; wait $holder 2>/dev/null
     [[ $rc == 1 ]] || echo "    exit $rc, expected 1" >> "$errs"
     grep -q "locked by process" "$SC_SCRATCH/run.err" || echo "    the message names no holder: $(head -c 300 "$SC_SCRATCH/run.err")" >> "$errs"
-    [[ $(sha "$dir/Data.fs") == "$(sha "$SC_IN/S1.fs")" ]] || echo "    Data.fs changed" >> "$errs"
+    local src="$SC_IN/S1.fs"
+    [[ $op == pack-blobs ]] && src="$SC_IN/B1.fs"
+    [[ $(sha "$dir/Data.fs") == "$(sha "$src")" ]] || echo "    Data.fs changed" >> "$errs"
     if [[ -s $errs ]]; then conf_fail "$name" "$errs"; else conf_pass "$name"; fi
 }
 

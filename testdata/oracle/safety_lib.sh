@@ -9,6 +9,8 @@
 # complete run (WHEN=after-rerun):
 #   - the source database never changes (backups, reindex, recover) or is OLD or NEW
 #     (pack: then `.old` is the original);
+#   - a blob directory keeps every blob file its Data.fs needs; after the rerun it is
+#     the one a single pack leaves (no garbage file left over);
 #   - a repository restores, by ours and by Python repozo, to a state that was backed up
 #     (S0 or S1); after the rerun to S1, and `repozo -V` passes;
 #   - a restore target, an index or a recovered file is OLD or NEW, never absent, never
@@ -18,11 +20,13 @@
 #
 # Inputs, made once by `sc_prepare WORK`: S0.fs and S1.fs (S1 = S0 + more commits, both
 # written by real ZODB), their indexes, a repository holding full(S0) then incr(S1)
-# (plain and gzip), the packed S1 and its index, the recovered S1.
+# (plain and gzip), the packed S1 and its index, the recovered S1; B1.fs with its blob
+# directory (written by real ZODB) and the manifests of that directory before and after a
+# pack.
 #
 # Needs: ORACLE_PY, ZODBFS (our zodbfs), REPOZO (our repozo).
 
-SC_OPS_ALL="backup-full backup-full-z backup-incr backup-incr-z restore-over pack-gc pack-nogc reindex recover"
+SC_OPS_ALL="backup-full backup-full-z backup-incr backup-incr-z restore-over pack-gc pack-nogc pack-blobs reindex recover"
 
 sha() { sha1sum "$1" 2>/dev/null | cut -d' ' -f1; }
 
@@ -80,7 +84,26 @@ sc_prepare() {
             >/dev/null 2>&1 || return 1
     done
     "$ZODBFS" recover "$SC_IN/S1.fs" "$SC_IN/R.fs" >/dev/null 2>&1 || return 1
-    export SC_IN SC_SCRATCH SC_LAST_TID
+    # A database with blobs (some rewritten, some let go), and what one pack of it leaves.
+    "$ORACLE_PY" "$ORACLE_DIR/gen_datafs.py" "$SC_IN/B1.fs" --seed "$seed" --txns 200 \
+        --blobs "$SC_IN/B1.blobs" --blob-bytes 3000 >/dev/null 2>&1 || return 1
+    SC_BLOB_TID=$("$ZODBFS" info --json "$SC_IN/B1.fs" | "$ORACLE_PY" -c 'import json,sys; print(json.load(sys.stdin)["last_tid"])')
+    mkdir -p "$SC_IN/pack-blobs"
+    cp "$SC_IN/B1.fs" "$SC_IN/pack-blobs/Data.fs"
+    cp -a "$SC_IN/B1.blobs" "$SC_IN/pack-blobs/blobs"
+    "$ZODBFS" pack --tid "$SC_BLOB_TID" --blobs "$SC_IN/pack-blobs/blobs" \
+        "$SC_IN/pack-blobs/Data.fs" >/dev/null 2>&1 || return 1
+    sc_blob_manifest "$SC_IN/B1.blobs" > "$SC_IN/B1.manifest"
+    sc_blob_manifest "$SC_IN/pack-blobs/blobs" > "$SC_IN/pack-blobs.manifest"
+    cmp -s "$SC_IN/B1.manifest" "$SC_IN/pack-blobs.manifest" && return 1 # no blob garbage
+    export SC_IN SC_SCRATCH SC_LAST_TID SC_BLOB_TID
+}
+
+# The files of a blob directory, "path sha1" sorted: not `.removed` (the list a pack
+# leaves, empty or not, as ZODB does) nor temporaries (those are checked apart).
+sc_blob_manifest() {
+    (cd "$1" && find . -type f ! -name .removed ! -name '.*.tmp-*' -printf '%P\n' |
+        LC_ALL=C sort | while read -r f; do echo "$f $(sha "$f")"; done)
 }
 
 # The initial state of OP in DIR.
@@ -100,6 +123,8 @@ sc_setup() {
             cp "$SC_IN/S0.fs" "$dir/T.fs"; cp "$SC_IN/S0.index" "$dir/T.fs.index" ;;
         pack-gc|pack-nogc)
             cp "$SC_IN/S1.fs" "$dir/Data.fs" ;;
+        pack-blobs)
+            cp "$SC_IN/B1.fs" "$dir/Data.fs"; cp -a "$SC_IN/B1.blobs" "$dir/blobs" ;;
         reindex)
             cp "$SC_IN/S1.fs" "$dir/Data.fs"; cp "$SC_IN/S0.index" "$dir/Data.fs.index" ;;
         recover)
@@ -118,6 +143,7 @@ sc_cmd() {
         restore-over)  printf '%s\n' "$REPOZO" -R -r "$dir/repo" -o "$dir/T.fs" ;;
         pack-gc)       printf '%s\n' "$ZODBFS" pack --tid "$SC_LAST_TID" "$dir/Data.fs" ;;
         pack-nogc)     printf '%s\n' "$ZODBFS" pack --no-gc --tid "$SC_LAST_TID" "$dir/Data.fs" ;;
+        pack-blobs)    printf '%s\n' "$ZODBFS" pack --tid "$SC_BLOB_TID" --blobs "$dir/blobs" "$dir/Data.fs" ;;
         reindex)       printf '%s\n' "$ZODBFS" reindex "$dir/Data.fs" ;;
         recover)       printf '%s\n' "$ZODBFS" recover --force "$dir/in.fs" "$dir/out.fs" ;;
     esac
@@ -222,6 +248,32 @@ sc_check() {
             elif [[ $d == "$p" ]]; then
                 if [[ $when == after-kill && $(sha "$dir/Data.fs.old") != "$s1" ]]; then
                     sc_err "packed, but Data.fs.old is not the original"
+                fi
+            else
+                sc_err "Data.fs is neither the original nor the packed file"
+            fi
+            [[ $when == after-kill || $d == "$p" ]] || sc_err "the rerun did not pack"
+            [[ $when == after-kill || -e $dir/Data.fs.index ]] || sc_err "no index after the rerun"
+            sc_check_index "$dir/Data.fs" "$dir/Data.fs.index"
+            ;;
+        pack-blobs)
+            local d p b1 m="$SC_SCRATCH/manifest" want="$SC_IN/pack-blobs.manifest"
+            d=$(sha "$dir/Data.fs")
+            p=$(sha "$SC_IN/pack-blobs/Data.fs")
+            b1=$(sha "$SC_IN/B1.fs")
+            sc_blob_manifest "$dir/blobs" > "$m"
+            if [[ $d == "$b1" ]]; then
+                cmp -s "$m" "$SC_IN/B1.manifest" ||
+                    sc_err "the blob directory changed, but Data.fs was not packed"
+            elif [[ $d == "$p" ]]; then
+                if [[ $when == after-kill && $(sha "$dir/Data.fs.old") != "$b1" ]]; then
+                    sc_err "packed, but Data.fs.old is not the original"
+                fi
+                local lost
+                lost=$(LC_ALL=C comm -23 "$want" "$m" | head -3 | tr '\n' ' ')
+                [[ -z $lost ]] || sc_err "blob files the packed Data.fs needs are gone or changed: $lost"
+                if [[ $when == after-rerun ]] && ! cmp -s "$m" "$want"; then
+                    sc_err "the rerun left $(LC_ALL=C comm -13 "$want" "$m" | wc -l) garbage blob files"
                 fi
             else
                 sc_err "Data.fs is neither the original nor the packed file"

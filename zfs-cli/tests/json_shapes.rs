@@ -320,6 +320,7 @@ fn pack() {
             ("blob_removed_lines", T::Int),
             ("blob_files_removed", T::Int),
             ("blob_bytes_removed", T::Int),
+            ("earlier_pack_blobs", T::Obj),
             ("tail_bytes", T::Int),
             ("tail_saved_to", T::OptStr),
             ("index_written", T::Bool),

@@ -1,10 +1,14 @@
 //! Blob directories: which records are blobs, the `.removed` file ZODB's packer writes,
-//! and the removal (or move to `<blob_dir>.old`) of the files it names, with ZODB's
-//! bushy and lawn layouts.
+//! the removal (or move to `<blob_dir>.old`) of the files it names, with ZODB's bushy and
+//! lawn layouts, and the finishing of a removal an earlier pack left undone.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use zfs_files::OutputSpec;
+use zfs_format::{FileStorage, Index, Oid};
 
 use crate::error::{PackError, Result};
 
@@ -116,24 +120,36 @@ enum Line {
     Revision(u64, u64),
 }
 
+impl Line {
+    fn oid(&self) -> u64 {
+        match *self {
+            Line::Oid(o) | Line::Revision(o, _) => o,
+        }
+    }
+}
+
+/// One line: 16 hex digits (an oid) or 32 (an oid and a transaction).
+fn parse_line(s: &str) -> Option<Line> {
+    let s = s.trim();
+    let hex = |h: &str| u64::from_str_radix(h, 16).ok();
+    match s.len() {
+        16 => Some(Line::Oid(hex(s)?)),
+        32 => Some(Line::Revision(hex(s.get(..16)?)?, hex(s.get(16..)?)?)),
+        _ => None,
+    }
+}
+
 fn parse_lines(dir: &Path, removed: &[u8]) -> Result<Vec<Line>> {
     let mut out = Vec::new();
     for raw in removed.split(|&c| c == b'\n') {
         let s = String::from_utf8_lossy(raw);
-        let s = s.trim();
-        if s.is_empty() {
+        if s.trim().is_empty() {
             continue;
         }
-        let bad = || PackError::BadRemovedLine {
+        out.push(parse_line(&s).ok_or_else(|| PackError::BadRemovedLine {
             path: dir.join(".removed"),
-            line: s.to_string(),
-        };
-        let hex = |h: &str| u64::from_str_radix(h, 16).map_err(|_| bad());
-        match s.len() {
-            16 => out.push(Line::Oid(hex(s)?)),
-            32 => out.push(Line::Revision(hex(&s[..16])?, hex(&s[16..])?)),
-            _ => return Err(bad()),
-        }
+            line: s.trim().to_string(),
+        })?);
     }
     Ok(out)
 }
@@ -179,10 +195,140 @@ pub fn remove_old(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `<blob_dir>/.removed` (what ZODB leaves behind when its pack ends early).
-pub fn write_removed(dir: &Path, removed: &[u8]) -> Result<()> {
+/// Writes `<blob_dir>/.removed`, ZODB's list of garbage blob objects and revisions, as
+/// every file we write: complete and durable before it takes the name, never through a
+/// symlink, with `mode` (the data file's).
+pub fn write_removed(dir: &Path, removed: &[u8], mode: u32) -> Result<()> {
+    let spec = OutputSpec::new(dir.join(".removed"))
+        .replace(true)
+        .mode(mode);
+    zfs_files::write_file(spec, |w| w.write_all(removed))?;
+    Ok(())
+}
+
+/// The lines of a `.removed` file an earlier pack left in `dir`, if it holds any: a pack
+/// killed in its blob pass, or one of ZODB's that ended early or failed. Anything but a
+/// regular file there is not read.
+pub fn leftover(dir: &Path) -> Result<Option<Vec<u8>>> {
     let p = dir.join(".removed");
-    fs::write(&p, removed).map_err(io_err(&p))
+    match fs::symlink_metadata(&p) {
+        Ok(m) if m.is_file() && m.len() > 0 => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(PackError::io(p, e)),
+    }
+    let bytes = fs::read(&p).map_err(io_err(&p))?;
+    Ok(bytes
+        .iter()
+        .any(|c| !c.is_ascii_whitespace())
+        .then_some(bytes))
+}
+
+/// Finishes the removal an earlier pack's `.removed` lines (`removed`) asked for, against
+/// the file as it is now: a blob file those lines name is removed only when the file has
+/// no record of its object and transaction, so it can never be loaded again. That makes
+/// any leftover safe to finish, whoever wrote it and whether or not its pack took effect:
+/// the lines of a pack that never swapped name revisions still in the file, and are kept.
+/// Lines that do not parse (a list cut short) are passed over; a chain of revisions that
+/// cannot be read keeps every file of its object. With `dry_run`, counts and touches
+/// nothing; otherwise `.removed` is removed at the end.
+pub fn finish_earlier<T>(
+    fs: &FileStorage<T>,
+    index: &Index,
+    dir: &Path,
+    removed: &[u8],
+    dry_run: bool,
+) -> Result<BlobStats>
+where
+    T: std::ops::Deref<Target = [u8]>,
+{
+    let layout = layout(dir)?;
+    let mut stats = BlobStats::default();
+    let mut lines: Vec<Line> = removed
+        .split(|&c| c == b'\n')
+        .filter_map(|raw| parse_line(&String::from_utf8_lossy(raw)))
+        .collect();
+    lines.sort_by_key(Line::oid);
+    let mut known: Option<(u64, Option<HashSet<u64>>)> = None;
+    for line in lines {
+        let oid = line.oid();
+        if known.as_ref().is_none_or(|(o, _)| *o != oid) {
+            known = Some((oid, revisions(fs, index, oid)));
+        }
+        let Some((_, Some(tids))) = &known else {
+            continue;
+        };
+        let candidates = match line {
+            Line::Revision(o, t) => vec![(t, blob_path(dir, layout, o, t))],
+            Line::Oid(o) => blob_files(&oid_path(dir, layout, o))?,
+        };
+        for (tid, p) in candidates {
+            if tids.contains(&tid) {
+                continue;
+            }
+            let Ok(m) = fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if !m.is_file() {
+                continue;
+            }
+            stats.files_removed += 1;
+            stats.bytes_removed += m.len();
+            if !dry_run {
+                fs::remove_file(&p).map_err(io_err(&p))?;
+                prune(dir, p);
+            }
+        }
+    }
+    if !dry_run {
+        let rp = dir.join(".removed");
+        fs::remove_file(&rp).map_err(io_err(&rp))?;
+        zfs_files::sync_dir(dir).map_err(io_err(dir))?;
+    }
+    Ok(stats)
+}
+
+/// The transactions of every revision of `oid` in the file (its chain of `prev`
+/// pointers from the index), or `None` when the chain cannot be read to its end.
+fn revisions<T>(fs: &FileStorage<T>, index: &Index, oid: u64) -> Option<HashSet<u64>>
+where
+    T: std::ops::Deref<Target = [u8]>,
+{
+    let mut tids = HashSet::new();
+    let Some(mut pos) = index.get(Oid::from_u64(oid)) else {
+        return Some(tids);
+    };
+    loop {
+        let rec = fs.record_at(pos).ok()?;
+        if rec.oid.as_u64() != oid {
+            return None;
+        }
+        tids.insert(rec.tid.as_u64());
+        match rec.prev {
+            0 => return Some(tids),
+            // Every earlier revision lies before: anything else is a damaged chain.
+            prev if prev < pos => pos = prev,
+            _ => return None,
+        }
+    }
+}
+
+/// The blob files in an object's directory, with their transactions.
+fn blob_files(oid_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let rd = match fs::read_dir(oid_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(PackError::io(oid_dir, e)),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(io_err(oid_dir))?;
+        if let Some(t) = e.file_name().to_str().and_then(blob_file_tid) {
+            out.push((t, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
@@ -196,9 +342,10 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
 /// or revision file is moved to `<blob_dir>.old` (with `keep_old`) or removed, empty
 /// parents pruned; then, with `keep_old`, every remaining blob file is hard-linked into
 /// `.old`, so `.old` holds the complete pre-pack tree. Blob files written after the pack
-/// time `stop` are never let go (see [`garbage`]).
+/// time `stop` are never let go (see [`garbage`]). The lines were saved in `.removed`
+/// before the swap ([`write_removed`]): a pack killed here leaves them for the next one
+/// ([`finish_earlier`]); the file is removed once they are all done.
 pub fn apply(dir: &Path, removed: &[u8], keep_old: bool, stop: u64) -> Result<BlobStats> {
-    write_removed(dir, removed)?;
     let layout = layout(dir)?;
     let old = old_of(dir);
     let mut stats = BlobStats::default();

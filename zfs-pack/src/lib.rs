@@ -166,6 +166,10 @@ pub struct Report {
     /// Blob files removed (moved to `<blob_dir>.old` with `keep_old`).
     #[cfg_attr(feature = "serde", serde(flatten))]
     pub blobs: BlobStats,
+    /// Blob files an earlier pack left to remove (its `.removed` file), removed first:
+    /// only those whose revision the file no longer has (see [`blob::finish_earlier`]).
+    #[cfg_attr(feature = "serde", serde(rename = "earlier_pack_blobs"))]
+    pub earlier_blobs: BlobStats,
     /// Objects in the new index.
     pub index_entries: u64,
     /// Heap bytes of the reachability structures at their peak.
@@ -404,6 +408,7 @@ where
         dangling_ignored: Vec::new(),
         blob_lines: 0,
         blobs: BlobStats::default(),
+        earlier_blobs: BlobStats::default(),
         index_entries: 0,
         state_bytes: 0,
         timings: Vec::new(),
@@ -412,6 +417,24 @@ where
         index_written: false,
         database_open: false,
     };
+    let mode = if opts.dry_run {
+        0o600
+    } else {
+        zfs_files::mode_of(path)?
+    };
+    if let Some(b) = &opts.blob_dir {
+        if let Some(lines) = blob::leftover(b)? {
+            let built;
+            let index = match &saved {
+                Some((_, index)) if index_current => index,
+                _ => {
+                    built = zfs_format::scan::build_index(fs, progress)?.index;
+                    &built
+                }
+            };
+            report.earlier_blobs = blob::finish_earlier(fs, index, b, &lines, opts.dry_run)?;
+        }
+    }
     let aopts = AnalyzeOptions {
         stop: opts.stop,
         gc: opts.gc,
@@ -424,11 +447,6 @@ where
     };
     report.timings.push(("analysis", t0.elapsed()));
     let old = zfs_files::with_suffix(path, ".old");
-    let mode = if opts.dry_run {
-        0o600
-    } else {
-        zfs_files::mode_of(path)?
-    };
     let mut plan = match analysis {
         analyze::Analysis::Empty => return Ok(report),
         analyze::Analysis::Redundant => {
@@ -439,7 +457,7 @@ where
                 remove_if_exists(&old)?;
                 if let Some(b) = &opts.blob_dir {
                     blob::remove_old(b)?;
-                    blob::write_removed(b, b"")?;
+                    blob::write_removed(b, b"", mode)?;
                 }
             }
             return Ok(report);
@@ -496,7 +514,7 @@ where
             remove_if_exists(&old)?;
             if let Some(b) = &opts.blob_dir {
                 blob::remove_old(b)?;
-                blob::write_removed(b, &stats.blob_removed)?;
+                blob::write_removed(b, &stats.blob_removed, mode)?;
             }
         }
         return Ok(report);
@@ -556,8 +574,13 @@ where
     };
 
     // The swap. The original stays reachable under one of its two names at every moment,
-    // and the old `.index` goes first, so no crash can pair the packed file with it.
+    // and the old `.index` goes first, so no crash can pair the packed file with it. The
+    // garbage blob list is saved first: a pack killed after the swap leaves it for the
+    // next one to finish.
     let swap = (|| {
+        if let Some(b) = &opts.blob_dir {
+            blob::write_removed(b, &stats.blob_removed, mode)?;
+        }
         keep_as_old(path, &old, mode)?;
         remove_if_exists(&index_path)?;
         sync_dir(path)

@@ -93,7 +93,11 @@ first free FILE.trN (where ZODB's open saves it), whether FILE.old is kept or no
   - complete transactions after damage in the middle of the file are never dropped: the \
 pack refuses (exit 3) and points to `zodbfs check` and `zodbfs recover`;
   - when nothing can be removed, a missing or stale FILE.index is written (as ZODB writes \
-it when it closes the storage).
+it when it closes the storage);
+  - the list of garbage blob files (DIR/.removed) is saved before the packed file takes \
+FILE's place; a pack stopped before it removed them all (killed, a full disk) leaves the \
+list, and the next pack finishes it, removing only the files of revisions FILE no longer \
+holds (ZODB overwrites the list and leaves those files for good).
 
 The pack time is now unless --days, --time or --tid says otherwise; it cannot be in the \
 future. Every file written (the packed Data.fs, its .index, .trN) is new, keeps the \
@@ -249,6 +253,19 @@ fn print_summary(a: &Args, r: &Report, secs: f64) {
             }
             println!("  time: {secs:.2} s");
         }
+    }
+    if r.earlier_blobs.files_removed > 0 {
+        println!(
+            "  blobs: {} files ({} bytes) that an earlier, interrupted pack left to remove {} \
+             (their revisions are no longer in the file)",
+            r.earlier_blobs.files_removed,
+            r.earlier_blobs.bytes_removed,
+            if a.dry_run {
+                "would be removed"
+            } else {
+                "were removed"
+            }
+        );
     }
     if r.tail > 0 {
         match &r.tail_saved {

@@ -502,3 +502,143 @@ fn a_blob_written_after_the_pack_time_is_kept_case(zodb: bool) {
         );
     }
 }
+
+ours_and_zodb!(
+    a_blob_removal_cut_short_is_finished_by_the_next_pack_case,
+    a_blob_removal_cut_short_is_finished_by_the_next_pack,
+    a_blob_removal_cut_short_is_left_undone_by_zodb
+);
+
+fn a_blob_removal_cut_short_is_finished_by_the_next_pack_case(zodb: bool) {
+    // A pack stopped in its blob pass (killed, a full disk): the packed file is in place,
+    // its list of garbage blob files saved as `.removed`, some of them still there. The
+    // next pack finishes the list against the file as it is: a file goes only when its
+    // revision is no longer in the file. ZODB's next pack overwrites the list and leaves
+    // those files for good.
+    let d = tempfile::tempdir().expect("tempdir");
+    let txns = [
+        (
+            1,
+            Status::Committed,
+            vec![(0, obj3(&[1, 2])), (1, BLOB.to_vec()), (2, BLOB.to_vec())],
+        ),
+        (
+            2,
+            Status::Committed,
+            vec![(1, BLOB.to_vec()), (2, BLOB.to_vec())],
+        ),
+        (3, Status::Committed, vec![(0, obj3(&[2]))]),
+    ];
+    let blob_tree = |root: &Path| -> PathBuf {
+        let blobs = root.join("blobs");
+        std::fs::create_dir_all(&blobs).expect("mkdir");
+        std::fs::write(blobs.join(".layout"), b"bushy\n").expect("layout");
+        for oid in [1u8, 2] {
+            let dir = oid_dir(&blobs, oid);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            for i in [1, 2] {
+                let body = format!("oid {oid} revision {i}");
+                std::fs::write(dir.join(blob_name(i)), body).expect("blob");
+            }
+        }
+        blobs
+    };
+    let mut o = PackOptions::new(tid(3));
+    o.keep_old = false;
+
+    // What one uninterrupted pack leaves: object 1 is garbage, object 2 loses revision 1.
+    let whole = d.path().join("whole");
+    std::fs::create_dir(&whole).expect("mkdir");
+    let wf = write(&whole, *b"FS30", &txns);
+    o.blob_dir = Some(blob_tree(&whole));
+    let r = pack(&wf, &o, &NoProgress).expect("packs");
+    assert_eq!(r.outcome, Outcome::Packed);
+    assert_eq!(r.blobs.files_removed, 3);
+    let want = crate::tree(&whole.join("blobs"));
+    assert!(!want.iter().any(|p| p.contains("0x01")), "{want:?}");
+
+    // The stopped pack: the same packed file, the list saved, one file already gone.
+    let cut = d.path().join("cut");
+    std::fs::create_dir(&cut).expect("mkdir");
+    let f = cut.join("Data.fs");
+    std::fs::copy(&wf, &f).expect("copy");
+    let blobs = blob_tree(&cut);
+    std::fs::remove_file(oid_dir(&blobs, 1).join(blob_name(1))).expect("rm");
+    let line = |oid: u64, i: Option<u64>| match i {
+        Some(i) => format!("{oid:016x}{:016x}\n", tid(i).as_u64()),
+        None => format!("{oid:016x}\n"),
+    };
+    // ZODB's two kinds of line, then one naming a revision the file still holds (a list
+    // from a pack that never took effect), then a line cut short.
+    let list = [line(1, None), line(2, Some(1)), line(2, Some(2))].concat() + "00000000000";
+    std::fs::write(blobs.join(".removed"), &list).expect(".removed");
+    let z = d.path().join("zodb");
+    if zodb {
+        std::fs::create_dir(&z).expect("mkdir");
+        std::fs::copy(&f, z.join("Data.fs")).expect("copy");
+        zfs_testdata::paths::copy_tree(&blobs, &z.join("blobs"));
+    }
+
+    // A dry run counts what is left and touches nothing.
+    o.blob_dir = Some(blobs.clone());
+    o.dry_run = true;
+    let before = crate::tree(&blobs);
+    let r = pack(&f, &o, &NoProgress).expect("dry run");
+    let left_bytes = "oid 1 revision 2".len() as u64 + "oid 2 revision 1".len() as u64;
+    assert_eq!(
+        (r.earlier_blobs.files_removed, r.earlier_blobs.bytes_removed),
+        (2, left_bytes)
+    );
+    assert_eq!(crate::tree(&blobs), before);
+    assert_eq!(
+        std::fs::read(blobs.join(".removed")).expect("kept"),
+        list.as_bytes()
+    );
+
+    o.dry_run = false;
+    let r = pack(&f, &o, &NoProgress).expect("packs");
+    // Already packed to that time: the file stays as it is.
+    assert_eq!(r.outcome, Outcome::Redundant);
+    assert_eq!(sha1(&f), sha1(&wf));
+    assert_eq!(
+        (r.earlier_blobs.files_removed, r.earlier_blobs.bytes_removed),
+        (2, left_bytes)
+    );
+    // The list was done; this pack's own (empty, as ZODB writes it) took its place.
+    assert_eq!(
+        std::fs::read(blobs.join(".removed")).expect(".removed"),
+        b""
+    );
+    let got: Vec<String> = crate::tree(&blobs)
+        .into_iter()
+        .filter(|p| p != ".removed")
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        std::fs::read(oid_dir(&blobs, 2).join(blob_name(2))).expect("current blob"),
+        b"oid 2 revision 2"
+    );
+
+    if zodb {
+        let zf = z.join("Data.fs");
+        let zb = z.join("blobs");
+        if let Some(err) = zodb_pack(&zf, &stop_hex(3), true, Some(&zb)) {
+            panic!("ZODB fails on a file we expect it to pack: {err}");
+        }
+        assert_eq!(sha1(&zf), sha1(&f), "Data.fs as ZODB leaves it");
+        // ZODB's leftovers, the reason for the rule: files no revision of the file names.
+        assert!(oid_dir(&zb, 1).join(blob_name(2)).exists());
+        assert!(oid_dir(&zb, 2).join(blob_name(1)).exists());
+        assert_eq!(std::fs::read(zb.join(".removed")).expect(".removed"), b"");
+    }
+}
+
+/// An object's directory in a bushy blob directory (oids below 256).
+fn oid_dir(blobs: &Path, oid: u8) -> PathBuf {
+    blobs.join(format!("0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x{oid:02x}"))
+}
+
+/// The blob file of transaction `i`.
+fn blob_name(i: u64) -> String {
+    format!("0x{}.blob", tid(i))
+}
