@@ -311,8 +311,11 @@ fn prepare_blob_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir.join("tmp")).map_err(|e| ConvertError::io(dir, e))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| ConvertError::io(dir, e))?;
-    let marker = dir.join(".layout");
-    fs::write(&marker, "bushy").map_err(|e| ConvertError::io(&marker, e))
+    let spec = OutputSpec::new(dir.join(".layout"))
+        .replace(false)
+        .mode(0o644);
+    zfs_files::write_file(spec, |w| w.write_all(b"bushy"))?;
+    Ok(())
 }
 
 /// Writes the large object(s) of (zoid, tid) as the blob file; false when there are none.
