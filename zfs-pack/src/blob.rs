@@ -233,7 +233,7 @@ pub fn leftover(dir: &Path) -> Result<Option<Vec<u8>>> {
 /// cannot be read keeps every file of its object. With `dry_run`, counts and touches
 /// nothing; otherwise `.removed` is removed at the end.
 pub fn finish_earlier<T>(
-    fs: &FileStorage<T>,
+    storage: &FileStorage<T>,
     index: &Index,
     dir: &Path,
     removed: &[u8],
@@ -253,7 +253,7 @@ where
     for line in lines {
         let oid = line.oid();
         if known.as_ref().is_none_or(|(o, _)| *o != oid) {
-            known = Some((oid, revisions(fs, index, oid)));
+            known = Some((oid, revisions(storage, index, oid)));
         }
         let Some((_, Some(tids))) = &known else {
             continue;
@@ -275,6 +275,8 @@ where
             stats.files_removed += 1;
             stats.bytes_removed += m.len();
             if !dry_run {
+                // What the file says is used only if it did not shrink under the reads.
+                storage.check_intact()?;
                 fs::remove_file(&p).map_err(io_err(&p))?;
                 prune(dir, p);
             }
@@ -290,7 +292,7 @@ where
 
 /// The transactions of every revision of `oid` in the file (its chain of `prev`
 /// pointers from the index), or `None` when the chain cannot be read to its end.
-fn revisions<T>(fs: &FileStorage<T>, index: &Index, oid: u64) -> Option<HashSet<u64>>
+fn revisions<T>(storage: &FileStorage<T>, index: &Index, oid: u64) -> Option<HashSet<u64>>
 where
     T: std::ops::Deref<Target = [u8]>,
 {
@@ -299,7 +301,7 @@ where
         return Some(tids);
     };
     loop {
-        let rec = fs.record_at(pos).ok()?;
+        let rec = storage.record_at(pos).ok()?;
         if rec.oid.as_u64() != oid {
             return None;
         }
@@ -410,4 +412,32 @@ fn link_tree(root: &Path, cur: &Path, old: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_an_oid_or_an_oid_and_a_tid_and_nothing_else_parses() {
+        assert!(matches!(
+            parse_line("00000000000000ff"),
+            Some(Line::Oid(0xff))
+        ));
+        assert!(matches!(
+            parse_line(" 000000000000000103f58e0001000000\r"),
+            Some(Line::Revision(1, 0x03f5_8e00_0100_0000))
+        ));
+        // Cut short, too long, not hex, and 32 bytes with a character across the middle
+        // (what a damaged list gives through lossy UTF-8): refused, never a panic.
+        for bad in [
+            "00000000000000",
+            "00000000000000ff0",
+            "0000000000000g01",
+            "000000000000000\u{fffd}00000000000000",
+        ] {
+            assert!(parse_line(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!("000000000000000\u{fffd}00000000000000".len(), 32);
+    }
 }
