@@ -230,11 +230,14 @@ pub fn leftover(dir: &Path) -> Result<Option<Vec<u8>>> {
 /// any leftover safe to finish, whoever wrote it and whether or not its pack took effect:
 /// the lines of a pack that never swapped name revisions still in the file, and are kept.
 /// Lines that do not parse (a list cut short) are passed over; a chain of revisions that
-/// cannot be read keeps every file of its object. With `dry_run`, counts and touches
-/// nothing; otherwise `.removed` is removed at the end.
+/// cannot be read keeps every file of its object; a file written after `last`, the file's
+/// last committed transaction, is kept (it belongs to a commit the file does not hold,
+/// such as a torn last one). With `dry_run`, counts and touches nothing; otherwise
+/// `.removed` is removed at the end.
 pub fn finish_earlier<T>(
     storage: &FileStorage<T>,
     index: &Index,
+    last: u64,
     dir: &Path,
     removed: &[u8],
     dry_run: bool,
@@ -263,7 +266,7 @@ where
             Line::Oid(o) => blob_files(&oid_path(dir, layout, o))?,
         };
         for (tid, p) in candidates {
-            if tids.contains(&tid) {
+            if tid > last || tids.contains(&tid) {
                 continue;
             }
             let Ok(m) = fs::symlink_metadata(&p) else {

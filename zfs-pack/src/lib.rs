@@ -432,7 +432,8 @@ where
                     &built
                 }
             };
-            report.earlier_blobs = blob::finish_earlier(fs, index, b, &lines, opts.dry_run)?;
+            let last = walked.last_complete_tid.as_u64();
+            report.earlier_blobs = blob::finish_earlier(fs, index, last, b, &lines, opts.dry_run)?;
         }
     }
     let aopts = AnalyzeOptions {
