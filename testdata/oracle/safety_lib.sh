@@ -239,14 +239,16 @@ sc_check() {
                 sc_check_index "$dir/T.fs" "$dir/T.fs.index"
             fi
             ;;
-        pack-gc|pack-nogc)
-            local g=${op#pack-} d p
+        pack-*)
+            # The original (S1, or B1 with blobs) or the packed file beside its index.
+            local g=${op#pack-} d p src=$s1
+            [[ $op == pack-blobs ]] && src=$(sha "$SC_IN/B1.fs")
             d=$(sha "$dir/Data.fs")
             p=$(sha "$SC_IN/pack-$g/Data.fs")
-            if [[ $d == "$s1" ]]; then
+            if [[ $d == "$src" ]]; then
                 :
             elif [[ $d == "$p" ]]; then
-                if [[ $when == after-kill && $(sha "$dir/Data.fs.old") != "$s1" ]]; then
+                if [[ $when == after-kill && $(sha "$dir/Data.fs.old") != "$src" ]]; then
                     sc_err "packed, but Data.fs.old is not the original"
                 fi
             else
@@ -255,32 +257,23 @@ sc_check() {
             [[ $when == after-kill || $d == "$p" ]] || sc_err "the rerun did not pack"
             [[ $when == after-kill || -e $dir/Data.fs.index ]] || sc_err "no index after the rerun"
             sc_check_index "$dir/Data.fs" "$dir/Data.fs.index"
-            ;;
-        pack-blobs)
-            local d p b1 m="$SC_SCRATCH/manifest" want="$SC_IN/pack-blobs.manifest"
-            d=$(sha "$dir/Data.fs")
-            p=$(sha "$SC_IN/pack-blobs/Data.fs")
-            b1=$(sha "$SC_IN/B1.fs")
-            sc_blob_manifest "$dir/blobs" > "$m"
-            if [[ $d == "$b1" ]]; then
-                cmp -s "$m" "$SC_IN/B1.manifest" ||
-                    sc_err "the blob directory changed, but Data.fs was not packed"
-            elif [[ $d == "$p" ]]; then
-                if [[ $when == after-kill && $(sha "$dir/Data.fs.old") != "$b1" ]]; then
-                    sc_err "packed, but Data.fs.old is not the original"
+            # The blob directory: untouched while the original is in place; once packed, every
+            # file the packed Data.fs needs, and after the rerun nothing more.
+            if [[ $op == pack-blobs ]]; then
+                local m="$SC_SCRATCH/manifest" want="$SC_IN/pack-blobs.manifest"
+                sc_blob_manifest "$dir/blobs" > "$m"
+                if [[ $d == "$src" ]]; then
+                    cmp -s "$m" "$SC_IN/B1.manifest" ||
+                        sc_err "the blob directory changed, but Data.fs was not packed"
+                elif [[ $d == "$p" ]]; then
+                    local lost
+                    lost=$(LC_ALL=C comm -23 "$want" "$m" | head -3 | tr '\n' ' ')
+                    [[ -z $lost ]] || sc_err "blob files the packed Data.fs needs are gone or changed: $lost"
+                    if [[ $when == after-rerun ]] && ! cmp -s "$m" "$want"; then
+                        sc_err "the rerun left $(LC_ALL=C comm -13 "$want" "$m" | wc -l) garbage blob files"
+                    fi
                 fi
-                local lost
-                lost=$(LC_ALL=C comm -23 "$want" "$m" | head -3 | tr '\n' ' ')
-                [[ -z $lost ]] || sc_err "blob files the packed Data.fs needs are gone or changed: $lost"
-                if [[ $when == after-rerun ]] && ! cmp -s "$m" "$want"; then
-                    sc_err "the rerun left $(LC_ALL=C comm -13 "$want" "$m" | wc -l) garbage blob files"
-                fi
-            else
-                sc_err "Data.fs is neither the original nor the packed file"
             fi
-            [[ $when == after-kill || $d == "$p" ]] || sc_err "the rerun did not pack"
-            [[ $when == after-kill || -e $dir/Data.fs.index ]] || sc_err "no index after the rerun"
-            sc_check_index "$dir/Data.fs" "$dir/Data.fs.index"
             ;;
         reindex)
             [[ $(sha "$dir/Data.fs") == "$s1" ]] || sc_err "the database changed"

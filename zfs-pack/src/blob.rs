@@ -96,20 +96,13 @@ fn garbage(dir: &Path, layout: Layout, line: Line, stop: u64) -> Result<Vec<Path
         // Not a directory (or unreadable): left to the move, which reports its error.
         Err(_) => return Ok(vec![p]),
     };
-    let mut up_to_stop = Vec::new();
-    let mut after = false;
-    for e in rd {
-        let e = e.map_err(io_err(&p))?;
-        let name = e.file_name();
-        match name.to_str().and_then(blob_file_tid) {
-            Some(t) if t > stop => after = true,
-            Some(_) => up_to_stop.push(e.path()),
-            None => {}
-        }
-    }
-    if after {
-        up_to_stop.sort();
-        Ok(up_to_stop)
+    let files = blob_files_in(&p, rd)?;
+    if files.iter().any(|&(t, _)| t > stop) {
+        Ok(files
+            .into_iter()
+            .filter(|&(t, _)| t <= stop)
+            .map(|(_, f)| f)
+            .collect())
     } else {
         Ok(vec![p])
     }
@@ -318,13 +311,19 @@ where
     }
 }
 
-/// The blob files in an object's directory, with their transactions.
+/// The blob files in an object's directory, with their transactions (none if it is
+/// missing).
 fn blob_files(oid_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let rd = match fs::read_dir(oid_dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(PackError::io(oid_dir, e)),
-    };
+    match fs::read_dir(oid_dir) {
+        Ok(rd) => blob_files_in(oid_dir, rd),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(PackError::io(oid_dir, e)),
+    }
+}
+
+/// The blob files of the directory `oid_dir` being read by `rd`, with their transactions,
+/// in the order of their transactions (and names).
+fn blob_files_in(oid_dir: &Path, rd: fs::ReadDir) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     for e in rd {
         let e = e.map_err(io_err(oid_dir))?;
