@@ -40,6 +40,26 @@ pub fn open_input(path: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Opens `path`, a file saved beside `of` to spare work on it (never needed for a
+/// result), when it can be trusted as much as `of`: a regular file reached without
+/// following a symlink, owned by `of`'s owner and writable by no one who cannot write `of`.
+/// `None` otherwise, or when it cannot be opened.
+pub fn open_companion(path: &Path, of: &Path) -> Option<File> {
+    use std::os::unix::fs::MetadataExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let (m, o) = (file.metadata().ok()?, std::fs::metadata(of).ok()?);
+    let writable_by_others = m.mode() & 0o022 & !(o.mode() & 0o022) != 0;
+    if !m.is_file() || m.uid() != o.uid() || writable_by_others {
+        return None;
+    }
+    clear_nonblock(&file);
+    Some(file)
+}
+
 /// The length of the regular file at `path` (following symlinks), or [`Error::NotRegular`].
 pub fn regular_len(path: &Path) -> Result<u64> {
     let m = std::fs::metadata(path).map_err(|e| Error::io("reading the metadata of", path, e))?;

@@ -41,7 +41,7 @@ pub use advice::will_read;
 pub use dir::{exchange, remove_stale_temp_dirs, replace_symlink, NewDir};
 pub use error::{Error, Result};
 pub use identity::FileId;
-pub use input::{open_input, regular_len};
+pub use input::{open_companion, open_input, regular_len};
 pub use lock::{is_held, Lock, LockOptions};
 pub use map::{
     cached_pages, prefetch_mapped, random_access_mapped, release_mapped, shrunk_files, Map,

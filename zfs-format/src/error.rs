@@ -128,6 +128,14 @@ pub enum Error {
         /// What was wrong.
         what: String,
     },
+    /// A saved references file (`<file>.refs`) that cannot be used.
+    #[error("references file: {why} at offset {offset}")]
+    BadRefsFile {
+        /// Position inside the references file.
+        offset: u64,
+        /// What was wrong.
+        why: String,
+    },
     /// The run context said to stop (Ctrl-C); nothing was written.
     #[error("interrupted")]
     Interrupted,

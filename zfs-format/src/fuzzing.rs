@@ -6,6 +6,7 @@ use std::hint::black_box;
 
 use crate::index_file::{check_sanity, index_bytes, load_index};
 use crate::pickle::{class_name, references, untransform, StringMode};
+use crate::refs_file::{write_refs, Refs, RefsFile, ABSENT, UNKNOWN};
 use crate::{scan, FileStorage, NoProgress};
 
 /// Walks every structure of an arbitrary "Data.fs": forward, backward, records,
@@ -54,6 +55,89 @@ pub fn index_file(input: &[u8]) {
                 assert!(index == index2, "index changed by a save and load");
             }
             Err(e) => panic!("our own .index output does not load: {e}"),
+        }
+    }
+}
+
+/// Parses arbitrary bytes as a references file (`<file>.refs`). Whatever parses must hold
+/// only references to its own entries, write back byte for byte from its header, entries
+/// and list, and, rewritten with one list group per entry from what [`RefsFile::refs`]
+/// returns, parse again to the same header, entries (but for their starts) and references.
+pub fn refs_file(input: &[u8]) {
+    let Ok(f) = RefsFile::parse(input) else {
+        return;
+    };
+    let n = f.len();
+    let mut entries = Vec::with_capacity(n);
+    // Words a list with one group per known entry takes (shared groups are repeated).
+    let mut words = 0usize;
+    for i in 0..n {
+        let e = f.entry(i);
+        match f.refs(i) {
+            Refs::Unknown => assert_eq!(e.start, UNKNOWN, "entry {i}: unknown refs"),
+            Refs::Absent => assert_eq!(e.start, ABSENT, "entry {i}: absent refs"),
+            Refs::Known(r) => {
+                assert!(e.start < ABSENT, "entry {i}: known refs at {}", e.start);
+                assert_eq!(r.iter().len(), r.len(), "entry {i}: list length");
+                for x in r.iter() {
+                    assert!((x as usize) < n, "entry {i}: reference to entry {x} of {n}");
+                }
+                words = words.saturating_add(1 + r.len());
+            }
+        }
+        entries.push(e);
+    }
+    // The list is what lies between the entries and the checksum.
+    let list: Vec<u32> = input[40 + 28 * n..input.len() - 4]
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        .collect();
+    let mut again = Vec::with_capacity(input.len());
+    write_refs(&mut again, f.end, f.last_tid, &entries, &list).expect("write to a Vec");
+    assert!(
+        again == input,
+        "the same header, entries and list write other bytes"
+    );
+    // Groups may be shared and overlap, so one group per entry can be quadratic in the
+    // input: rebuild only when it is no longer than the input.
+    if words > (input.len() / 4).min(ABSENT as usize) {
+        return;
+    }
+    let mut compact = Vec::with_capacity(words);
+    let mut rebuilt = entries.clone();
+    for (i, e) in rebuilt.iter_mut().enumerate() {
+        if let Refs::Known(r) = f.refs(i) {
+            e.start = compact.len() as u32;
+            compact.push(r.len() as u32);
+            compact.extend(r.iter());
+        }
+    }
+    again.clear();
+    write_refs(&mut again, f.end, f.last_tid, &rebuilt, &compact).expect("write to a Vec");
+    let g = match RefsFile::parse(&again) {
+        Ok(g) => g,
+        Err(e) => panic!("a rebuilt references file does not parse: {e}"),
+    };
+    assert_eq!(
+        (g.end, g.last_tid, g.len()),
+        (f.end, f.last_tid, n),
+        "rebuilt header"
+    );
+    for (i, e) in entries.iter().enumerate() {
+        let r = g.entry(i);
+        assert_eq!(
+            (r.oid, r.pos, r.tid),
+            (e.oid, e.pos, e.tid),
+            "rebuilt entry {i}"
+        );
+        match (f.refs(i), g.refs(i)) {
+            (Refs::Known(a), Refs::Known(b)) => {
+                assert!(
+                    a.iter().eq(b.iter()),
+                    "entry {i}: rebuilt references differ"
+                );
+            }
+            (a, b) => assert_eq!(a, b, "entry {i}: rebuilt references"),
         }
     }
 }

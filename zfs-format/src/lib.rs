@@ -12,6 +12,8 @@
 //!   transaction after damage.
 //! - [`Index`]: oid → position of the current record, built by [`scan::build_index`] on
 //!   all cores, saved and loaded as ZODB's `.index` file by [`index_file`].
+//! - [`refs_file`]: the saved references file (`<file>.refs`) a pack reads instead of the
+//!   whole file.
 //! - [`pickle`]: persistent references and class names read from pickles without Python.
 //! - [`blob`]: blob records and the names of their files in a blob directory.
 //! - [`timestamp`]: ZODB's TimeStamp arithmetic and printed form, and the UTC calendar
@@ -48,6 +50,7 @@ pub mod pickle;
 pub mod progress;
 pub mod reader;
 pub mod record;
+pub mod refs_file;
 pub mod repr;
 pub mod resync;
 pub mod scan;

@@ -47,6 +47,14 @@ fn index_file_inputs_do_not_panic() {
 }
 
 #[test]
+fn refs_file_inputs_do_not_panic() {
+    assert!(
+        replay("refs_file", fuzzing::refs_file) > 0,
+        "no committed refs_file inputs"
+    );
+}
+
+#[test]
 fn pickle_inputs_do_not_panic() {
     assert!(
         replay("pickle", fuzzing::pickle) > 0,

@@ -1,5 +1,6 @@
 //! A minimal command line over the library, for tests and benchmarks without the CLI:
-//! `zpack FILE TID_HEX [--no-gc] [--blobs DIR] [--no-keep-old] [--allow-dangling] [--dry-run]`.
+//! `zpack FILE TID_HEX [--no-gc] [--blobs DIR] [--no-keep-old] [--allow-dangling] [--dry-run]`,
+//! or `zpack FILE --prepare`.
 //! With `ZPACK_MEMORY` set, prints the resident and peak memory (Linux `/proc`) at the
 //! start of each phase and at the end; with `ZPACK_TIMINGS`, the time of each phase.
 
@@ -43,6 +44,20 @@ impl zfs_format::Progress for Memory {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.get(1).map(String::as_str) == Some("--prepare") {
+        let file = &args[0];
+        match zfs_pack::prepare(file.as_ref(), &zfs_format::NoProgress) {
+            Ok(p) => println!(
+                "prepared {} objects, {} left to the pack, {} bytes",
+                p.objects, p.left_to_the_pack, p.bytes
+            ),
+            Err(e) => {
+                println!("error: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let (Some(file), Some(tid)) = (args.first(), args.get(1)) else {
         eprintln!("usage: zpack FILE TID_HEX [--no-gc] [--blobs DIR] [--no-keep-old] [--allow-dangling] [--dry-run]");
         std::process::exit(2);
@@ -84,8 +99,13 @@ fn main() {
     match result {
         Ok(r) => {
             println!(
-                "{:?} {} -> {} kept={} extra={}",
-                r.outcome, r.size_before, r.size_after, r.objects_kept, r.extra_kept
+                "{:?} {} -> {} kept={} extra={} saved_references={:?}",
+                r.outcome,
+                r.size_before,
+                r.size_after,
+                r.objects_kept,
+                r.extra_kept,
+                r.saved_references
             );
             if std::env::var_os("ZPACK_TIMINGS").is_some() {
                 eprintln!("{:?}", r.timings);

@@ -15,9 +15,11 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 use zfs_files::{Output, OutputSpec};
+use zfs_format::pickle::Scanner;
 use zfs_format::writer::{data_find, set_tloc, FindRule, TxnBuilder};
 use zfs_format::{FileStorage, Payload, Progress, Status, Tid, Transaction};
 
+use crate::analyze::{check_txn, Verify};
 use crate::blob;
 use crate::error::{PackError, Result};
 use crate::oidmap::{OidMap, ABSENT};
@@ -163,6 +165,16 @@ pub struct CopyStats {
     pub txns_dropped: u64,
     /// Lines for the blob directory's `.removed` file, in file order.
     pub blob_removed: Vec<u8>,
+    /// Transactions before the pack time.
+    pub txns: u64,
+    /// With a [`Verify`]: the current records met (one per object of its index).
+    pub current: u64,
+    /// Whether a transaction before the pack time is not packed (`'p'`).
+    pub unpacked: bool,
+    /// The status of the last transaction before the pack time.
+    pub last_status: Option<Status>,
+    /// Whether a transaction before the pack time that is not undone holds a record.
+    pub any_indexed: bool,
 }
 
 /// One input transaction encoded for the packed file.
@@ -176,6 +188,10 @@ struct Encoded {
     tid: Tid,
     dropped: u64,
     blob: Vec<u8>,
+    /// Current records met (counted with a [`Verify`] only).
+    current: u64,
+    /// The transaction's status.
+    status: Option<Status>,
 }
 
 /// Starts the copy of `t` at `pos` with `status`, keeping its tid and strings.
@@ -186,21 +202,30 @@ fn start_txn(t: &Transaction<'_>, pos: u64, status: Status) -> TxnBuilder {
 
 /// Encodes the kept records of one transaction before the pack time (tloc left 0).
 /// Backpointers are resolved with positioned reads on `file` when it is given.
+#[allow(clippy::too_many_arguments)]
 fn encode_packed<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
     file: Option<&RecordFile>,
     buf: &mut Vec<u8>,
+    sc: &mut (Scanner, Vec<u32>),
     t: &Transaction<'_>,
     reach: &Reach,
     blobs: bool,
+    verify: Option<&Verify>,
 ) -> Result<Encoded> {
     let mut e = Encoded {
         tid: t.tid(),
+        status: Some(t.status()),
         ..Encoded::default()
     };
     let mut packed: Option<TxnBuilder> = None;
     for r in t.records() {
         let r = r?;
+        let current = match verify {
+            Some(v) => v.record(fs, t, &r)?,
+            None => false,
+        };
+        e.current += u64::from(current);
         let oid = r.oid.as_u64();
         let kept = reach.is_reachable(oid, r.pos);
         if !kept && !blobs {
@@ -238,6 +263,9 @@ fn encode_packed<T: Deref<Target = [u8]>>(
             }
             continue;
         }
+        if let (Some(v), true) = (verify, current) {
+            v.references(&mut sc.0, &mut sc.1, r.oid, data)?;
+        }
         let txn = packed.get_or_insert_with(|| start_txn(t, 0, Status::Packed));
         let payload = match data {
             Some(d) if !d.is_empty() => Payload::Data(d),
@@ -253,12 +281,15 @@ fn encode_packed<T: Deref<Target = [u8]>>(
 }
 
 /// Phase C: copies the kept revisions of `[4, packpos)` into `out` (which holds the magic).
-/// `reach` becomes the packed file's index (see [`Reach::record_written`]).
+/// `reach` becomes the packed file's index (see [`Reach::record_written`]). With `verify`
+/// (an analysis from saved references), every transaction and record is checked as the
+/// scan to the pack time checks them, and against what that analysis assumed.
 pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     packpos: u64,
     mut reach: Reach,
     blobs: bool,
+    verify: Option<&Verify>,
     out: &mut Out,
     progress: &dyn Progress,
 ) -> Result<(CopyStats, OutIndex)> {
@@ -269,6 +300,7 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
     // Reads ahead of the copy and drops behind it what it brought into memory.
     let mut stream = fs.stream(zfs_format::FIRST_TXN);
     let mut done = false;
+    let mut ltid = Tid::default();
     let file = open_for_reads(fs);
     // A writer thread takes the encoded batches, so that the kernel's copy into the page
     // cache overlaps the encoding of the next batch; positions are counted here.
@@ -297,6 +329,9 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                     match it.next() {
                         Some(t) => {
                             let t = t?;
+                            if verify.is_some() {
+                                check_txn(fs, &t, &mut ltid)?;
+                            }
                             bytes += t.tlen() + 8;
                             batch.push(t);
                         }
@@ -309,18 +344,40 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                 let shared = &reach;
                 let parts: Vec<Result<Vec<Encoded>>> = batch
                     .par_chunks(CHUNK)
-                    .map_init(Vec::new, |buf, c| {
-                        let r = c
-                            .iter()
-                            .map(|t| encode_packed(fs, file.as_ref(), buf, t, shared, blobs))
-                            .collect();
-                        progress.advance(c.iter().map(|t| t.tlen() + 8).sum());
-                        r
-                    })
+                    .map_init(
+                        || (Vec::new(), (Scanner::new(), Vec::new())),
+                        |(buf, sc), c| {
+                            let r = c
+                                .iter()
+                                .map(|t| {
+                                    encode_packed(
+                                        fs,
+                                        file.as_ref(),
+                                        buf,
+                                        sc,
+                                        t,
+                                        shared,
+                                        blobs,
+                                        verify,
+                                    )
+                                })
+                                .collect();
+                            progress.advance(c.iter().map(|t| t.tlen() + 8).sum());
+                            r
+                        },
+                    )
                     .collect();
                 let mut ready = Vec::new();
                 for part in parts {
                     for mut e in part? {
+                        stats.txns += 1;
+                        stats.current += e.current;
+                        if let Some(status) = e.status {
+                            stats.unpacked |= status != Status::Packed;
+                            stats.any_indexed |=
+                                status != Status::Undone && (e.dropped > 0 || !e.recs.is_empty());
+                            stats.last_status = Some(status);
+                        }
                         stats.records_dropped += e.dropped;
                         stats.blob_removed.append(&mut e.blob);
                         if e.bytes.is_empty() {

@@ -149,6 +149,11 @@ pub enum PackError {
         /// What it is instead.
         why: &'static str,
     },
+    /// The saved references (`<file>.refs`) or the saved index do not describe the file,
+    /// found while copying: the pack drops that copy and packs the usual way, so this
+    /// never reaches a caller of [`crate::pack`].
+    #[error("the saved references do not describe the file")]
+    StaleReferences,
     /// A line of the blob directory's `.removed` file is neither 16 nor 32 hex digits.
     #[error("'{path}': bad record {line:?}")]
     BadRemovedLine {

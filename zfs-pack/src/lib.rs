@@ -56,6 +56,7 @@ pub mod fuzzing;
 pub mod interrupt;
 pub mod lock;
 mod oidmap;
+mod prepare;
 mod reach;
 mod records;
 
@@ -70,6 +71,7 @@ use zfs_format::{End, EndReason, FileStorage, Progress, Tid};
 pub use analyze::AnalyzeOptions;
 pub use blob::BlobStats;
 pub use error::{Dangling, PackError, Result};
+pub use prepare::{prepare, Prepared};
 
 /// How to pack.
 #[derive(Clone, Debug)]
@@ -122,6 +124,24 @@ pub enum Outcome {
     WouldPack,
 }
 
+/// Whether a pack used saved references (`<file>.refs`, see [`prepare`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "kebab-case")
+)]
+pub enum SavedReferences {
+    /// None were found, or the pack was not one that can use them (without GC, or before
+    /// the last transaction, or without a saved `.index` covering the file).
+    None,
+    /// Found but not used: they, or the saved `.index`, do not describe the file as it is;
+    /// the file was read twice, as without them.
+    Ignored,
+    /// Used: the file was read once.
+    Used,
+}
+
 /// What a pack did (or, for a dry run, would do).
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -170,6 +190,9 @@ pub struct Report {
     /// only those whose revision the file no longer has (see [`blob::finish_earlier`]).
     #[cfg_attr(feature = "serde", serde(rename = "earlier_pack_blobs"))]
     pub earlier_blobs: BlobStats,
+    /// Whether the references came from `<file>.refs` (see [`prepare`]), so that the file
+    /// was read once, not twice.
+    pub saved_references: SavedReferences,
     /// Objects in the new index.
     pub index_entries: u64,
     /// Heap bytes of the reachability structures at their peak.
@@ -322,6 +345,129 @@ fn saved_index(path: &Path) -> Option<(u64, zfs_format::Index)> {
     zfs_format::index_file::load_index(&bytes).ok()
 }
 
+/// Copies what the analysis's plan keeps into the report.
+fn note_plan(report: &mut Report, plan: &analyze::Plan) {
+    report.packpos = plan.packpos;
+    report.objects_at_stop = plan.reach.map.live() as u64;
+    report.objects_kept = plan.reach.objects() as u64;
+    report.extra_kept = plan.extra_kept as u64;
+    report.dangling_ignored = plan.dangling_ignored.clone();
+    report.state_bytes = (plan.reach.heap_bytes() + plan.edges_bytes) as u64;
+}
+
+/// Phase C: the kept revisions before the pack time, into a new private file beside the
+/// original (removed on any error), or only counted for a dry run.
+fn phase_c<T>(
+    fs: &FileStorage<T>,
+    path: &Path,
+    opts: &PackOptions,
+    mode: u32,
+    plan: &mut analyze::Plan,
+    verify: Option<&analyze::Verify>,
+    progress: &dyn Progress,
+) -> Result<(copy::CopyStats, copy::OutIndex, copy::Out)>
+where
+    T: std::ops::Deref<Target = [u8]> + Sync,
+{
+    let mut out = if opts.dry_run {
+        copy::Out::counting()
+    } else {
+        copy::Out::create(OutputSpec::new(path).mode(mode))?
+    };
+    let magic = fs.bytes().get(..4).unwrap_or(b"FS30");
+    let reach = std::mem::take(&mut plan.reach);
+    out.write_magic(magic)?;
+    // A dry run copies nothing: its pass only measures the packed size.
+    let sizing = Renamed {
+        inner: progress,
+        to: "sizing the packed file",
+    };
+    let (stats, index) = copy::copy_to_packtime(
+        fs,
+        plan.packpos,
+        reach,
+        opts.blob_dir.is_some(),
+        verify,
+        &mut out,
+        if opts.dry_run { &sizing } else { progress },
+    )?;
+    Ok((stats, index, out))
+}
+
+/// The saved references beside `path` (`<path>.refs`), when they can be trusted as much as
+/// the file (see [`zfs_files::open_companion`]).
+fn saved_refs(path: &Path) -> Option<zfs_files::Map> {
+    let refs_path = zfs_files::with_suffix(path, ".refs");
+    let file = zfs_files::open_companion(&refs_path, path)?;
+    zfs_files::Map::new(file, &refs_path).ok()
+}
+
+/// What a pack from saved references produced: the plan, the copy's results, the output
+/// and when the copy started.
+type Quick = (
+    Box<analyze::Plan>,
+    copy::CopyStats,
+    copy::OutIndex,
+    copy::Out,
+    Instant,
+);
+
+/// Phases A to C from saved references (see [`prepare`]): `None` when there are none, they
+/// do not fit the file, or the copy finds the file other than they and `index` say (the
+/// copy is then dropped). Only an interruption is an error.
+#[allow(clippy::too_many_arguments)]
+fn try_quick<T>(
+    fs: &FileStorage<T>,
+    path: &Path,
+    end: u64,
+    index: zfs_format::Index,
+    opts: &PackOptions,
+    aopts: AnalyzeOptions,
+    mode: u32,
+    report: &mut Report,
+    progress: &dyn Progress,
+) -> Result<Option<Quick>>
+where
+    T: std::ops::Deref<Target = [u8]> + Sync,
+{
+    let Some(bytes) = saved_refs(path) else {
+        return Ok(None);
+    };
+    let before = report.clone();
+    let attempt = (|| -> Result<Option<Quick>> {
+        // The saved file is read by the analysis only: unmapped before the copy.
+        let analysis = match zfs_format::refs_file::RefsFile::parse(&bytes) {
+            Ok(refs) => analyze::quick(fs, end, index, &refs, aopts, progress)?,
+            Err(_) => None,
+        };
+        drop(bytes);
+        let Some((mut plan, verify)) = analysis else {
+            return Ok(None);
+        };
+        note_plan(report, &plan);
+        let t1 = Instant::now();
+        let (stats, index, out) =
+            phase_c(fs, path, opts, mode, &mut plan, Some(&verify), progress)?;
+        // Every object's current record met, and none of ZODB's rules for a pack with
+        // nothing to keep or already packed applies (those are left to the usual way).
+        let redundant = !stats.unpacked && stats.last_status == Some(zfs_format::Status::Packed);
+        if stats.current != verify.objects() as u64 || !stats.any_indexed || redundant {
+            return Ok(None);
+        }
+        Ok(Some((plan, stats, index, out, t1)))
+    })();
+    let fallback = |report: &mut Report| {
+        *report = before;
+        report.saved_references = SavedReferences::Ignored;
+        Ok(None)
+    };
+    match attempt {
+        Ok(Some(q)) => Ok(Some(q)),
+        Err(PackError::Interrupted) => Err(PackError::Interrupted),
+        Ok(None) | Err(_) => fallback(report),
+    }
+}
+
 /// Packs the FileStorage at `path`.
 ///
 /// Takes the database lock (`<path>.lock`) first, unless `dry_run`, and fails with
@@ -409,6 +555,7 @@ where
         blob_lines: 0,
         blobs: BlobStats::default(),
         earlier_blobs: BlobStats::default(),
+        saved_references: SavedReferences::None,
         index_entries: 0,
         state_bytes: 0,
         timings: Vec::new(),
@@ -422,6 +569,7 @@ where
     } else {
         zfs_files::mode_of(path)?
     };
+    let old = zfs_files::with_suffix(path, ".old");
     if let Some(b) = &opts.blob_dir {
         if let Some(lines) = blob::leftover(b)? {
             let built;
@@ -441,62 +589,73 @@ where
         gc: opts.gc,
         allow_dangling: opts.allow_dangling,
     };
-    let analysis = if end <= 4 {
-        analyze::Analysis::Empty
-    } else {
-        analyze::analyze(fs, end, aopts, saved.map(|(_, index)| index), progress)?
-    };
-    report.timings.push(("analysis", t0.elapsed()));
-    let old = zfs_files::with_suffix(path, ".old");
-    let mut plan = match analysis {
-        analyze::Analysis::Empty => return Ok(report),
-        analyze::Analysis::Redundant => {
-            report.outcome = Outcome::Redundant;
-            if !opts.dry_run {
-                fs.check_intact()?;
-                report.index_written = ensure_index(fs, path, end, mode, index_current)?;
-                remove_if_exists(&old)?;
-                if let Some(b) = &opts.blob_dir {
-                    blob::remove_old(b)?;
-                    blob::write_removed(b, b"", mode)?;
-                }
-            }
-            return Ok(report);
+    // A pack after the last transaction with saved references (see `prepare`) reads the
+    // file once; anything that does not fit them sends it the usual way.
+    let quick = if opts.gc && index_current && end > 4 && opts.stop > walked.last_complete_tid {
+        match saved {
+            Some((_, index)) => try_quick(
+                fs,
+                path,
+                end,
+                index,
+                opts,
+                aopts,
+                mode,
+                &mut report,
+                progress,
+            )?,
+            None => None,
         }
-        analyze::Analysis::Work(plan) => plan,
-    };
-    report.packpos = plan.packpos;
-    report.txns_before = plan.txns_before;
-    report.records_before = plan.records_before;
-    report.objects_at_stop = plan.reach.map.live() as u64;
-    report.objects_kept = plan.reach.objects() as u64;
-    report.extra_kept = plan.extra_kept as u64;
-    report.dangling_ignored = plan.dangling_ignored.clone();
-    report.state_bytes = (plan.reach.heap_bytes() + plan.edges_bytes) as u64;
-
-    // Phase C, into a new private file beside the original (removed on any error).
-    let t1 = Instant::now();
-    let mut out = if opts.dry_run {
-        copy::Out::counting()
     } else {
-        copy::Out::create(OutputSpec::new(path).mode(mode))?
+        drop(saved);
+        None
     };
-    let magic = fs.bytes().get(..4).unwrap_or(b"FS30");
-    let reach = std::mem::take(&mut plan.reach);
-    out.write_magic(magic)?;
-    // A dry run copies nothing: its pass only measures the packed size.
-    let sizing = Renamed {
-        inner: progress,
-        to: "sizing the packed file",
+    let (plan, stats, mut index, mut out, t1) = match quick {
+        Some((plan, stats, index, out, t1)) => {
+            report.saved_references = SavedReferences::Used;
+            report.txns_before = stats.txns;
+            report.records_before = stats.records_kept + stats.records_dropped;
+            report.timings.push(("analysis", t1.duration_since(t0)));
+            (plan, stats, index, out, t1)
+        }
+        None => {
+            let t0 = Instant::now();
+            let hint = if opts.gc {
+                saved_index(path).map(|(_, i)| i)
+            } else {
+                None
+            };
+            let analysis = if end <= 4 {
+                analyze::Analysis::Empty
+            } else {
+                analyze::analyze(fs, end, aopts, hint, progress)?
+            };
+            report.timings.push(("analysis", t0.elapsed()));
+            let mut plan = match analysis {
+                analyze::Analysis::Empty => return Ok(report),
+                analyze::Analysis::Redundant => {
+                    report.outcome = Outcome::Redundant;
+                    if !opts.dry_run {
+                        fs.check_intact()?;
+                        report.index_written = ensure_index(fs, path, end, mode, index_current)?;
+                        remove_if_exists(&old)?;
+                        if let Some(b) = &opts.blob_dir {
+                            blob::remove_old(b)?;
+                            blob::write_removed(b, b"", mode)?;
+                        }
+                    }
+                    return Ok(report);
+                }
+                analyze::Analysis::Work(plan) => plan,
+            };
+            note_plan(&mut report, &plan);
+            report.txns_before = plan.txns_before;
+            report.records_before = plan.records_before;
+            let t1 = Instant::now();
+            let (stats, index, out) = phase_c(fs, path, opts, mode, &mut plan, None, progress)?;
+            (plan, stats, index, out, t1)
+        }
     };
-    let (stats, mut index) = copy::copy_to_packtime(
-        fs,
-        plan.packpos,
-        reach,
-        opts.blob_dir.is_some(),
-        &mut out,
-        if opts.dry_run { &sizing } else { progress },
-    )?;
     report
         .timings
         .push(("copy before the pack time", t1.elapsed()));
@@ -575,15 +734,16 @@ where
     };
 
     // The swap. The original stays reachable under one of its two names at every moment,
-    // and the old `.index` goes first, so no crash can pair the packed file with it. The
-    // garbage blob list is saved first: a pack killed after the swap leaves it for the
-    // next one to finish.
+    // and the old `.index` and `.refs` go first, so no crash can pair the packed file with
+    // them. The garbage blob list is saved first: a pack killed after the swap leaves it
+    // for the next one to finish.
     let swap = (|| {
         if let Some(b) = &opts.blob_dir {
             blob::write_removed(b, &stats.blob_removed, mode)?;
         }
         keep_as_old(path, &old, mode)?;
         remove_if_exists(&index_path)?;
+        remove_if_exists(&zfs_files::with_suffix(path, ".refs"))?;
         sync_dir(path)
     })();
     swap.map_err(forget_tail)?;

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use zfs_cli::exit;
 use zfs_format::timestamp::TimeStamp;
 use zfs_format::Tid;
-use zfs_pack::{Outcome, PackError, PackOptions, Report};
+use zfs_pack::{Outcome, PackError, PackOptions, Report, SavedReferences};
 
 use crate::common::{failure, usage, Ctx};
 
@@ -65,6 +65,14 @@ pub struct Args {
     /// the database is open (its .lock is held), since the real pack would refuse then.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not pack: read FILE now (the database may be running; no lock is taken) and save
+    /// the references of every object to FILE.refs, so that a later pack with GC to now
+    /// reads FILE once instead of twice (see below).
+    #[arg(
+        long,
+        conflicts_with_all = ["days", "time", "tid", "no_gc", "blobs", "no_keep_old", "allow_dangling", "dry_run"]
+    )]
+    pub prepare: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -98,6 +106,17 @@ it when it closes the storage);
 FILE's place; a pack stopped before it removed them all (killed, a full disk) leaves the \
 list, and the next pack finishes it, removing only the files of revisions FILE no longer \
 holds (ZODB overwrites the list and leaves those files for good).
+
+Saved references (--prepare): a pack with GC must learn what is reachable before it \
+copies, so it reads FILE twice. `zodbfs pack --prepare FILE` does the first read ahead of \
+time, while the site runs, and saves FILE.refs. A later pack with GC to now (no --days, \
+--time or --tid before the last transaction) with a FILE.index that covers FILE (ZODB \
+writes it when it closes the database) then reads only the transactions committed since, \
+and FILE once for its copy, which checks every record it keeps against FILE.refs and \
+FILE.index (position, transaction, references); anything that does not fit, and the pack \
+is done the usual way (reading FILE twice), with the same result. FILE.refs is used only \
+when it is a regular file of FILE's owner that no one else may write; a pack that changes \
+FILE removes it.
 
 The pack time is now unless --days, --time or --tid says otherwise; it cannot be in the \
 future. Every file written (the packed Data.fs, its .index, .trN) is new, keeps the \
@@ -251,6 +270,16 @@ fn print_summary(a: &Args, r: &Report, secs: f64) {
                     }
                 );
             }
+            match r.saved_references {
+                SavedReferences::Used => {
+                    println!("  references: from '{f}.refs' (the file was read once)")
+                }
+                SavedReferences::Ignored => println!(
+                    "  references: '{f}.refs' does not describe the file as it is now (or \
+                     {f}.index does not); not used, the file was read twice"
+                ),
+                SavedReferences::None => {}
+            }
             println!("  time: {secs:.2} s");
         }
     }
@@ -290,8 +319,69 @@ fn print_summary(a: &Args, r: &Report, secs: f64) {
     }
 }
 
+/// Runs `pack --prepare`.
+fn prepare(a: &Args, ctx: &Ctx) -> anyhow::Result<u8> {
+    let bar = zfs_cli::ui::Bar::new(ctx.quiet || a.json);
+    let t0 = Instant::now();
+    let result = zfs_pack::prepare(&a.file, &bar);
+    bar.finish();
+    let secs = t0.elapsed().as_secs_f64();
+    let p = match result {
+        Ok(p) => p,
+        Err(PackError::Interrupted) => {
+            return Err(failure(
+                exit::INTERRUPTED,
+                format!(
+                    "interrupted; no references file was written for '{}'",
+                    a.file.display()
+                ),
+            ))
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("saving the references of '{}'", a.file.display()))
+        }
+    };
+    if a.json {
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            file: String,
+            seconds: f64,
+            #[serde(flatten)]
+            prepared: &'a zfs_pack::Prepared,
+        }
+        let v = Json {
+            file: a.file.display().to_string(),
+            seconds: secs,
+            prepared: &p,
+        };
+        match serde_json::to_string(&v) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("zodbfs: error: the report cannot be written as JSON: {e}"),
+        }
+    } else if !ctx.quiet {
+        println!(
+            "{}: references of {} objects saved to '{}' ({} bytes), up to byte {}",
+            a.file.display(),
+            p.objects,
+            p.path.display(),
+            p.bytes,
+            p.end
+        );
+        println!(
+            "  a pack with GC to now, with {}.index covering the file, will read it once",
+            a.file.display()
+        );
+        println!("  time: {secs:.2} s");
+    }
+    Ok(exit::OK)
+}
+
 /// Runs `pack`.
 pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
+    if a.prepare {
+        return prepare(&a, ctx);
+    }
     let stop = stop_tid(&a)?;
     let opts = PackOptions {
         stop,

@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::oidmap::{OidMap, ABSENT};
 
 /// `start` of a slot whose references were not gathered.
-const UNKNOWN: u32 = u32::MAX;
+pub(super) const UNKNOWN: u32 = u32::MAX;
 
 /// Per slot, the slots its current revision refers to, for the revisions gathered.
 #[derive(Debug, Default)]
@@ -48,13 +48,32 @@ impl Edges {
         self.list.get(at + 1..at + 1 + n)
     }
 
+    /// No references gathered yet for `slots` slots.
+    pub(super) fn unknown(slots: usize) -> Edges {
+        Edges {
+            start: vec![UNKNOWN; slots],
+            list: Vec::new(),
+        }
+    }
+
+    /// Where each slot's entry starts in the list ([`UNKNOWN`] when not gathered), and the
+    /// list (a count, then that many slots, per entry).
+    pub(super) fn into_parts(self) -> (Vec<u32>, Vec<u32>) {
+        (self.start, self.list)
+    }
+
+    /// Edges from the parts [`Edges::into_parts`] gives.
+    pub(super) fn from_parts(start: Vec<u32>, list: Vec<u32>) -> Edges {
+        Edges { start, list }
+    }
+
     /// Heap bytes held, for memory reports.
     pub(super) fn heap_bytes(&self) -> usize {
         self.start.capacity() * 4 + self.list.capacity() * 4
     }
 
     /// Adds the entries of a part, `(slot, count, the count's slots)` after one another.
-    fn add(&mut self, part: &[u32]) {
+    pub(super) fn add(&mut self, part: &[u32]) {
         let mut rest = part;
         while let [slot, n, more @ ..] = rest {
             let n = *n as usize;
@@ -190,7 +209,7 @@ impl Early {
 }
 
 /// Appends `(slot, count, slots)` to `out`, when the numbers fit 32 bits.
-fn push_entry(out: &mut Vec<u32>, slot: usize, slots: &[u32]) {
+pub(super) fn push_entry(out: &mut Vec<u32>, slot: usize, slots: &[u32]) {
     if let (Ok(s), Ok(n)) = (u32::try_from(slot), u32::try_from(slots.len())) {
         out.push(s);
         out.push(n);
@@ -278,7 +297,7 @@ fn present(map: &OidMap, oid: Oid) -> Option<usize> {
 
 /// Fills `slots` with the slots (`slot_of`) of the objects `pickle` refers to, in order;
 /// false when one of them cannot be read or has no slot (the trace reads the record).
-fn refs_of(
+pub(super) fn refs_of(
     sc: &mut Scanner,
     pickle: &[u8],
     slots: &mut Vec<u32>,

@@ -94,7 +94,7 @@ struct Todo {
 
 /// Marks every revision reachable from the root, then from the backpointers after the
 /// pack time (`future`: (oid, target) pairs); dangling references fail the analysis
-/// unless `allow_dangling`.
+/// unless `allow_dangling`. Returns the references the trace took as gathered.
 pub(super) fn gc<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     reach: &mut Reach,
@@ -103,7 +103,7 @@ pub(super) fn gc<T: Deref<Target = [u8]> + Sync>(
     plan: &mut Plan,
     early: Option<Edges>,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<Edges> {
     // The references the scan gathered serve unless too many revisions were left out
     // (the pack time long before the saved index's, or no index): a walk in file order then
     // gathers the rest.
@@ -122,7 +122,8 @@ pub(super) fn gc<T: Deref<Target = [u8]> + Sync>(
         file: file.as_ref(),
         edges: &edges,
     };
-    gc_inner(&graph, reach, future, opts, plan, progress)
+    gc_inner(&graph, reach, future, opts, plan, progress)?;
+    Ok(edges)
 }
 
 /// The share of present objects (one in this many) whose references, when left out by the

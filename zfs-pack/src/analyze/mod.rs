@@ -7,6 +7,7 @@
 
 mod edges;
 mod gc;
+mod quick;
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -17,6 +18,7 @@ use zfs_format::repr::id_repr;
 use zfs_format::{DataRecord, FileStorage, Index, Payload, Progress, Status, Tid, Transaction};
 
 use edges::{Early, Edges};
+pub use quick::{quick, references, Verify};
 
 use crate::error::{Dangling, Result};
 use crate::oidmap::{Bits, OidMap, ABSENT};
@@ -74,7 +76,10 @@ pub struct AnalyzeOptions {
 }
 
 /// ZODB's `checkData` for a record of the transaction at `tpos`.
-fn check_data<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, r: &DataRecord<'_>) -> Result<()> {
+pub(crate) fn check_data<T: Deref<Target = [u8]>>(
+    fs: &FileStorage<T>,
+    r: &DataRecord<'_>,
+) -> Result<()> {
     if !r.version.is_empty() {
         return Err(corrupt(
             fs,
@@ -93,6 +98,41 @@ fn check_data<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, r: &DataRecord<'_>) 
         if back >= r.pos {
             return Err(corrupt(fs, r.pos, format!("invalid back pointer: {back}")));
         }
+    }
+    Ok(())
+}
+
+/// ZODB's `checkTxn` for the transaction `t` after one with tid `ltid`, which becomes `t`'s.
+pub(crate) fn check_txn<T: Deref<Target = [u8]>>(
+    fs: &FileStorage<T>,
+    t: &Transaction<'_>,
+    ltid: &mut Tid,
+) -> Result<()> {
+    if t.tid() <= *ltid {
+        return Err(corrupt(
+            fs,
+            t.pos(),
+            format!(
+                "time-stamp reduction: {} <= {}",
+                id_repr(t.tid().as_u64()),
+                id_repr(ltid.as_u64())
+            ),
+        ));
+    }
+    *ltid = t.tid();
+    if let Status::Other(b) = t.status() {
+        return Err(corrupt(
+            fs,
+            t.pos(),
+            format!("invalid transaction status: {:?}", char::from(b)),
+        ));
+    }
+    if t.status() == Status::Checkpoint {
+        return Err(corrupt(
+            fs,
+            t.pos(),
+            "transaction with checkpoint flag set".into(),
+        ));
     }
     Ok(())
 }
@@ -150,32 +190,7 @@ impl<'a, T: Deref<Target = [u8]>> Walker<'a, T> {
                 self.done = true;
                 break;
             }
-            if t.tid() <= self.ltid {
-                return Err(corrupt(
-                    self.fs,
-                    t.pos(),
-                    format!(
-                        "time-stamp reduction: {} <= {}",
-                        id_repr(t.tid().as_u64()),
-                        id_repr(self.ltid.as_u64())
-                    ),
-                ));
-            }
-            self.ltid = t.tid();
-            if let Status::Other(b) = t.status() {
-                return Err(corrupt(
-                    self.fs,
-                    t.pos(),
-                    format!("invalid transaction status: {:?}", char::from(b)),
-                ));
-            }
-            if t.status() == Status::Checkpoint {
-                return Err(corrupt(
-                    self.fs,
-                    t.pos(),
-                    "transaction with checkpoint flag set".into(),
-                ));
-            }
+            check_txn(self.fs, &t, &mut self.ltid)?;
             bytes += t.tlen() + 8;
             out.push(t);
         }

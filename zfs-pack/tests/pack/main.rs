@@ -7,13 +7,15 @@
 //!   the crate's documentation), on small synthetic files (compared with ZODB's packer too by the `..._as_zodb` tests,
 //!   ignored without the oracle's Python);
 //! - `bad_input`: damaged files, interruption, and what is left behind on errors;
-//! - `fuzzed`: inputs the fuzzer found, replayed through the fuzz target's body.
+//! - `fuzzed`: inputs the fuzzer found, replayed through the fuzz target's body;
+//! - `saved_refs`: packs from saved references (`prepare`, `<file>.refs`).
 
 mod bad_input;
 mod decisions;
 mod edge;
 mod experiments;
 mod fuzzed;
+mod saved_refs;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
