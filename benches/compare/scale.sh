@@ -9,7 +9,9 @@
 #   dd-read (the disk's sequential read rate: `dd` of the file, caches dropped, inside the
 #   limit) and dd-write (2 GiB copied with fsync: its write rate), then
 #   reindex, check, refs, stats, pack (GC), pack-nogc (each given the saved .index a live
-#   database has beside its file), and the repozo chain: full backup,
+#   database has beside its file), prepare (`zodbfs pack --prepare`: the references saved
+#   to Data.fs.refs) and pack-prepared (the pack with GC given them: it reads the file once,
+#   its --json must say so), and the repozo chain: full backup,
 #   incremental (default mode: it checksums the repository and the source), verify, restore,
 # each in three modes:
 #   free     no memory limit, file read beforehand: the reference outputs;
@@ -38,7 +40,7 @@ limit="${LIMIT:-1G}"
 seed="${SEED:-7}"
 modes="${MODES:-free cold warm}"
 sizes="${SIZES:-1 $gb}"
-jobs="${JOBS:-dd reindex check refs stats pack pack-nogc backup incremental verify restore}"
+jobs="${JOBS:-dd reindex check refs stats pack pack-nogc prepare pack-prepared backup incremental verify restore}"
 run="$here/scale_run.py"
 mkdir -p "$work"
 log="$work/runs.jsonl"
@@ -139,10 +141,36 @@ for size in $sizes; do
                 same "$job" "$mode" "$h" "$job ${size}G $mode"
             done
             ;;
-        pack | pack-nogc)
+        prepare)
+            for mode in $modes; do
+                d="$out/prepare-$mode"
+                rm -rf "$d"
+                mkdir -p "$d"
+                ln "$file" "$d/Data.fs"
+                cp "$file.index" "$d/Data.fs.index"
+                measure "prepare ${size}G" "$mode" --bytes-read "$S" -- \
+                    "$bin/zodbfs" -q pack --prepare "$d/Data.fs"
+                same prepare "$mode" "$(sha "$d/Data.fs.refs")" "prepare ${size}G $mode"
+                # The saved references pack-prepared is given.
+                mv "$d/Data.fs.refs" "$out/Data.fs.refs"
+                rm -rf "$d"
+            done
+            ;;
+        pack | pack-nogc | pack-prepared)
             stop="$(last_tid_plus_one "$file")"
             nogc=()
             [[ $job == pack-nogc ]] && nogc=(--no-gc)
+            if [[ $job == pack-prepared && ! -f "$out/Data.fs.refs" ]]; then
+                # Without a prepare job before it: saved once, outside the measure.
+                d="$out/prepare-once"
+                rm -rf "$d"
+                mkdir -p "$d"
+                ln "$file" "$d/Data.fs"
+                cp "$file.index" "$d/Data.fs.index"
+                "$bin/zodbfs" -q pack --prepare "$d/Data.fs"
+                mv "$d/Data.fs.refs" "$out/Data.fs.refs"
+                rm -rf "$d"
+            fi
             for mode in $modes; do
                 d="$out/$job-$mode"
                 rm -rf "$d"
@@ -152,6 +180,7 @@ for size in $sizes; do
                 # A live database has its saved index beside it (ZODB writes it on close).
                 [[ -f "$file.index" ]] || "$bin/zodbfs" -q reindex "$file"
                 cp "$file.index" "$d/Data.fs.index"
+                [[ $job == pack-prepared ]] && cp "$out/Data.fs.refs" "$d/Data.fs.refs"
                 # The floor (of cold runs) counts the bytes the pack writes: the free run's
                 # packed size, or, without a free run, the size a dry run foresees (before
                 # the caches are dropped).
@@ -161,9 +190,16 @@ for size in $sizes; do
                         python3 -c 'import json, sys; print(json.load(sys.stdin)["size_after"])')"
                 fi
                 packed="${ref[$job-size]:-$((S / 2))}"
-                measure "$job ${size}G" "$mode" --bytes-read "$S" --bytes-written "$packed" -- \
-                    "$bin/zodbfs" -q pack "$d/Data.fs" --tid "$stop" "${nogc[@]}"
+                measure "$job ${size}G" "$mode" --bytes-read "$S" --bytes-written "$packed" \
+                    --stdout "$out/$job-$mode.json" -- \
+                    "$bin/zodbfs" -q pack --json "$d/Data.fs" --tid "$stop" "${nogc[@]}"
+                if [[ $job == pack-prepared ]] && ! grep -q '"saved_references":"used"' "$out/$job-$mode.json"; then
+                    mismatch "$job ${size}G $mode: the saved references were not used"
+                fi
                 h="$(sha "$d/Data.fs") $(sha "$d/Data.fs.index")"
+                if [[ $job == pack-prepared && -n "${ref[pack]:-}" && "$h" != "${ref[pack]}" ]]; then
+                    mismatch "$job ${size}G $mode: not the pack's output"
+                fi
                 [[ $mode == free ]] && ref[$job-size]="$(stat -c %s "$d/Data.fs")"
                 same "$job" "$mode" "$h" "$job ${size}G $mode"
                 rm -rf "$d"

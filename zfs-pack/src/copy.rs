@@ -335,6 +335,9 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                             bytes += t.tlen() + 8;
                             batch.push(t);
                         }
+                        // The scan to the pack time has found the committed part whole;
+                        // without it (saved references), a walk that stops short met damage.
+                        None if verify.is_some() => return Err(PackError::StaleReferences),
                         None => {
                             done = true;
                             break;

@@ -85,6 +85,11 @@ fn pack_now(f: &Path, dry_run: bool) -> Result<Report, PackError> {
 fn same_pack(with: &Path, without: &Path) -> Report {
     let a = pack_now(with, false).expect("packs with saved references");
     let b = pack_now(without, false).expect("packs");
+    // A copy dropped for not fitting the saved references leaves nothing behind.
+    for e in std::fs::read_dir(with.parent().expect("dir")).expect("dir") {
+        let name = e.expect("entry").file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".tmp-"), "{name} left");
+    }
     assert_eq!(b.saved_references, SavedReferences::None);
     assert_eq!(a.outcome, b.outcome);
     assert_eq!(counts(&a), counts(&b), "{}", with.display());
@@ -382,4 +387,43 @@ fn an_interrupted_pack_from_saved_references_changes_nothing() {
     std::fs::remove_file(zfs_files::with_suffix(&f, ".refs")).expect("rm");
     assert!(matches!(prepare(&f, &run), Err(PackError::Interrupted)));
     assert!(!zfs_files::with_suffix(&f, ".refs").exists());
+}
+
+#[test]
+fn damage_in_the_middle_is_refused_as_without_saved_references() {
+    // A transaction in the middle with an invalid status (ZODB's checkTxn refuses it), or
+    // with the status of an unfinished commit (the walk of the file stops there: the
+    // transactions after it are complete, so the committed part is damaged).
+    for (i, status) in [b'x', b'c'].into_iter().enumerate() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let bytes = generated(12 + i as u64, 1 << 20);
+        let with = placed(d.path(), "with", &bytes);
+        let status_at = {
+            let fs = FileStorage::open(&with).expect("open");
+            let pos: Vec<u64> = fs.transactions().map(|t| t.expect("txn").pos()).collect();
+            (pos[pos.len() / 2] + 16) as usize
+        };
+        let mut damaged = bytes.clone();
+        damaged[status_at] = status;
+        prepare(&with, &NoProgress).expect("prepare");
+        std::fs::write(&with, &damaged).expect("damage");
+        let without = placed(d.path(), "without", &bytes);
+        std::fs::write(&without, &damaged).expect("damage");
+        let a = pack_now(&with, false).expect_err("refused with saved references");
+        let b = pack_now(&without, false).expect_err("refused");
+        assert_eq!(
+            a.to_string().replace("/with/", "/"),
+            b.to_string().replace("/without/", "/")
+        );
+        assert_eq!(std::fs::read(&with).expect("read"), damaged);
+        let mut left: Vec<String> = std::fs::read_dir(d.path().join("with"))
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["Data.fs", "Data.fs.index", "Data.fs.lock", "Data.fs.refs"]
+        );
+    }
 }
