@@ -38,24 +38,16 @@ pub struct Prepared {
 
 /// Reads the FileStorage at `path` up to its last committed transaction and saves the
 /// references of every object's current record to `<path>.refs` (a new file, fsynced and
-/// renamed into place, with the file's mode). Uses the saved `.index` when it covers the
-/// file, else builds one first (a second read).
+/// renamed into place, with the file's mode). Uses the saved `.index` as ZODB's open does
+/// (when it is sane, only the transactions after it are read for it), else builds one
+/// first (a second read).
 pub fn prepare(path: &Path, progress: &dyn Progress) -> Result<Prepared> {
     let fs = FileStorage::open(path)?;
-    let saved = crate::saved_index(path);
-    let sane = saved.as_ref().and_then(|(ipos, index)| {
-        zfs_format::index_file::check_sanity(&fs, index, *ipos).map(|ltid| (*ipos, ltid))
-    });
-    let walked = crate::committed_end(&fs, sane)?;
-    let (index, end, last_tid) = match saved {
-        Some((ipos, index)) if sane.is_some() && ipos == walked.pos => {
-            (index, walked.pos, walked.last_complete_tid)
-        }
-        _ => {
-            let scan = zfs_format::scan::build_index(&fs, progress)?;
-            (scan.index, scan.end.pos, scan.end.last_complete_tid)
-        }
-    };
+    // As ZODB opens a storage: the saved index, and the transactions committed after it
+    // (while the site runs, it is the one written when the database was last closed).
+    let index_path = zfs_files::with_suffix(path, ".index");
+    let (scan, _) = zfs_format::index_file::open_index(&fs, &index_path, progress)?;
+    let (index, end, last_tid) = (scan.index, scan.end.pos, scan.end.last_complete_tid);
     let (entries, list) = crate::analyze::references(&fs, end, &index, progress)?;
     drop(index);
     fs.check_intact()?;

@@ -427,3 +427,26 @@ fn damage_in_the_middle_is_refused_as_without_saved_references() {
         );
     }
 }
+
+#[test]
+fn a_prepare_while_the_site_runs_reads_past_its_saved_index() {
+    // The saved index is the one written when the database was last closed: older than
+    // the file. The references saved must still be those of the file as it is.
+    let d = tempfile::tempdir().expect("tempdir");
+    let full = generated(14, 2 << 20);
+    let early = placed(d.path(), "early", &full);
+    let cut = {
+        let fs = FileStorage::open(&early).expect("open");
+        let pos: Vec<u64> = fs.transactions().map(|t| t.expect("txn").pos()).collect();
+        pos[pos.len() / 2] as usize
+    };
+    let with = placed(d.path(), "with", &full[..cut]);
+    std::fs::write(&with, &full).expect("the later commits");
+    let p = prepare(&with, &NoProgress).expect("prepare");
+    assert_eq!(p.end, full.len() as u64);
+    // The site stops: ZODB writes the index.
+    reindex(&with);
+    let without = placed(d.path(), "without", &full);
+    let r = same_pack(&with, &without);
+    assert_eq!(r.saved_references, SavedReferences::Used);
+}
