@@ -190,6 +190,27 @@ pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a command's report as one JSON line on stdout: the file it was about and the
+/// seconds it took, then the report's own fields.
+pub fn print_report_line(file: &Path, seconds: f64, report: &impl serde::Serialize) {
+    #[derive(serde::Serialize)]
+    struct Line<'a, R> {
+        file: String,
+        seconds: f64,
+        #[serde(flatten)]
+        report: &'a R,
+    }
+    let line = Line {
+        file: file.display().to_string(),
+        seconds,
+        report,
+    };
+    match serde_json::to_string(&line) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("zodbfs: error: the report cannot be written as JSON: {e}"),
+    }
+}
+
 /// An error as `--json` prints it on stdout.
 #[derive(serde::Serialize)]
 pub struct ErrorJson<'a> {

@@ -48,24 +48,7 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<u8> {
         Ok(r) => {
             let mode = r.mode.map_or("", Mode::name);
             if a.json {
-                #[derive(serde::Serialize)]
-                struct Json<'a> {
-                    file: String,
-                    seconds: f64,
-                    #[serde(flatten)]
-                    report: &'a zfs_convert::ExportReport,
-                }
-                let v = Json {
-                    file: a.file.display().to_string(),
-                    seconds: secs,
-                    report: &r,
-                };
-                match serde_json::to_string(&v) {
-                    Ok(text) => println!("{text}"),
-                    Err(e) => {
-                        eprintln!("zodbfs: error: the report cannot be written as JSON: {e}")
-                    }
-                }
+                crate::common::print_report_line(&a.file, secs, &r);
             } else {
                 println!(
                     "{}: {} transactions, {} records, {} bytes, {} blobs from the {} database; \

@@ -343,22 +343,7 @@ fn prepare(a: &Args, ctx: &Ctx) -> anyhow::Result<u8> {
         }
     };
     if a.json {
-        #[derive(serde::Serialize)]
-        struct Json<'a> {
-            file: String,
-            seconds: f64,
-            #[serde(flatten)]
-            prepared: &'a zfs_pack::Prepared,
-        }
-        let v = Json {
-            file: a.file.display().to_string(),
-            seconds: secs,
-            prepared: &p,
-        };
-        match serde_json::to_string(&v) {
-            Ok(text) => println!("{text}"),
-            Err(e) => eprintln!("zodbfs: error: the report cannot be written as JSON: {e}"),
-        }
+        crate::common::print_report_line(&a.file, secs, &p);
     } else if !ctx.quiet {
         println!(
             "{}: references of {} objects saved to '{}' ({} bytes), up to byte {}",

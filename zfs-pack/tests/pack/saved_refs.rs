@@ -43,6 +43,15 @@ fn placed(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     f
 }
 
+/// Where the transaction `num / den` of the way through `bytes` starts (the file as it was
+/// before that transaction: a prefix ending at a transaction).
+fn txn_start(dir: &Path, bytes: &[u8], num: usize, den: usize) -> usize {
+    let f = placed(dir, "positions", bytes);
+    let fs = FileStorage::open(&f).expect("open");
+    let pos: Vec<u64> = fs.transactions().map(|t| t.expect("txn").pos()).collect();
+    pos[pos.len() * num / den] as usize
+}
+
 /// Whether `f`'s saved index passes ZODB's sanity test.
 fn index_is_sane(f: &Path) -> bool {
     let fs = FileStorage::open(f).expect("open");
@@ -165,12 +174,7 @@ fn transactions_committed_after_the_references_were_saved_are_read() {
     let d = tempfile::tempdir().expect("tempdir");
     let full = generated(11, 3 << 20);
     // The file as it was some transactions ago: a prefix ending at a transaction.
-    let early = placed(d.path(), "early", &full);
-    let cut = {
-        let fs = FileStorage::open(&early).expect("open");
-        let pos: Vec<u64> = fs.transactions().map(|t| t.expect("txn").pos()).collect();
-        pos[pos.len() * 2 / 3] as usize
-    };
+    let cut = txn_start(d.path(), &full, 2, 3);
     let with = placed(d.path(), "with", &full[..cut]);
     prepare(&with, &NoProgress).expect("prepare");
     std::fs::write(&with, &full).expect("the later commits");
@@ -434,12 +438,7 @@ fn a_prepare_while_the_site_runs_reads_past_its_saved_index() {
     // the file. The references saved must still be those of the file as it is.
     let d = tempfile::tempdir().expect("tempdir");
     let full = generated(14, 2 << 20);
-    let early = placed(d.path(), "early", &full);
-    let cut = {
-        let fs = FileStorage::open(&early).expect("open");
-        let pos: Vec<u64> = fs.transactions().map(|t| t.expect("txn").pos()).collect();
-        pos[pos.len() / 2] as usize
-    };
+    let cut = txn_start(d.path(), &full, 1, 2);
     let with = placed(d.path(), "with", &full[..cut]);
     std::fs::write(&with, &full).expect("the later commits");
     let p = prepare(&with, &NoProgress).expect("prepare");
