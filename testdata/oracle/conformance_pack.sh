@@ -39,7 +39,16 @@
 #   [ZODB PackError, we pack]  ZODB's PackError/AssertionError without GC: we pack, and
 #                 leave no .pack.
 #
-# Prints `PASS name` / `FAIL name -- why` lines and ends with exactly one line
+# Half the cases with GC give ours a saved index (`zodbfs reindex`), and half of those
+# saved references too (`zodbfs pack --prepare`, FILE.refs): the result must not change.
+# Where such a pack could use them (the pack time after the last committed transaction,
+# ZODB packed without error, ours packed), the summary's "saved_references" is counted;
+# "ignored" on a file without damage is shown in the case's name as
+# ` (saved references: ignored)`, and when none of them was "used" a FAIL
+# `saved references were never used` is counted (the feature went unexercised).
+#
+# Prints `PASS name` / `FAIL name -- why` lines, then
+# `conformance_pack: saved references used in N packs`, and ends with exactly one line
 # `conformance_pack: N passed, M failed`; exits 1 on any failure.
 #
 # Environment: ZODBFS (the zodbfs command; default: build ours), ORACLE_PY (the oracle's
@@ -253,14 +262,17 @@ def compare(a, b, src_digest):
     return why
 
 
-def step(name, a, b, when, gc, keep_old=True):
-    """Packs both sides once; returns (ok, name, why)."""
+def step(name, a, b, when, gc, keep_old=True, seen=None):
+    """Packs both sides once; returns (ok, name, why). When `seen` is a dict, it receives
+    ZODB's answer ("oracle") and our --json summary ("summary", None on failure)."""
     src_digest = digest(a.fs)
     before = digest(b.fs), digest(b.fs + ".old"), digest(b.blobs) if b.blobs else None
     oracle = zodb_pack(a, when, gc, keep_old)
     if "crash" in oracle:
         return False, name, "oracle crashed: " + oracle["crash"]
     o, summary = our_pack(b, when, gc, keep_old)
+    if seen is not None:
+        seen["oracle"], seen["summary"] = oracle, summary
     unchanged = (digest(b.fs), digest(b.fs + ".old"),
                  digest(b.blobs) if b.blobs else None) == before
     err = oracle["error"]
@@ -347,16 +359,44 @@ def name_crc(text):
     return zlib.crc32(text.encode())
 
 
+# Packs of prepared cases (saved references, `pack --prepare`) that could use them: the
+# pack time after the last committed transaction, ZODB packed without error and ours
+# packed. One (name, saved_references) each; appended by the worker threads.
+saved_refs_eligible = []
+
+
 def case(name, src, blobs, when, gc, keep_old=True, zlib=False):
     d = os.path.join(work, "case", name.split(" [")[0].replace("/", "_").replace(" ", "_"))
     a = Side(os.path.join(d, "zodb"), src, blobs, zlib)
     b = Side(os.path.join(d, "ours"), src, blobs)
+    prepared = damaged = False
     if gc and name_crc(name) % 2:
         # Half the cases with GC give our packer the saved index a live database has
         # beside its file (its scan then gathers the references; the result must not
         # change). A file `reindex` refuses (damage) goes without one.
-        subprocess.run(zodbfs + ["--quiet", "reindex", b.fs], capture_output=True)
-    r = step(name, a, b, when, gc, keep_old)
+        r = subprocess.run(zodbfs + ["--quiet", "reindex", b.fs], capture_output=True)
+        damaged = r.returncode != 0
+        if name_crc(name) % 4 == 1:
+            # Half of those also save the references beforehand (`pack --prepare`, the
+            # FILE.refs a pack with GC to now reads the file once with; the result must
+            # not change either). A file `prepare` refuses (damage) goes without.
+            r = subprocess.run(zodbfs + ["--quiet", "pack", "--prepare", b.fs],
+                               capture_output=True)
+            prepared = r.returncode == 0 and os.path.exists(b.fs + ".refs")
+            damaged = damaged or not prepared
+    seen = {}
+    r = step(name, a, b, when, gc, keep_old, seen)
+    if prepared and seen:
+        t = tids(src)
+        summary = seen.get("summary") or {}
+        if t and when[0] == "--tid" and int(when[1], 16) > t[-1][1] \
+                and not seen["oracle"].get("error") and summary.get("outcome") == "packed":
+            used = summary.get("saved_references")
+            saved_refs_eligible.append((name, used))
+            if used == "ignored" and not damaged:
+                # Saved references of an undamaged file that the pack did not use: not a
+                # failure (the result is checked as always), but worth seeing in the log.
+                r = (r[0], r[1] + " (saved references: ignored)", r[2])
     if r[0]:
         shutil.rmtree(d, ignore_errors=True)
     return [r]
@@ -557,6 +597,18 @@ with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
     for results in pool.map(run, tasks):
         report(results)
 
+# The saved references must have been used at least once where they could be.
+used = sum(1 for _, u in saved_refs_eligible if u == "used")
+if saved_refs_eligible and not used:
+    report([(False, "saved references were never used",
+             "%d prepared packs could use them: %s" % (
+                 len(saved_refs_eligible),
+                 ", ".join("%s: %s" % x for x in saved_refs_eligible[:5])))])
+print("conformance_pack: saved references of %d prepared packs after the last transaction: "
+      "%s" % (len(saved_refs_eligible), ", ".join(
+          "%d %s" % (sum(1 for _, u in saved_refs_eligible if u == k), k)
+          for k in ("used", "ignored", "none"))), file=sys.stderr, flush=True)
+print("conformance_pack: saved references used in %d packs" % used, flush=True)
 print("conformance_pack: %d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
 PY
