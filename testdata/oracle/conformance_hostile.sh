@@ -4,7 +4,9 @@
 # directory they can write; holds locks on everything they can open; the source is 0600;
 # the output is the input by path, hard link or symlink. Nothing may be written through a
 # link or into a file someone else made, no run may hang, every copy of a database keeps
-# its mode, and no command may write over its own input.
+# its mode, and no command may write over its own input. Saved references (Data.fs.refs)
+# that are a symlink, writable by others or another user's are never used by a pack (it
+# gives the same bytes) nor written through.
 #
 #   testdata/oracle/conformance_hostile.sh
 #
@@ -52,8 +54,11 @@ names_for() {
     case $op in
         restore-over)
             echo T.fs.part; temps T.fs; temps T.fs.index ;;
+        prepare)
+            echo Data.fs.refs; temps Data.fs.refs ;;
         pack-*)
-            for base in Data.fs.pack Data.fs.index.index_tmp Data.fs.old Data.fs.tr0; do echo "$base"; done
+            # Data.fs.refs too (a pack that changes the file removes it); pack-refs has its own.
+            for base in Data.fs.pack Data.fs.index.index_tmp Data.fs.old Data.fs.tr0 Data.fs.refs; do echo "$base"; done
             temps Data.fs; temps Data.fs.index; temps Data.fs.old
             if [[ $op == pack-blobs ]]; then
                 # The list of garbage blob files, and its temporaries.
@@ -84,6 +89,7 @@ outputs_of() {
                        \( -name '*.fs' -o -name '*.fsz' -o -name '*.deltafs' -o -name '*.deltafsz' -o -name '*.index' \) ;;
         restore-over) echo "$dir/T.fs"; echo "$dir/T.fs.index" ;;
         pack-*) echo "$dir/Data.fs"; echo "$dir/Data.fs.index" ;;
+        prepare) echo "$dir/Data.fs.refs" ;;
         reindex) echo "$dir/Data.fs.index" ;;
         recover) echo "$dir/out.fs" ;;
     esac
@@ -178,8 +184,58 @@ lock_case() {
     if [[ -s $errs ]]; then conf_fail "$name" "$errs"; else conf_pass "$name"; fi
 }
 
+# Saved references a pack must not trust (pack-refs): a symlink of another user to a
+# copy of them, writable by the group or by others (the database is 0600), or another
+# user's copy. The pack ignores them (--json: "none"), gives the bytes of the uninterrupted
+# pack, removes the name and writes through nothing; "trusted" (ours, 0600) is the
+# control: used.
+refs_case() {
+    local op=$1 how=$2 name="$1 Data.fs.refs $2"
+    local dir="$work/case" errs="$work/errs" target="$work/refs-target"
+    : > "$errs"
+    sc_setup "$op" "$dir"
+    chmod 777 "$dir"
+    chmod 600 "$dir/Data.fs" "$dir/Data.fs.refs"
+    printf 'precious' > "$victim"
+    chmod 666 "$victim"
+    rm -f "$target"
+    local want=none
+    case $how in
+        trusted) want=used ;;
+        symlink)
+            cp "$SC_IN/S1.refs" "$target"; chmod 644 "$target"
+            rm "$dir/Data.fs.refs"
+            as_nobody ln -s "$target" "$dir/Data.fs.refs" || echo "    could not plant the symlink" >> "$errs" ;;
+        group-writable) chmod 620 "$dir/Data.fs.refs" ;;
+        other-writable) chmod 606 "$dir/Data.fs.refs" ;;
+        foreign)
+            rm "$dir/Data.fs.refs"
+            as_nobody sh -c 'umask 022; cp "$1" "$2"' _ "$SC_IN/S1.refs" "$dir/Data.fs.refs" ||
+                echo "    could not plant another user's copy" >> "$errs" ;;
+    esac
+    local rc
+    timeout 120 "$ZODBFS" pack --json --tid "$SC_REFS_TID" "$dir/Data.fs" >"$SC_SCRATCH/run.json" 2>"$SC_SCRATCH/run.err"
+    rc=$?
+    [[ $rc != 124 ]] || echo "    the run hung (killed after 120 s)" >> "$errs"
+    [[ $(cat "$victim") == precious ]] || echo "    the victim file was written" >> "$errs"
+    if [[ $how == symlink && $(sha "$target") != "$(sha "$SC_IN/S1.refs")" ]]; then
+        echo "    the symlink's target was written" >> "$errs"
+    fi
+    if [[ $rc == 0 ]]; then
+        local got
+        got=$(sc_saved_refs "$SC_SCRATCH/run.json")
+        [[ $got == "$want" ]] || echo "    saved_references: $got, expected $want" >> "$errs"
+        sc_check "$op" "$dir" after-rerun 2>>"$errs"
+    else
+        echo "    the run failed ($rc): $(head -c 300 "$SC_SCRATCH/run.err")" >> "$errs"
+    fi
+    rm -f "$target"
+    if [[ -s $errs ]]; then conf_fail "$name" "$errs"; else conf_pass "$name"; fi
+}
+
 # The database lock held by another user's process (a ZODB running as the site's user):
-# pack refuses at once, naming the holder, and changes nothing.
+# pack refuses at once, naming the holder, and changes nothing; pack --prepare takes no
+# lock and saves the references as usual.
 db_lock_case() {
     local op=$1 dir="$work/case" errs="$work/errs" name="$1 with the database open elsewhere"
     : > "$errs"
@@ -193,11 +249,18 @@ db_lock_case() {
     timeout 60 "${cmd[@]}" >/dev/null 2>"$SC_SCRATCH/run.err"
     rc=$?
     kill $holder 2>/dev/null; wait $holder 2>/dev/null
-    [[ $rc == 1 ]] || echo "    exit $rc, expected 1" >> "$errs"
-    grep -q "locked by process" "$SC_SCRATCH/run.err" || echo "    the message names no holder: $(head -c 300 "$SC_SCRATCH/run.err")" >> "$errs"
-    local src="$SC_IN/S1.fs"
-    [[ $op == pack-blobs ]] && src="$SC_IN/B1.fs"
-    [[ $(sha "$dir/Data.fs") == "$(sha "$src")" ]] || echo "    Data.fs changed" >> "$errs"
+    if [[ $op == prepare ]]; then
+        [[ $rc == 0 ]] || echo "    exit $rc, expected 0: $(head -c 300 "$SC_SCRATCH/run.err")" >> "$errs"
+        sc_check "$op" "$dir" after-rerun 2>>"$errs"
+    else
+        [[ $rc == 1 ]] || echo "    exit $rc, expected 1" >> "$errs"
+        grep -q "locked by process" "$SC_SCRATCH/run.err" || echo "    the message names no holder: $(head -c 300 "$SC_SCRATCH/run.err")" >> "$errs"
+        local src="$SC_IN/S1.fs"
+        [[ $op == pack-blobs ]] && src="$SC_IN/B1.fs"
+        [[ $(sha "$dir/Data.fs") == "$(sha "$src")" ]] || echo "    Data.fs changed" >> "$errs"
+        [[ $op != pack-refs || $(sha "$dir/Data.fs.refs") == "$(sha "$SC_IN/S1.refs")" ]] ||
+            echo "    Data.fs.refs changed" >> "$errs"
+    fi
     if [[ -s $errs ]]; then conf_fail "$name" "$errs"; else conf_pass "$name"; fi
 }
 
@@ -247,7 +310,10 @@ for op in $ops; do
     lock_case "$op"
 done
 for op in $ops; do
-    case $op in pack-*) db_lock_case "$op" ;; esac
+    case $op in pack-*|prepare) db_lock_case "$op" ;; esac
+    if [[ $op == pack-refs ]]; then
+        for how in trusted symlink group-writable other-writable foreign; do refs_case "$op" "$how"; done
+    fi
 done
 same_file_cases
 echo "conformance-hostile time: $((SECONDS - t0)) s"

@@ -7,8 +7,10 @@
 # OLD (the initial one) and NEW (after a complete run). `sc_check OP DIR WHEN` checks the
 # invariants after an interrupted or failed run (WHEN=after-kill) or after the next,
 # complete run (WHEN=after-rerun):
-#   - the source database never changes (backups, reindex, recover) or is OLD or NEW
-#     (pack: then `.old` is the original);
+#   - the source database never changes (backups, reindex, recover, pack --prepare) or
+#     is OLD or NEW (pack: then `.old` is the original);
+#   - saved references (`Data.fs.refs`, written by `pack --prepare`) are absent or
+#     complete, never beside a packed Data.fs (a pack that changes the file removes them);
 #   - a blob directory keeps every blob file its Data.fs needs; after the rerun it is
 #     the one a single pack leaves (no garbage file left over);
 #   - a repository restores, by ours and by Python repozo, to a state that was backed up
@@ -20,17 +22,23 @@
 #
 # Inputs, made once by `sc_prepare WORK`: S0.fs and S1.fs (S1 = S0 + more commits, both
 # written by real ZODB), their indexes, a repository holding full(S0) then incr(S1)
-# (plain and gzip), the packed S1 and its index, the recovered S1; B1.fs with its blob
-# directory (written by real ZODB) and the manifests of that directory before and after a
-# pack.
+# (plain and gzip), the packed S1 and its index, the recovered S1; S1's saved references
+# (S1.refs, by `pack --prepare` beside S1.index) and the pack that uses them (to just after
+# S1's last transaction, SC_REFS_TID); B1.fs with its blob directory (written by real ZODB)
+# and the manifests of that directory before and after a pack.
 #
 # Needs: ORACLE_PY, ZODBFS (our zodbfs), REPOZO (our repozo).
 
-SC_OPS_ALL="backup-full backup-full-z backup-incr backup-incr-z restore-over pack-gc pack-nogc pack-blobs reindex recover"
+SC_OPS_ALL="backup-full backup-full-z backup-incr backup-incr-z restore-over pack-gc pack-nogc pack-blobs pack-refs prepare reindex recover"
 
 sha() { sha1sum "$1" 2>/dev/null | cut -d' ' -f1; }
 
 pyrepozo() { "$ORACLE_PY" -m ZODB.scripts.repozo "$@"; }
+
+# What a pack's --json report (in FILE) says of saved references: used, ignored or none.
+sc_saved_refs() {
+    "$ORACLE_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["saved_references"])' "$1" 2>/dev/null
+}
 
 # Transaction boundaries of a clean Data.fs, one per line.
 sc_boundaries() {
@@ -83,6 +91,36 @@ sc_prepare() {
         "$ZODBFS" pack "${flags[@]}" --tid "$SC_LAST_TID" "$SC_IN/pack-$g/Data.fs" \
             >/dev/null 2>&1 || return 1
     done
+    # Saved references of S1 (beside its index, as ZODB leaves it), and the pack with GC
+    # that uses them: its pack time must be after the last transaction (S1's last tid + 1).
+    # It must have used them, and give the bytes of the same pack without them.
+    SC_REFS_TID=$("$ORACLE_PY" -c 'import sys; print("%016x" % (int(sys.argv[1], 16) + 1))' "$SC_LAST_TID")
+    local r
+    for r in prepare pack-refs pack-norefs; do
+        mkdir -p "$SC_IN/$r"
+        cp "$SC_IN/S1.fs" "$SC_IN/$r/Data.fs"
+        cp "$SC_IN/S1.index" "$SC_IN/$r/Data.fs.index"
+    done
+    "$ZODBFS" pack --prepare "$SC_IN/prepare/Data.fs" >/dev/null 2>&1 || return 1
+    cp "$SC_IN/prepare/Data.fs.refs" "$SC_IN/S1.refs"
+    cp "$SC_IN/S1.refs" "$SC_IN/pack-refs/Data.fs.refs"
+    for r in pack-refs pack-norefs; do
+        "$ZODBFS" pack --json --tid "$SC_REFS_TID" "$SC_IN/$r/Data.fs" \
+            >"$SC_IN/$r.json" 2>/dev/null || return 1
+    done
+    if [[ $(sc_saved_refs "$SC_IN/pack-refs.json") != used ]]; then
+        echo "sc_prepare: the pack beside Data.fs.refs did not use them: $(head -c 300 "$SC_IN/pack-refs.json")" >&2
+        return 1
+    fi
+    if ! cmp -s "$SC_IN/pack-refs/Data.fs" "$SC_IN/pack-norefs/Data.fs" ||
+       ! cmp -s "$SC_IN/pack-refs/Data.fs.index" "$SC_IN/pack-norefs/Data.fs.index"; then
+        echo "sc_prepare: the pack that used Data.fs.refs differs from the same pack without them" >&2
+        return 1
+    fi
+    if [[ -e $SC_IN/pack-refs/Data.fs.refs || -L $SC_IN/pack-refs/Data.fs.refs ]]; then
+        echo "sc_prepare: the pack left Data.fs.refs beside the packed file" >&2
+        return 1
+    fi
     "$ZODBFS" recover "$SC_IN/S1.fs" "$SC_IN/R.fs" >/dev/null 2>&1 || return 1
     # A database with blobs (some rewritten, some let go), and what one pack of it leaves.
     "$ORACLE_PY" "$ORACLE_DIR/gen_datafs.py" "$SC_IN/B1.fs" --seed "$seed" --txns 200 \
@@ -96,7 +134,7 @@ sc_prepare() {
     sc_blob_manifest "$SC_IN/B1.blobs" > "$SC_IN/B1.manifest"
     sc_blob_manifest "$SC_IN/pack-blobs/blobs" > "$SC_IN/pack-blobs.manifest"
     cmp -s "$SC_IN/B1.manifest" "$SC_IN/pack-blobs.manifest" && return 1 # no blob garbage
-    export SC_IN SC_SCRATCH SC_LAST_TID SC_BLOB_TID
+    export SC_IN SC_SCRATCH SC_LAST_TID SC_BLOB_TID SC_REFS_TID
 }
 
 # The files of a blob directory, "path sha1" sorted: not `.removed` (the list a pack
@@ -123,6 +161,11 @@ sc_setup() {
             cp "$SC_IN/S0.fs" "$dir/T.fs"; cp "$SC_IN/S0.index" "$dir/T.fs.index" ;;
         pack-gc|pack-nogc)
             cp "$SC_IN/S1.fs" "$dir/Data.fs" ;;
+        pack-refs)
+            cp "$SC_IN/S1.fs" "$dir/Data.fs"; cp "$SC_IN/S1.index" "$dir/Data.fs.index"
+            cp "$SC_IN/S1.refs" "$dir/Data.fs.refs" ;;
+        prepare)
+            cp "$SC_IN/S1.fs" "$dir/Data.fs"; cp "$SC_IN/S1.index" "$dir/Data.fs.index" ;;
         pack-blobs)
             cp "$SC_IN/B1.fs" "$dir/Data.fs"; cp -a "$SC_IN/B1.blobs" "$dir/blobs" ;;
         reindex)
@@ -144,6 +187,8 @@ sc_cmd() {
         pack-gc)       printf '%s\n' "$ZODBFS" pack --tid "$SC_LAST_TID" "$dir/Data.fs" ;;
         pack-nogc)     printf '%s\n' "$ZODBFS" pack --no-gc --tid "$SC_LAST_TID" "$dir/Data.fs" ;;
         pack-blobs)    printf '%s\n' "$ZODBFS" pack --tid "$SC_BLOB_TID" --blobs "$dir/blobs" "$dir/Data.fs" ;;
+        pack-refs)     printf '%s\n' "$ZODBFS" pack --tid "$SC_REFS_TID" "$dir/Data.fs" ;;
+        prepare)       printf '%s\n' "$ZODBFS" pack --prepare "$dir/Data.fs" ;;
         reindex)       printf '%s\n' "$ZODBFS" reindex "$dir/Data.fs" ;;
         recover)       printf '%s\n' "$ZODBFS" recover --force "$dir/in.fs" "$dir/out.fs" ;;
     esac
@@ -257,6 +302,17 @@ sc_check() {
             [[ $when == after-kill || $d == "$p" ]] || sc_err "the rerun did not pack"
             [[ $when == after-kill || -e $dir/Data.fs.index ]] || sc_err "no index after the rerun"
             sc_check_index "$dir/Data.fs" "$dir/Data.fs.index"
+            # Saved references: never beside the packed file (the swap removes them before
+            # it); beside the original, the ones the setup saved, or none (removed, then
+            # killed before the rename).
+            if [[ -e $dir/Data.fs.refs || -L $dir/Data.fs.refs ]]; then
+                if [[ $d == "$p" ]]; then
+                    sc_err "Data.fs.refs is left beside the packed Data.fs"
+                elif [[ $op == pack-refs && ( -L $dir/Data.fs.refs ||
+                        $(sha "$dir/Data.fs.refs") != "$(sha "$SC_IN/S1.refs")" ) ]]; then
+                    sc_err "Data.fs.refs changed"
+                fi
+            fi
             # The blob directory: untouched while the original is in place; once packed, every
             # file the packed Data.fs needs, and after the rerun nothing more.
             if [[ $op == pack-blobs ]]; then
@@ -273,6 +329,20 @@ sc_check() {
                         sc_err "the rerun left $(LC_ALL=C comm -13 "$want" "$m" | wc -l) garbage blob files"
                     fi
                 fi
+            fi
+            ;;
+        prepare)
+            # The database and its index untouched; the references absent or complete (after
+            # the rerun, present): a regular file, the bytes of an uninterrupted run.
+            [[ $(sha "$dir/Data.fs") == "$s1" ]] || sc_err "the database changed"
+            [[ $(sha "$dir/Data.fs.index") == "$(sha "$SC_IN/S1.index")" ]] || sc_err "the index changed"
+            if [[ -L $dir/Data.fs.refs ]]; then
+                sc_err "Data.fs.refs is a symlink"
+            elif [[ -e $dir/Data.fs.refs ]]; then
+                [[ $(sha "$dir/Data.fs.refs") == "$(sha "$SC_IN/S1.refs")" ]] ||
+                    sc_err "Data.fs.refs is not the references an uninterrupted run saves (partial?)"
+            elif [[ $when == after-rerun ]]; then
+                sc_err "the rerun saved no Data.fs.refs"
             fi
             ;;
         reindex)
