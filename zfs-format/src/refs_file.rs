@@ -20,6 +20,7 @@
 //! current record says the object does not exist (an undone creation), and otherwise the
 //! index in the list of a count followed by that many entry numbers, in the pickle's order.
 
+use std::borrow::Borrow;
 use std::io::{self, Write};
 
 use crate::error::{Error, Result};
@@ -225,15 +226,28 @@ impl<'a> RefsFile<'a> {
     }
 }
 
+/// The length of a references file with `entries` entries and `words` list words.
+pub fn file_len(entries: u64, words: u64) -> u64 {
+    (HEADER + CRC) as u64 + ENTRY as u64 * entries + 4 * words
+}
+
 /// Writes a references file: the header for `end` and `last_tid`, `entries` (ascending
-/// oids, starts into `list` as described in the module docs), `list`, and the checksum.
-pub fn write_refs<W: Write + ?Sized>(
+/// oids, starts into `list` as described in the module docs; any iterator of them, so that
+/// they need not be held at once), `list`, and the checksum.
+pub fn write_refs<W, I>(
     w: &mut W,
     end: u64,
     last_tid: Tid,
-    entries: &[Entry],
+    entries: I,
     list: &[u32],
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    W: Write + ?Sized,
+    I: IntoIterator,
+    I::IntoIter: ExactSizeIterator,
+    I::Item: Borrow<Entry>,
+{
+    let entries = entries.into_iter();
     let mut crc = crc32fast::Hasher::new();
     let mut put = |w: &mut W, b: &[u8]| -> io::Result<()> {
         crc.update(b);
@@ -246,6 +260,7 @@ pub fn write_refs<W: Write + ?Sized>(
     put(w, &(list.len() as u64).to_le_bytes())?;
     let mut buf = Vec::with_capacity(1 << 16);
     for e in entries {
+        let e = e.borrow();
         buf.extend_from_slice(&e.oid.as_u64().to_le_bytes());
         buf.extend_from_slice(&e.pos.to_le_bytes());
         buf.extend_from_slice(&e.tid.as_u64().to_le_bytes());

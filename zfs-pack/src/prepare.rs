@@ -48,23 +48,19 @@ pub fn prepare(path: &Path, progress: &dyn Progress) -> Result<Prepared> {
     let index_path = zfs_files::with_suffix(path, ".index");
     let (scan, _) = zfs_format::index_file::open_index(&fs, &index_path, progress)?;
     let (index, end, last_tid) = (scan.index, scan.end.pos, scan.end.last_complete_tid);
-    let (entries, list) = crate::analyze::references(&fs, end, &index, progress)?;
-    drop(index);
+    let saved = crate::analyze::references(&fs, end, index, progress)?;
     fs.check_intact()?;
     let refs_path = zfs_files::with_suffix(path, ".refs");
     let mode = zfs_files::mode_of(path)?;
     zfs_files::write_file(OutputSpec::new(&refs_path).mode(mode), |w| {
-        write_refs(w, end, last_tid, &entries, &list)
+        write_refs(w, end, last_tid, saved.entries(), saved.list())
     })?;
-    let left = entries
-        .iter()
-        .filter(|e| e.start == refs_file::UNKNOWN)
-        .count();
+    let objects = saved.entries().len() as u64;
     Ok(Prepared {
-        bytes: 44 + 28 * entries.len() as u64 + 4 * list.len() as u64,
+        bytes: refs_file::file_len(objects, saved.list().len() as u64),
         path: refs_path,
         end,
-        objects: entries.len() as u64,
-        left_to_the_pack: left as u64,
+        objects,
+        left_to_the_pack: saved.unknown() as u64,
     })
 }

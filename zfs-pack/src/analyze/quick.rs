@@ -136,21 +136,58 @@ fn walk_current<T: Deref<Target = [u8]> + Sync>(
     Ok(cur)
 }
 
-/// The entries and reference list of a references file for `[4, end)` of `fs`, whose
-/// current records `index` names (it must cover exactly that part).
+/// What a references file for a FileStorage holds (see [`references`]), ready to write.
+pub struct Saved {
+    index: Index,
+    tids: Vec<u64>,
+    absent: Bits,
+    start: Vec<u32>,
+    list: Vec<u32>,
+}
+
+impl Saved {
+    /// The entries, in oid order, made as they are written.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = Entry> + '_ {
+        (0..self.index.len()).map(|s| Entry {
+            oid: self.index.oid_at(s),
+            pos: self.index.pos_at(s),
+            tid: Tid::from_u64(self.tids[s]),
+            start: if self.absent.get(s) {
+                refs_file::ABSENT
+            } else {
+                self.start[s]
+            },
+        })
+    }
+
+    /// The reference list the entries' starts point into.
+    pub fn list(&self) -> &[u32] {
+        &self.list
+    }
+
+    /// Objects whose references were not read (a pack reads them itself).
+    pub fn unknown(&self) -> usize {
+        (0..self.index.len())
+            .filter(|&s| !self.absent.get(s) && self.start[s] == UNKNOWN)
+            .count()
+    }
+}
+
+/// The references of every current record of `[4, end)` of `fs`, whose current records
+/// `index` names (it must cover exactly that part).
 pub fn references<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     end: u64,
-    index: &Index,
+    index: Index,
     progress: &dyn Progress,
-) -> Result<(Vec<Entry>, Vec<u32>)> {
+) -> Result<Saved> {
     progress.start("reading references", end.saturating_sub(4));
     let cur = walk_current(
         fs,
         zfs_format::FIRST_TXN,
         end,
         Tid::default(),
-        index,
+        &index,
         progress,
     )?;
     if cur.seen != index.len() {
@@ -165,19 +202,13 @@ pub fn references<T: Deref<Target = [u8]> + Sync>(
         ));
     }
     let (start, list) = cur.edges.into_parts();
-    let entries = (0..index.len())
-        .map(|s| Entry {
-            oid: index.oid_at(s),
-            pos: index.pos_at(s),
-            tid: Tid::from_u64(cur.tids[s]),
-            start: if cur.absent.get(s) {
-                refs_file::ABSENT
-            } else {
-                start[s]
-            },
-        })
-        .collect();
-    Ok((entries, list))
+    Ok(Saved {
+        index,
+        tids: cur.tids,
+        absent: cur.absent,
+        start,
+        list,
+    })
 }
 
 /// What the copy checks, record by record, when the analysis came from saved references:
@@ -412,4 +443,96 @@ pub fn quick<T: Deref<Target = [u8]> + Sync>(
             edges,
         },
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zfs_format::pickle::{untransform, StringMode};
+    use zfs_format::NoProgress;
+    use zfs_testdata::gen::{generate, Config};
+
+    use crate::records::state_at;
+
+    /// Every entry saved is the object's current record, with the tid of its transaction,
+    /// and the references a read of its state finds (as entry numbers), or none saved only
+    /// where that read cannot give them all (a pickle that does not parse, a reference to
+    /// no object of the index).
+    #[test]
+    fn saved_references_are_those_of_the_current_records() {
+        for seed in [4, 21] {
+            let cfg = Config {
+                seed,
+                size: Some(2 << 20),
+                dangling: 3,
+                ..Config::default()
+            };
+            let mut bytes = Vec::new();
+            generate(&cfg, &mut bytes, &NoProgress).expect("generate");
+            // On a file: an undo's record is resolved with positioned reads on it.
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("Data.fs");
+            std::fs::write(&path, &bytes).expect("write");
+            let fs = FileStorage::open(&path).expect("open");
+            let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("scan");
+            let saved =
+                references(&fs, scan.end.pos, scan.index.clone(), &NoProgress).expect("references");
+            let bytes_out = {
+                let mut out = Vec::new();
+                refs_file::write_refs(
+                    &mut out,
+                    scan.end.pos,
+                    scan.end.last_tid,
+                    saved.entries(),
+                    saved.list(),
+                )
+                .expect("write");
+                out
+            };
+            let file = RefsFile::parse(&bytes_out).expect("parse");
+            let mut sc = Scanner::new();
+            let (mut known, mut unknown, mut absent) = (0, 0, 0);
+            for (i, (oid, pos)) in scan.index.iter().enumerate() {
+                let e = file.entry(i);
+                assert_eq!((e.oid, e.pos), (oid, pos));
+                let rec = fs.record_at(pos).expect("record");
+                assert_eq!(e.tid, rec.tid, "entry {i}");
+                let read: Option<Vec<u32>> = match state_at(&fs, pos).expect("state") {
+                    Some(d) => untransform(d.data().unwrap_or_default())
+                        .ok()
+                        .and_then(|plain| {
+                            let mut refs = Vec::new();
+                            sc.references_into(&plain, StringMode::Bytes, &mut refs)
+                                .ok()?;
+                            refs.iter()
+                                .map(|r| {
+                                    let o = Oid::from_slice(r)?;
+                                    scan.index.slot(o).map(|s| s as u32)
+                                })
+                                .collect()
+                        }),
+                    None => None,
+                };
+                match file.refs(i) {
+                    Refs::Known(l) => {
+                        assert_eq!(Some(l.iter().collect::<Vec<_>>()), read, "entry {i}");
+                        known += 1;
+                    }
+                    Refs::Absent => {
+                        assert!(matches!(rec.payload, Payload::Backpointer(0)), "entry {i}");
+                        absent += 1;
+                    }
+                    Refs::Unknown => {
+                        assert_eq!(read, None, "entry {i} could have been read");
+                        unknown += 1;
+                    }
+                }
+            }
+            assert!(known > 1000, "seed {seed}: {known} known");
+            // Deleted objects (their current record says so) are absent; references to
+            // them are saved as to any object of the index.
+            assert!(absent > 0, "seed {seed}: {absent} absent");
+            assert_eq!(saved.unknown(), unknown);
+        }
+    }
 }
