@@ -412,14 +412,15 @@ type Quick = (
     Instant,
 );
 
-/// Phases A to C from saved references (see [`prepare`]): `None` when there are none, they
-/// do not fit the file, or the copy finds the file other than they and `index` say (the
-/// copy is then dropped). Only an interruption is an error.
+/// Phases A to C from saved references (`bytes`, see [`prepare`]) and the saved `index`:
+/// `None` when they do not fit the file, or the copy finds the file other than they say
+/// (the copy is then dropped). Only an interruption is an error.
 #[allow(clippy::too_many_arguments)]
 fn try_quick<T>(
     fs: &FileStorage<T>,
     path: &Path,
     end: u64,
+    bytes: zfs_files::Map,
     index: zfs_format::Index,
     opts: &PackOptions,
     aopts: AnalyzeOptions,
@@ -430,9 +431,6 @@ fn try_quick<T>(
 where
     T: std::ops::Deref<Target = [u8]> + Sync,
 {
-    let Some(bytes) = saved_refs(path) else {
-        return Ok(None);
-    };
     let before = report.clone();
     let attempt = (|| -> Result<Option<Quick>> {
         // The saved file is read by the analysis only: unmapped before the copy.
@@ -591,24 +589,32 @@ where
     };
     // A pack after the last transaction with saved references (see `prepare`) reads the
     // file once; anything that does not fit them sends it the usual way.
-    let quick = if opts.gc && index_current && end > 4 && opts.stop > walked.last_complete_tid {
-        match saved {
-            Some((_, index)) => try_quick(
+    let mut hint = saved.map(|(_, index)| index);
+    let eligible = opts.gc && index_current && end > 4 && opts.stop > walked.last_complete_tid;
+    let quick = match (eligible.then(|| saved_refs(path)).flatten(), hint.take()) {
+        (Some(refs), Some(index)) => {
+            let q = try_quick(
                 fs,
                 path,
                 end,
+                refs,
                 index,
                 opts,
                 aopts,
                 mode,
                 &mut report,
                 progress,
-            )?,
-            None => None,
+            )?;
+            if q.is_none() {
+                // The index went into the attempt: read again for the usual way.
+                hint = saved_index(path).map(|(_, index)| index);
+            }
+            q
         }
-    } else {
-        drop(saved);
-        None
+        (_, index) => {
+            hint = index;
+            None
+        }
     };
     let (plan, stats, mut index, mut out, t1) = match quick {
         Some((plan, stats, index, out, t1)) => {
@@ -620,11 +626,6 @@ where
         }
         None => {
             let t0 = Instant::now();
-            let hint = if opts.gc {
-                saved_index(path).map(|(_, i)| i)
-            } else {
-                None
-            };
             let analysis = if end <= 4 {
                 analyze::Analysis::Empty
             } else {
