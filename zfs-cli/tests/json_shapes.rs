@@ -321,6 +321,7 @@ fn pack() {
             ("blob_files_removed", T::Int),
             ("blob_bytes_removed", T::Int),
             ("earlier_pack_blobs", T::Obj),
+            ("saved_references", T::Str),
             ("tail_bytes", T::Int),
             ("tail_saved_to", T::OptStr),
             ("index_written", T::Bool),
@@ -337,6 +338,31 @@ fn pack() {
         0,
     );
     assert_eq!(v["database_open"], true);
+}
+
+#[test]
+fn pack_prepare() {
+    let (_d, p) = site();
+    let v = json(&["pack", "--prepare", "--json", s(&p)], 0);
+    has(
+        &v,
+        "pack --prepare",
+        &[
+            ("file", T::Str),
+            ("seconds", T::Num),
+            ("path", T::Str),
+            ("end", T::Int),
+            ("objects", T::Int),
+            ("left_to_the_pack", T::Int),
+            ("bytes", T::Int),
+        ],
+    );
+    assert_eq!(
+        v["bytes"],
+        std::fs::metadata(zfs_files::with_suffix(&p, ".refs"))
+            .expect("saved references")
+            .len()
+    );
 }
 
 /// A repository with a full and an incremental backup of a growing file.

@@ -58,6 +58,56 @@ fn packs_like_zodb_and_reports_json() {
 }
 
 #[test]
+fn a_prepared_pack_reads_the_saved_references_and_packs_as_without() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = copy("experiment.fs", d.path());
+    let g = d.path().join("Other.fs");
+    std::fs::copy(&f, &g).expect("copy");
+    for file in [&f, &g] {
+        zodbfs().arg("reindex").arg(file).assert().success();
+    }
+    let out = zodbfs()
+        .args(["pack", "--prepare"])
+        .arg(&f)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("references of 17 objects saved to"), "{text}");
+    // Only the pack itself may be combined with nothing else.
+    zodbfs()
+        .args(["pack", "--prepare", "--days", "1"])
+        .arg(&f)
+        .assert()
+        .code(2);
+    let out = zodbfs().arg("pack").arg(&f).output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("references: from"), "{text}");
+    assert!(!zfs_files::with_suffix(&f, ".refs").exists());
+    let out = zodbfs().arg("pack").arg(&g).output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("references:"));
+    assert_eq!(sha1(&f), sha1(&g));
+    assert_eq!(
+        sha1(&zfs_files::with_suffix(&f, ".index")),
+        sha1(&zfs_files::with_suffix(&g, ".index"))
+    );
+}
+
+#[test]
 #[ignore = "needs the ZODB oracle: testdata/oracle/setup.sh, or ORACLE_PY"]
 fn refuses_while_a_zodb_holds_the_database_open() {
     let py = zfs_testdata::oracle::require_python();
