@@ -38,6 +38,13 @@
 //! `.removed` file in the blob directory, `'u'` transactions copied verbatim, and the stop
 //! tid computed from a float time as `FileStorage.pack` computes it.
 //!
+//! A pack with GC to a time after the last transaction can read the file once instead of
+//! twice: [`prepare`] saves, ahead of time and while the database runs, every object's
+//! current record and references (`<file>.refs`, [`zfs_format::refs_file`]); the pack then
+//! reads only the transactions committed since and copies with every record checked
+//! against them, and packs the usual way, with the same result, when anything does not
+//! fit ([`Report::saved_references`] says which).
+//!
 //! Scanning and reference extraction run on all cores; positions and output order are
 //! those of the sequential algorithm. The state is compact: 8 bytes per object for the
 //! scan map, one bit per object for reachability, and during the trace 8 bytes per

@@ -114,12 +114,12 @@ time, while the site runs, and saves FILE.refs. A later pack with GC to now (no 
 writes it when it closes the database) then reads only the transactions committed since, \
 and FILE once for its copy, which checks every record it keeps against FILE.refs and \
 FILE.index (position, transaction, references); anything that does not fit, and the pack \
-is done the usual way (reading FILE twice), with the same result. FILE.refs is used only \
-when it is a regular file of FILE's owner that no one else may write; a pack that changes \
-FILE removes it.
+is done the usual way (reading FILE twice), with the same result. FILE.refs is read only \
+when it is a regular file (not a symlink) of FILE's owner that no one may write who cannot \
+write FILE; a pack that changes FILE removes it.
 
 The pack time is now unless --days, --time or --tid says otherwise; it cannot be in the \
-future. Every file written (the packed Data.fs, its .index, .trN) is new, keeps the \
+future. Every file written (the packed Data.fs, its .index, .trN, FILE.refs) is new, keeps the \
 database's mode, and replaces the old one only once complete.
 
 Exit codes: 0 packed or nothing to do; 1 error (nothing changed, unless the message says \
