@@ -62,11 +62,6 @@ impl Edges {
         (self.start, self.list)
     }
 
-    /// Edges from the parts [`Edges::into_parts`] gives.
-    pub(super) fn from_parts(start: Vec<u32>, list: Vec<u32>) -> Edges {
-        Edges { start, list }
-    }
-
     /// Heap bytes held, for memory reports.
     pub(super) fn heap_bytes(&self) -> usize {
         self.start.capacity() * 4 + self.list.capacity() * 4

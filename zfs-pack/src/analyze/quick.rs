@@ -7,9 +7,10 @@
 //! tid, the transactions committed after it are read, and the copy checks, record by
 //! record, that the index and the references file describe the file ([`Verify`]). The
 //! reachable set computed from references is exact when every object found reachable had
-//! the references saved for its current record: each is checked by the copy (its
-//! current record's position and tid), since the copy reads every kept record anyway. Any
-//! mismatch makes the caller drop the copy and pack the usual way.
+//! the references saved for its current record: each is checked by the copy (its current
+//! record's position and tid, and its references parsed and compared), since the copy
+//! reads every kept record anyway. Any mismatch makes the caller drop the copy and pack
+//! the usual way.
 
 use std::ops::Deref;
 
@@ -374,13 +375,14 @@ pub fn quick<T: Deref<Target = [u8]> + Sync>(
     // entry referring to an absent or unknown object is left to the trace, which reads
     // the record and reports what it finds.
     let present = |s: u32| (!absent.get(s as usize)).then_some(s);
-    let mut start = vec![UNKNOWN; n];
-    let mut list = Vec::new();
+    let mut edges = Edges::unknown(n);
+    // Entries as `Edges::add` takes them, handed over a few at a time.
+    let mut part = Vec::new();
     let mut slots = Vec::new();
-    for s in 0..n {
+    for (s, &in_file) in file_of.iter().enumerate() {
         slots.clear();
-        let known = if file_of[s] != u32::MAX {
-            match refs.refs(file_of[s] as usize) {
+        let known = if in_file != u32::MAX {
+            match refs.refs(in_file as usize) {
                 Refs::Known(l) => l.iter().all(|j| {
                     slot_of
                         .get(j as usize)
@@ -405,17 +407,15 @@ pub fn quick<T: Deref<Target = [u8]> + Sync>(
             }
         };
         if known {
-            if let (Ok(at), Ok(count)) = (u32::try_from(list.len()), u32::try_from(slots.len())) {
-                if at < UNKNOWN {
-                    start[s] = at;
-                    list.push(count);
-                    list.extend_from_slice(&slots);
-                }
+            push_entry(&mut part, s, &slots);
+            if part.len() >= 1 << 16 {
+                edges.add(&part);
+                part.clear();
             }
         }
     }
+    edges.add(&part);
     drop(tail_edges);
-    let edges = Edges::from_parts(start, list);
     let mut reach = Reach {
         marked: Bits::new(map.slots()),
         all_live: false,
