@@ -57,9 +57,9 @@ names_for() {
         prepare)
             echo Data.fs.refs; temps Data.fs.refs ;;
         pack-*)
-            # Data.fs.refs too (a pack that changes the file removes it); pack-refs has its own.
+            # Data.fs.refs too (a pack with GC writes the packed file's); pack-refs has its own.
             for base in Data.fs.pack Data.fs.index.index_tmp Data.fs.old Data.fs.tr0 Data.fs.refs; do echo "$base"; done
-            temps Data.fs; temps Data.fs.index; temps Data.fs.old
+            temps Data.fs; temps Data.fs.index; temps Data.fs.old; temps Data.fs.refs
             if [[ $op == pack-blobs ]]; then
                 # The list of garbage blob files, and its temporaries.
                 echo blobs/.removed
@@ -88,7 +88,9 @@ outputs_of() {
         backup-*) find "$dir/repo" -maxdepth 1 -user "$(id -u)" -type f -newer "$work/stamp" \
                        \( -name '*.fs' -o -name '*.fsz' -o -name '*.deltafs' -o -name '*.deltafsz' -o -name '*.index' \) ;;
         restore-over) echo "$dir/T.fs"; echo "$dir/T.fs.index" ;;
-        pack-*) echo "$dir/Data.fs"; echo "$dir/Data.fs.index" ;;
+        pack-*) echo "$dir/Data.fs"; echo "$dir/Data.fs.index"
+                # A pack with GC to the last transaction leaves the packed file's references.
+                [[ $op == pack-nogc ]] || echo "$dir/Data.fs.refs" ;;
         prepare) echo "$dir/Data.fs.refs" ;;
         reindex) echo "$dir/Data.fs.index" ;;
         recover) echo "$dir/out.fs" ;;

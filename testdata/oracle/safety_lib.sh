@@ -9,8 +9,9 @@
 # complete run (WHEN=after-rerun):
 #   - the source database never changes (backups, reindex, recover, pack --prepare) or
 #     is OLD or NEW (pack: then `.old` is the original);
-#   - saved references (`Data.fs.refs`, written by `pack --prepare`) are absent or
-#     complete, never beside a packed Data.fs (a pack that changes the file removes them);
+#   - saved references (`Data.fs.refs`, written by `pack --prepare` and by a pack with GC
+#     to the last transaction for the file it writes) are absent or complete: beside the
+#     original, the ones it had; beside a packed Data.fs, only those a complete pack leaves;
 #   - a blob directory keeps every blob file its Data.fs needs; after the rerun it is
 #     the one a single pack leaves (no garbage file left over);
 #   - a repository restores, by ours and by Python repozo, to a state that was backed up
@@ -117,8 +118,10 @@ sc_prepare() {
         echo "sc_prepare: the pack that used Data.fs.refs differs from the same pack without them" >&2
         return 1
     fi
-    if [[ -e $SC_IN/pack-refs/Data.fs.refs || -L $SC_IN/pack-refs/Data.fs.refs ]]; then
-        echo "sc_prepare: the pack left Data.fs.refs beside the packed file" >&2
+    # Either pack leaves the same references for the packed file.
+    if [[ ! -f $SC_IN/pack-refs/Data.fs.refs ]] ||
+       ! cmp -s "$SC_IN/pack-refs/Data.fs.refs" "$SC_IN/pack-norefs/Data.fs.refs"; then
+        echo "sc_prepare: the packs with and without Data.fs.refs left different references for the packed file" >&2
         return 1
     fi
     "$ZODBFS" recover "$SC_IN/S1.fs" "$SC_IN/R.fs" >/dev/null 2>&1 || return 1
@@ -302,12 +305,15 @@ sc_check() {
             [[ $when == after-kill || $d == "$p" ]] || sc_err "the rerun did not pack"
             [[ $when == after-kill || -e $dir/Data.fs.index ]] || sc_err "no index after the rerun"
             sc_check_index "$dir/Data.fs" "$dir/Data.fs.index"
-            # Saved references: never beside the packed file (the swap removes them before
-            # it); beside the original, the ones the setup saved, or none (removed, then
-            # killed before the rename).
+            # Saved references: beside the packed file, only those a complete pack leaves
+            # for it, or none (killed before their rename; the swap removes the original's
+            # before it); beside the original, the ones the setup saved, or none.
             if [[ -e $dir/Data.fs.refs || -L $dir/Data.fs.refs ]]; then
                 if [[ $d == "$p" ]]; then
-                    sc_err "Data.fs.refs is left beside the packed Data.fs"
+                    if [[ -L $dir/Data.fs.refs ||
+                          $(sha "$dir/Data.fs.refs") != "$(sha "$SC_IN/pack-$g/Data.fs.refs")" ]]; then
+                        sc_err "Data.fs.refs beside the packed Data.fs is not the one a complete pack leaves for it"
+                    fi
                 elif [[ $op == pack-refs && ( -L $dir/Data.fs.refs ||
                         $(sha "$dir/Data.fs.refs") != "$(sha "$SC_IN/S1.refs")" ) ]]; then
                     sc_err "Data.fs.refs changed"

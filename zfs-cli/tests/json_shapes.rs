@@ -325,6 +325,7 @@ fn pack() {
             ("tail_bytes", T::Int),
             ("tail_saved_to", T::OptStr),
             ("index_written", T::Bool),
+            ("references_saved", T::Bool),
             ("seconds", T::Num),
         ],
     );
@@ -355,6 +356,7 @@ fn pack_prepare() {
             ("objects", T::Int),
             ("left_to_the_pack", T::Int),
             ("bytes", T::Int),
+            ("read_from", T::Int),
         ],
     );
     assert_eq!(

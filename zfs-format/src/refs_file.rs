@@ -234,20 +234,24 @@ pub fn file_len(entries: u64, words: u64) -> u64 {
 /// Writes a references file: the header for `end` and `last_tid`, `entries` (ascending
 /// oids, starts into `list` as described in the module docs; any iterator of them, so that
 /// they need not be held at once), `list`, and the checksum.
-pub fn write_refs<W, I>(
+pub fn write_refs<W, I, L>(
     w: &mut W,
     end: u64,
     last_tid: Tid,
     entries: I,
-    list: &[u32],
+    list: L,
 ) -> io::Result<()>
 where
     W: Write + ?Sized,
     I: IntoIterator,
     I::IntoIter: ExactSizeIterator,
     I::Item: Borrow<Entry>,
+    L: IntoIterator,
+    L::IntoIter: ExactSizeIterator,
+    L::Item: Borrow<u32>,
 {
     let entries = entries.into_iter();
+    let list = list.into_iter();
     let mut crc = crc32fast::Hasher::new();
     let mut put = |w: &mut W, b: &[u8]| -> io::Result<()> {
         crc.update(b);
@@ -271,7 +275,7 @@ where
         }
     }
     for x in list {
-        buf.extend_from_slice(&x.to_le_bytes());
+        buf.extend_from_slice(&x.borrow().to_le_bytes());
         if buf.len() >= 1 << 16 {
             put(w, &buf)?;
             buf.clear();

@@ -19,7 +19,7 @@ use zfs_format::pickle::Scanner;
 use zfs_format::writer::{data_find, set_tloc, FindRule, TxnBuilder};
 use zfs_format::{FileStorage, Payload, Progress, Status, Tid, Transaction};
 
-use crate::analyze::{check_txn, Verify};
+use crate::analyze::{check_txn, gather_one, Edges, Verify};
 use crate::blob;
 use crate::error::{PackError, Result};
 use crate::oidmap::{OidMap, ABSENT};
@@ -147,6 +147,23 @@ impl OutIndex {
             .copied()
             .or_else(|| self.base.get(oid))
     }
+    /// The packed file's map (the scan map's slots, [`ABSENT`] for objects not kept),
+    /// when phase D added nothing to it.
+    pub(crate) fn packed_map(&self) -> Option<&OidMap> {
+        self.recent.is_empty().then_some(&self.base)
+    }
+
+    /// The tid of the transaction written at or last before `pos`.
+    pub(crate) fn tid_at(&self, pos: u64) -> Option<Tid> {
+        let after = self.tids.partition_point(|&(_, p)| p <= pos);
+        after.checked_sub(1).map(|i| self.tids[i].0)
+    }
+
+    /// The tid of the last transaction written.
+    pub(crate) fn last_tid(&self) -> Option<Tid> {
+        self.tids.last().map(|&(t, _)| t)
+    }
+
     /// The finished index as ZODB's `.index` holds it.
     pub fn finish(mut self) -> zfs_format::Index {
         self.fold();
@@ -192,6 +209,9 @@ struct Encoded {
     current: u64,
     /// The transaction's status.
     status: Option<Status>,
+    /// References gathered for kept revisions that the analysis left out (see
+    /// [`Edges::add`]).
+    refs: Vec<u32>,
 }
 
 /// Starts the copy of `t` at `pos` with `status`, keeping its tid and strings.
@@ -201,7 +221,8 @@ fn start_txn(t: &Transaction<'_>, pos: u64, status: Status) -> TxnBuilder {
 }
 
 /// Encodes the kept records of one transaction before the pack time (tloc left 0).
-/// Backpointers are resolved with positioned reads on `file` when it is given.
+/// Backpointers are resolved with positioned reads on `file` when it is given. With
+/// `edges`, the references of a kept current revision that it lacks are gathered.
 #[allow(clippy::too_many_arguments)]
 fn encode_packed<T: Deref<Target = [u8]>>(
     fs: &FileStorage<T>,
@@ -212,6 +233,7 @@ fn encode_packed<T: Deref<Target = [u8]>>(
     reach: &Reach,
     blobs: bool,
     verify: Option<&Verify>,
+    edges: Option<&Edges>,
 ) -> Result<Encoded> {
     let mut e = Encoded {
         tid: t.tid(),
@@ -264,7 +286,15 @@ fn encode_packed<T: Deref<Target = [u8]>>(
             continue;
         }
         if let (Some(v), true) = (verify, current) {
-            v.references(&mut sc.0, &mut sc.1, r.oid, data)?;
+            let edges = edges.ok_or(PackError::StaleReferences)?;
+            v.references(edges, &mut sc.0, &mut sc.1, r.oid, data)?;
+        }
+        if let (Some(edges), Some(d)) = (edges, data) {
+            if let Some(slot) = reach.map.slot(oid) {
+                if reach.map.pos_at(slot) == r.pos && edges.of(slot).is_none() {
+                    gather_one(&mut sc.0, &mut sc.1, &reach.map, slot, d, &mut e.refs);
+                }
+            }
         }
         let txn = packed.get_or_insert_with(|| start_txn(t, 0, Status::Packed));
         let payload = match data {
@@ -283,13 +313,17 @@ fn encode_packed<T: Deref<Target = [u8]>>(
 /// Phase C: copies the kept revisions of `[4, packpos)` into `out` (which holds the magic).
 /// `reach` becomes the packed file's index (see [`Reach::record_written`]). With `verify`
 /// (an analysis from saved references), every transaction and record is checked as the
-/// scan to the pack time checks them, and against what that analysis assumed.
+/// scan to the pack time checks them, and against what that analysis assumed, in `edges`.
+/// `edges` (the references of the current revisions, as slots of `reach.map`) gains those
+/// of the kept revisions it lacks.
+#[allow(clippy::too_many_arguments)]
 pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     packpos: u64,
     mut reach: Reach,
     blobs: bool,
     verify: Option<&Verify>,
+    mut edges: Option<&mut Edges>,
     out: &mut Out,
     progress: &dyn Progress,
 ) -> Result<(CopyStats, OutIndex)> {
@@ -345,6 +379,7 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                     }
                 }
                 let shared = &reach;
+                let shared_edges = edges.as_deref();
                 let parts: Vec<Result<Vec<Encoded>>> = batch
                     .par_chunks(CHUNK)
                     .map_init(
@@ -362,6 +397,7 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                                         shared,
                                         blobs,
                                         verify,
+                                        shared_edges,
                                     )
                                 })
                                 .collect();
@@ -373,6 +409,9 @@ pub fn copy_to_packtime<T: Deref<Target = [u8]> + Sync>(
                 let mut ready = Vec::new();
                 for part in parts {
                     for mut e in part? {
+                        if let Some(edges) = edges.as_deref_mut() {
+                            edges.add(&e.refs);
+                        }
                         stats.txns += 1;
                         stats.current += e.current;
                         if let Some(status) = e.status {

@@ -66,6 +66,7 @@ mod oidmap;
 mod prepare;
 mod reach;
 mod records;
+mod refs_out;
 
 use std::fs;
 use std::io::Write as _;
@@ -217,6 +218,9 @@ pub struct Report {
     /// Whether `<file>.index` was written (always when packed; when nothing changed, only
     /// if it was missing or did not describe the file).
     pub index_written: bool,
+    /// Whether `<file>.refs` was written for the packed file (a pack with GC after the
+    /// last transaction leaves it, so that the next such pack reads the file once).
+    pub references_saved: bool,
     /// For a dry run: the database's lock file is held (it is open in a running ZODB, or
     /// being packed), so the real pack would refuse now. Always false otherwise (the pack
     /// took the lock).
@@ -395,6 +399,7 @@ where
         reach,
         opts.blob_dir.is_some(),
         verify,
+        plan.edges.as_mut(),
         &mut out,
         if opts.dry_run { &sizing } else { progress },
     )?;
@@ -497,6 +502,12 @@ pub fn pack(path: &Path, opts: &PackOptions, progress: &dyn Progress) -> Result<
         for leftover in [".pack", ".index.index_tmp"] {
             remove_if_exists(&zfs_files::with_suffix(path, leftover))?;
         }
+        // A pack killed before renaming the packed file's references into place left
+        // their temporary; a pack that writes none (nothing to do) removes it here.
+        let refs = zfs_files::with_suffix(path, ".refs");
+        if let Some(name) = refs.file_name() {
+            zfs_files::remove_stale_temps(&zfs_files::parent_dir(path), name);
+        }
     }
     let fs = FileStorage::open(path)?;
     let report = pack_storage(&fs, path, opts, progress);
@@ -567,6 +578,7 @@ where
         tail,
         tail_saved: None,
         index_written: false,
+        references_saved: false,
         database_open: false,
     };
     let mode = if opts.dry_run {
@@ -623,7 +635,7 @@ where
             None
         }
     };
-    let (plan, stats, mut index, mut out, t1) = match quick {
+    let (mut plan, stats, mut index, mut out, t1) = match quick {
         Some((plan, stats, index, out, t1)) => {
             report.saved_references = SavedReferences::Used;
             report.txns_before = stats.txns;
@@ -709,6 +721,17 @@ where
     // The new index, written before the swap (ZODB writes it after) so that a full disk
     // fails here, with the original untouched.
     let t3 = Instant::now();
+    // With GC after the last transaction: the packed file's references, for the next pack.
+    let refs_path = zfs_files::with_suffix(path, ".refs");
+    let refs_out = match plan.edges.take() {
+        Some(edges) if plan.packpos == end => refs_out::create(
+            OutputSpec::new(&refs_path).mode(mode),
+            &index,
+            &edges,
+            report.size_after,
+        )?,
+        _ => None,
+    };
     let index = index.finish();
     report.index_entries = index.len() as u64;
     let index_path = zfs_files::with_suffix(path, ".index");
@@ -751,7 +774,7 @@ where
         }
         keep_as_old(path, &old, mode)?;
         remove_if_exists(&index_path)?;
-        remove_if_exists(&zfs_files::with_suffix(path, ".refs"))?;
+        remove_if_exists(&refs_path)?;
         sync_dir(path)
     })();
     swap.map_err(forget_tail)?;
@@ -761,6 +784,10 @@ where
     let finish = (|| {
         index_out.commit()?;
         report.index_written = true;
+        if let Some(r) = refs_out {
+            r.commit()?;
+            report.references_saved = true;
+        }
         if let Some(b) = &opts.blob_dir {
             progress.start_counting("removing blob files", report.blob_lines, "files");
             blob::remove_old(b)?;

@@ -9,7 +9,9 @@
 //! `.index` that covers the file, then reads only what was committed since, and the file
 //! once for its copy, which checks every record against what was saved. Saved references
 //! that do not fit the file are ignored: the pack then reads the file twice, as without
-//! them. A pack that changes the file removes them.
+//! them. A pack that changes the file replaces them with those of the packed file (a pack
+//! with GC after the last transaction) or removes them; a prepare that finds them still
+//! describing the file reads only the transactions committed since.
 
 use std::path::{Path, PathBuf};
 
@@ -34,13 +36,18 @@ pub struct Prepared {
     pub left_to_the_pack: u64,
     /// Its size in bytes.
     pub bytes: u64,
+    /// Where the read of the file started: the first transaction, or the end of the
+    /// references saved before, when they still described the file (only the transactions
+    /// committed since were read).
+    pub read_from: u64,
 }
 
 /// Reads the FileStorage at `path` up to its last committed transaction and saves the
 /// references of every object's current record to `<path>.refs` (a new file, fsynced and
 /// renamed into place, with the file's mode). Uses the saved `.index` as ZODB's open does
 /// (when it is sane, only the transactions after it are read for it), else builds one
-/// first (a second read).
+/// first (a second read). References saved before, by a prepare or by a pack, that still
+/// describe the file are kept: only the transactions committed after them are read.
 pub fn prepare(path: &Path, progress: &dyn Progress) -> Result<Prepared> {
     let fs = FileStorage::open(path)?;
     // As ZODB opens a storage: the saved index, and the transactions committed after it
@@ -48,7 +55,14 @@ pub fn prepare(path: &Path, progress: &dyn Progress) -> Result<Prepared> {
     let index_path = zfs_files::with_suffix(path, ".index");
     let (scan, _) = zfs_format::index_file::open_index(&fs, &index_path, progress)?;
     let (index, end, last_tid) = (scan.index, scan.end.pos, scan.end.last_complete_tid);
-    let saved = crate::analyze::references(&fs, end, index, progress)?;
+    // References saved before (by a prepare or a pack) serve for what they cover.
+    let previous = crate::saved_refs(path);
+    let parsed = previous
+        .as_ref()
+        .and_then(|m| refs_file::RefsFile::parse(m).ok());
+    let (saved, since) =
+        crate::analyze::references_since(&fs, end, index, parsed.as_ref(), progress)?;
+    drop(previous);
     fs.check_intact()?;
     let refs_path = zfs_files::with_suffix(path, ".refs");
     let mode = zfs_files::mode_of(path)?;
@@ -62,5 +76,6 @@ pub fn prepare(path: &Path, progress: &dyn Progress) -> Result<Prepared> {
         end,
         objects,
         left_to_the_pack: saved.unknown() as u64,
+        read_from: since.unwrap_or(zfs_format::FIRST_TXN),
     })
 }

@@ -280,6 +280,12 @@ fn print_summary(a: &Args, r: &Report, secs: f64) {
                 ),
                 SavedReferences::None => {}
             }
+            if r.references_saved {
+                println!(
+                    "  references of the packed file saved to '{f}.refs': the next pack to now \
+                     reads the file once"
+                );
+            }
             println!("  time: {secs:.2} s");
         }
     }
@@ -353,6 +359,13 @@ fn prepare(a: &Args, ctx: &Ctx) -> anyhow::Result<u8> {
             p.bytes,
             p.end
         );
+        if p.read_from > zfs_format::FIRST_TXN {
+            println!(
+                "  read from byte {}: the references saved before still described the file \
+                 up to there",
+                p.read_from
+            );
+        }
         println!(
             "  a pack with GC to now, with {}.index covering the file, will read it once",
             a.file.display()

@@ -28,7 +28,7 @@ pub(super) const UNKNOWN: u32 = u32::MAX;
 
 /// Per slot, the slots its current revision refers to, for the revisions gathered.
 #[derive(Debug, Default)]
-pub(super) struct Edges {
+pub(crate) struct Edges {
     /// Per slot: where its entry in `list` starts (a count, then that many slots), or
     /// [`UNKNOWN`]. 32 bits: once `list` outgrows them, the rest is left to the trace.
     start: Vec<u32>,
@@ -38,7 +38,7 @@ pub(super) struct Edges {
 impl Edges {
     /// The slots the current revision of `slot` refers to, in the order of its pickle
     /// (repeats included), or `None` when they were not gathered.
-    pub(super) fn of(&self, slot: usize) -> Option<&[u32]> {
+    pub(crate) fn of(&self, slot: usize) -> Option<&[u32]> {
         let at = *self.start.get(slot)?;
         if at == UNKNOWN {
             return None;
@@ -62,13 +62,29 @@ impl Edges {
         (self.start, self.list)
     }
 
+    /// The same references with the list laid out in slot order, so that equal references
+    /// give equal lists whatever order they were gathered in.
+    pub(super) fn in_slot_order(self) -> Edges {
+        let mut start = vec![UNKNOWN; self.start.len()];
+        let mut list = Vec::with_capacity(self.list.len());
+        for (s, at) in start.iter_mut().enumerate() {
+            if let Some(l) = self.of(s) {
+                // No longer than the list these entries come from, whose starts fit.
+                *at = list.len() as u32;
+                list.push(l.len() as u32);
+                list.extend_from_slice(l);
+            }
+        }
+        Edges { start, list }
+    }
+
     /// Heap bytes held, for memory reports.
     pub(super) fn heap_bytes(&self) -> usize {
         self.start.capacity() * 4 + self.list.capacity() * 4
     }
 
     /// Adds the entries of a part, `(slot, count, the count's slots)` after one another.
-    pub(super) fn add(&mut self, part: &[u32]) {
+    pub(crate) fn add(&mut self, part: &[u32]) {
         let mut rest = part;
         while let [slot, n, more @ ..] = rest {
             let n = *n as usize;
@@ -288,6 +304,22 @@ pub(super) fn gather<T: Deref<Target = [u8]> + Sync>(
 /// The slot of `oid` in `map` when the object is present there.
 fn present(map: &OidMap, oid: Oid) -> Option<usize> {
     map.slot(oid.as_u64()).filter(|&s| map.pos_at(s) != ABSENT)
+}
+
+/// Appends to `part` (as [`Edges::add`] takes it) the entry of `slot` of `map`, whose
+/// record holds `pickle`, when the pickle can be read and every object it refers to is
+/// present in `map`.
+pub(crate) fn gather_one(
+    sc: &mut Scanner,
+    slots: &mut Vec<u32>,
+    map: &OidMap,
+    slot: usize,
+    pickle: &[u8],
+    part: &mut Vec<u32>,
+) {
+    if refs_of(sc, pickle, slots, |o| present(map, o)) {
+        push_entry(part, slot, slots);
+    }
 }
 
 /// Fills `slots` with the slots (`slot_of`) of the objects `pickle` refers to, in order;

@@ -17,8 +17,9 @@ use zfs_format::pickle::Scanner;
 use zfs_format::repr::id_repr;
 use zfs_format::{DataRecord, FileStorage, Index, Payload, Progress, Status, Tid, Transaction};
 
-use edges::{Early, Edges};
-pub use quick::{quick, references, Verify};
+use edges::Early;
+pub(crate) use edges::{gather_one, Edges};
+pub use quick::{quick, references_since, Verify};
 
 use crate::error::{Dangling, Result};
 use crate::oidmap::{Bits, OidMap, ABSENT};
@@ -60,8 +61,12 @@ pub struct Plan {
     pub records_before: u64,
     /// Number of transactions before the pack time.
     pub txns_before: u64,
-    /// Heap bytes of the references gathered for the trace (held during the trace only).
+    /// Heap bytes of the references gathered for the trace.
     pub edges_bytes: usize,
+    /// For a pack after the last transaction with garbage collection: the references of
+    /// the current revisions (as slots of `reach.map`), which the copy completes and the
+    /// pack saves for the packed file (see `crate::refs_out`).
+    pub(crate) edges: Option<Edges>,
 }
 
 /// Options of the analysis.
@@ -370,10 +375,14 @@ pub fn analyze<T: Deref<Target = [u8]> + Sync>(
         records_before,
         txns_before,
         edges_bytes: 0,
+        edges: None,
     };
     if opts.gc {
         let early: Option<Edges> = early.map(|e| e.into_edges(&reach.map));
-        gc::gc(fs, &mut reach, &future, opts, &mut plan, early, progress)?;
+        let edges = gc::gc(fs, &mut reach, &future, opts, &mut plan, early, progress)?;
+        // Only a pack to the end leaves references: its packed file holds just the
+        // revisions whose references these are.
+        plan.edges = (packpos == end).then_some(edges);
     } else {
         no_gc_future(fs, &mut reach, &future)?;
     }

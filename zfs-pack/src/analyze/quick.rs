@@ -202,7 +202,7 @@ pub fn references<T: Deref<Target = [u8]> + Sync>(
             ),
         ));
     }
-    let (start, list) = cur.edges.into_parts();
+    let (start, list) = cur.edges.in_slot_order().into_parts();
     Ok(Saved {
         index,
         tids: cur.tids,
@@ -213,15 +213,14 @@ pub fn references<T: Deref<Target = [u8]> + Sync>(
 }
 
 /// What the copy checks, record by record, when the analysis came from saved references:
-/// the index the map was built from, per slot the tid of the current record and whether
-/// it says the object does not exist, and the references the trace took as they were
-/// saved.
+/// the index the map was built from, and per slot the tid of the current record and
+/// whether it says the object does not exist. The references the trace took as they were
+/// saved are the plan's (`Plan::edges`).
 #[derive(Debug)]
 pub struct Verify {
     index: Index,
     tids: Vec<u64>,
     absent: Bits,
-    edges: Edges,
 }
 
 impl Verify {
@@ -251,11 +250,12 @@ impl Verify {
     }
 
     /// Checks that the references in `data`, the state of the current record of `oid`
-    /// that the copy keeps, are those the trace took (when it took them as saved rather
-    /// than reading the record). Every object found reachable is kept and so checked: the
-    /// reachable set is then the one the records themselves give.
+    /// that the copy keeps, are those the trace took from `edges` (when it took them as
+    /// saved rather than reading the record). Every object found reachable is kept and so
+    /// checked: the reachable set is then the one the records themselves give.
     pub fn references(
         &self,
+        edges: &Edges,
         sc: &mut Scanner,
         slots: &mut Vec<u32>,
         oid: Oid,
@@ -264,7 +264,7 @@ impl Verify {
         let Some(slot) = self.index.slot(oid) else {
             return Err(PackError::StaleReferences);
         };
-        let Some(want) = self.edges.of(slot) else {
+        let Some(want) = edges.of(slot) else {
             return Ok(());
         };
         let present = |o| self.index.slot(o).filter(|&s| !self.absent.get(s));
@@ -288,18 +288,21 @@ fn ends_with<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, end: u64, tid: Tid) -
     }
 }
 
-/// Phases A and B for a pack after the last transaction (`end` the committed end,
-/// `index` the saved index covering it), from the references file `refs`: the
-/// transactions committed after it are walked, the rest is taken from it. `None` when the
-/// file does not fit `index` and `refs` (the caller then packs the usual way).
-pub fn quick<T: Deref<Target = [u8]> + Sync>(
+/// The current records `index` names (it must cover `[4, end)` of `fs`), from the saved
+/// references `refs` up to their end and a walk of the transactions committed after it:
+/// per slot the tid and whether the object is absent, and the references as slots of
+/// `index`. A reference to an object whose current record says it does not exist is
+/// kept with `keep_absent` (as a references file holds it), else its entry is left
+/// unknown (as the trace wants it: it reads the record and reports what it finds).
+/// `None` when `refs` does not describe the file as `index` does.
+fn merge<T: Deref<Target = [u8]> + Sync>(
     fs: &FileStorage<T>,
     end: u64,
-    index: Index,
+    index: &Index,
     refs: &RefsFile<'_>,
-    opts: AnalyzeOptions,
+    keep_absent: bool,
     progress: &dyn Progress,
-) -> Result<Option<(Box<Plan>, Verify)>> {
+) -> Result<Option<Current>> {
     if refs.end <= zfs_format::FIRST_TXN
         || refs.end > end
         || !ends_with(fs, refs.end, refs.last_tid)
@@ -310,7 +313,7 @@ pub fn quick<T: Deref<Target = [u8]> + Sync>(
         "reading the transactions after the saved references",
         end - refs.end,
     );
-    let cur = walk_current(fs, refs.end, end, refs.last_tid, &index, progress)?;
+    let cur = walk_current(fs, refs.end, end, refs.last_tid, index, progress)?;
     let n = index.len();
     let Current {
         mut tids,
@@ -358,23 +361,7 @@ pub fn quick<T: Deref<Target = [u8]> + Sync>(
     if i != refs.len() {
         return Ok(None);
     }
-    let mut map = OidMap::new();
-    map.apply(
-        (0..n)
-            .map(|s| {
-                let pos = if absent.get(s) {
-                    ABSENT
-                } else {
-                    index.pos_at(s)
-                };
-                (index.oid_at(s).as_u64(), pos)
-            })
-            .collect(),
-    );
-    // The references, as slots of present objects only (as the scan gathers them): an
-    // entry referring to an absent or unknown object is left to the trace, which reads
-    // the record and reports what it finds.
-    let present = |s: u32| (!absent.get(s as usize)).then_some(s);
+    let kept = |s: u32| (keep_absent || !absent.get(s as usize)).then_some(s);
     let mut edges = Edges::unknown(n);
     // Entries as `Edges::add` takes them, handed over a few at a time.
     let mut part = Vec::new();
@@ -387,7 +374,7 @@ pub fn quick<T: Deref<Target = [u8]> + Sync>(
                     slot_of
                         .get(j as usize)
                         .copied()
-                        .and_then(present)
+                        .and_then(kept)
                         .is_some_and(|t| {
                             slots.push(t);
                             true
@@ -398,7 +385,7 @@ pub fn quick<T: Deref<Target = [u8]> + Sync>(
         } else {
             match tail_edges.of(s) {
                 Some(l) => l.iter().all(|&t| {
-                    present(t).is_some_and(|t| {
+                    kept(t).is_some_and(|t| {
                         slots.push(t);
                         true
                     })
@@ -415,7 +402,75 @@ pub fn quick<T: Deref<Target = [u8]> + Sync>(
         }
     }
     edges.add(&part);
-    drop(tail_edges);
+    Ok(Some(Current {
+        tids,
+        absent,
+        edges,
+        seen: n,
+    }))
+}
+
+/// What [`references`] saves, from the saved references `previous` where they describe
+/// the file (only the transactions after them are read): `Some` of their end then.
+pub fn references_since<T: Deref<Target = [u8]> + Sync>(
+    fs: &FileStorage<T>,
+    end: u64,
+    index: Index,
+    previous: Option<&RefsFile<'_>>,
+    progress: &dyn Progress,
+) -> Result<(Saved, Option<u64>)> {
+    if let Some(refs) = previous {
+        if let Some(cur) = merge(fs, end, &index, refs, true, progress)? {
+            let (start, list) = cur.edges.into_parts();
+            let saved = Saved {
+                index,
+                tids: cur.tids,
+                absent: cur.absent,
+                start,
+                list,
+            };
+            return Ok((saved, Some(refs.end)));
+        }
+    }
+    Ok((references(fs, end, index, progress)?, None))
+}
+
+/// Phases A and B for a pack after the last transaction (`end` the committed end,
+/// `index` the saved index covering it), from the references file `refs`: the
+/// transactions committed after it are walked, the rest is taken from it. `None` when the
+/// file does not fit `index` and `refs` (the caller then packs the usual way).
+pub fn quick<T: Deref<Target = [u8]> + Sync>(
+    fs: &FileStorage<T>,
+    end: u64,
+    index: Index,
+    refs: &RefsFile<'_>,
+    opts: AnalyzeOptions,
+    progress: &dyn Progress,
+) -> Result<Option<(Box<Plan>, Verify)>> {
+    // The references as slots of present objects only (as the scan gathers them).
+    let Some(cur) = merge(fs, end, &index, refs, false, progress)? else {
+        return Ok(None);
+    };
+    let Current {
+        tids,
+        absent,
+        edges,
+        ..
+    } = cur;
+    let n = index.len();
+    let mut map = OidMap::new();
+    map.apply(
+        (0..n)
+            .map(|s| {
+                let pos = if absent.get(s) {
+                    ABSENT
+                } else {
+                    index.pos_at(s)
+                };
+                (index.oid_at(s).as_u64(), pos)
+            })
+            .collect(),
+    );
     let mut reach = Reach {
         marked: Bits::new(map.slots()),
         all_live: false,
@@ -431,16 +486,17 @@ pub fn quick<T: Deref<Target = [u8]> + Sync>(
         records_before: 0,
         txns_before: 0,
         edges_bytes: 0,
+        edges: None,
     };
     let edges = gc::gc(fs, &mut reach, &[], opts, &mut plan, Some(edges), progress)?;
     plan.reach = reach;
+    plan.edges = Some(edges);
     Ok(Some((
         Box::new(plan),
         Verify {
             index,
             tids,
             absent,
-            edges,
         },
     )))
 }

@@ -102,7 +102,15 @@ fn same_pack(with: &Path, without: &Path) -> Report {
     assert_eq!(b.saved_references, SavedReferences::None);
     assert_eq!(a.outcome, b.outcome);
     assert_eq!(counts(&a), counts(&b), "{}", with.display());
-    for suffix in ["", ".index", ".old"] {
+    // The references left for the packed file do not depend on where the pack took its own
+    // (a pack that changes nothing leaves `with`'s as they were).
+    assert_eq!(a.references_saved, b.references_saved);
+    let refs = if a.outcome == Outcome::Packed {
+        ".refs"
+    } else {
+        ""
+    };
+    for suffix in ["", ".index", ".old", refs] {
         let (x, y) = (
             zfs_files::with_suffix(with, suffix),
             zfs_files::with_suffix(without, suffix),
@@ -158,15 +166,194 @@ fn a_pack_from_saved_references_is_the_pack_without_them() {
             assert_eq!(r.saved_references, SavedReferences::Used, "{name}");
             assert_eq!(dry.saved_references, SavedReferences::Used, "{name}");
             assert_eq!(dry.size_after, r.size_after, "{name}");
-            // It described the file before the pack, and goes with it.
-            assert!(
-                !p.path.exists(),
-                "{name}: .refs left beside the packed file"
-            );
+            // The references of the file before the pack went with it; those beside the
+            // packed file describe it.
+            assert!(r.references_saved, "{name}");
+            assert_describes(&with, d.path(), name);
             used += 1;
         }
     }
     assert!(used >= 5, "only {used} packs used saved references");
+}
+
+/// What a references file says, with entry numbers resolved to oids (so that two files
+/// whose lists are laid out differently compare equal when they say the same).
+type Said = (u64, Tid, Vec<(u64, u64, Tid, Option<Vec<u64>>, bool)>);
+
+/// Reads `<f>.refs` as [`Said`].
+fn said(f: &Path) -> Said {
+    let bytes = std::fs::read(zfs_files::with_suffix(f, ".refs")).expect("refs");
+    let refs = RefsFile::parse(&bytes).expect("parse");
+    let entries = (0..refs.len())
+        .map(|i| {
+            let e = refs.entry(i);
+            let (known, absent) = match refs.refs(i) {
+                Refs::Known(l) => (
+                    Some(
+                        l.iter()
+                            .map(|j| refs.entry(j as usize).oid.as_u64())
+                            .collect(),
+                    ),
+                    false,
+                ),
+                Refs::Unknown => (None, false),
+                Refs::Absent => (None, true),
+            };
+            (e.oid.as_u64(), e.pos, e.tid, known, absent)
+        })
+        .collect();
+    (refs.end, refs.last_tid, entries)
+}
+
+/// The `.refs` a pack left beside `f` says what `prepare` says of `f` (run on a copy in
+/// `dir`): every object, its record, its tid and its references.
+fn assert_describes(f: &Path, dir: &Path, name: &str) {
+    let copy = dir.join(format!("{name}-prepared"));
+    std::fs::create_dir(&copy).expect("mkdir");
+    let copy = copy.join("Data.fs");
+    std::fs::copy(f, &copy).expect("copy");
+    std::fs::copy(
+        zfs_files::with_suffix(f, ".index"),
+        zfs_files::with_suffix(&copy, ".index"),
+    )
+    .expect("copy index");
+    prepare(&copy, &NoProgress).expect("prepare");
+    let (left, prepared) = (said(f), said(&copy));
+    assert_eq!(
+        (left.0, left.1),
+        (prepared.0, prepared.1),
+        "{name}: end and tid"
+    );
+    assert_eq!(left.2.len(), prepared.2.len(), "{name}: objects");
+    for (a, b) in left.2.iter().zip(&prepared.2) {
+        assert_eq!(a, b, "{name}: object {}", a.0);
+    }
+    // The layout is one for the same references, however they were gathered.
+    assert_eq!(
+        sha1(&zfs_files::with_suffix(f, ".refs")),
+        sha1(&zfs_files::with_suffix(&copy, ".refs")),
+        "{name}: the same references in other bytes"
+    );
+}
+
+/// Appends to `f` one transaction after its last: for each `(oid, from)`, a new revision of
+/// `oid` holding the state of the current revision of `from` (its references with it).
+fn commit(f: &Path, changes: &[(u64, u64)]) {
+    let fs = FileStorage::open(f).expect("open");
+    let end = fs.end().expect("end");
+    let scan = zfs_format::scan::build_index(&fs, &NoProgress).expect("scan");
+    let tid = Tid::from_u64(end.last_complete_tid.as_u64() + 1);
+    let mut t = zfs_format::writer::TxnBuilder::new(
+        end.pos,
+        tid,
+        zfs_format::Status::Committed,
+        b"",
+        b"a later commit",
+        b"",
+    )
+    .expect("txn");
+    for &(oid, from) in changes {
+        let prev = scan
+            .index
+            .get(zfs_format::Oid::from_u64(oid))
+            .expect("object");
+        let at = scan
+            .index
+            .get(zfs_format::Oid::from_u64(from))
+            .expect("object");
+        let data = match fs.record_at(at).expect("record").payload {
+            zfs_format::Payload::Data(d) => d.to_vec(),
+            _ => panic!("object {from} has a backpointer as its current record"),
+        };
+        t.data(zfs_format::Oid::from_u64(oid), prev, &data);
+    }
+    let bytes = t.finish();
+    drop(fs);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(f)
+        .expect("open");
+    std::io::Write::write_all(&mut file, &bytes).expect("append");
+    reindex(f);
+}
+
+#[test]
+fn a_pack_leaves_references_for_the_next_pack() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let bytes = generated(21, 3 << 20);
+    let f = placed(d.path(), "f", &bytes);
+    // No references beforehand: the usual pack, which leaves them for the packed file.
+    let r = pack_now(&f, false).expect("packs");
+    assert_eq!(r.outcome, Outcome::Packed);
+    assert_eq!(r.saved_references, SavedReferences::None);
+    assert!(r.references_saved);
+    assert_describes(&f, d.path(), "first");
+    // The site commits more; the next pack reads the file once, with the result it has
+    // without them.
+    let objects: Vec<u64> = said(&f).2.iter().map(|e| e.0).collect();
+    let leaf = said(&f)
+        .2
+        .iter()
+        .find(|e| e.3.as_ref().is_some_and(|l| l.is_empty()))
+        .map(|e| e.0)
+        .expect("an object without references");
+    let rounds: [Vec<(u64, u64)>; 3] = [
+        // Objects rewritten as they were.
+        objects.iter().step_by(7).map(|&o| (o, o)).collect(),
+        // An object takes another's references.
+        vec![(objects[1], objects[2]), (objects[3], objects[3])],
+        // The root refers to nothing any more: everything else is garbage.
+        vec![(0, leaf)],
+    ];
+    for (i, changes) in rounds.iter().enumerate() {
+        commit(&f, changes);
+        let without = placed(
+            d.path(),
+            &format!("{i}-without"),
+            &std::fs::read(&f).expect("read"),
+        );
+        let r = same_pack(&f, &without);
+        assert_eq!(r.outcome, Outcome::Packed, "round {i}");
+        assert_eq!(r.saved_references, SavedReferences::Used, "round {i}");
+        assert!(r.references_saved, "round {i}");
+        assert_describes(&f, d.path(), &format!("round{i}"));
+    }
+    assert_eq!(said(&f).2.len(), 1, "only the root is left");
+}
+
+#[test]
+fn a_prepare_reads_only_what_was_committed_since_the_references_it_finds() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let full = generated(23, 3 << 20);
+    let cut = txn_start(d.path(), &full, 1, 2);
+    let f = placed(d.path(), "f", &full[..cut]);
+    let p = prepare(&f, &NoProgress).expect("prepare");
+    assert_eq!(p.read_from, 4, "nothing saved before: the whole file");
+    // The site commits more: the next prepare reads only that.
+    std::fs::write(&f, &full).expect("the later commits");
+    reindex(&f);
+    let p = prepare(&f, &NoProgress).expect("prepare");
+    assert_eq!(p.read_from, cut as u64);
+    assert_describes(&f, d.path(), "since a prepare");
+    // After a pack, which leaves the packed file's references, and more commits.
+    pack_now(&f, false).expect("packs");
+    let end = std::fs::metadata(&f).expect("packed").len();
+    let objects: Vec<u64> = said(&f).2.iter().map(|e| e.0).collect();
+    commit(&f, &[(objects[1], objects[2]), (objects[5], objects[5])]);
+    let p = prepare(&f, &NoProgress).expect("prepare");
+    assert_eq!(p.read_from, end);
+    assert_describes(&f, d.path(), "since a pack");
+    // References that do not describe the file (another file's) are read past, not used.
+    let other = placed(d.path(), "other", &generated(24, 1 << 20));
+    prepare(&other, &NoProgress).expect("prepare");
+    std::fs::copy(
+        zfs_files::with_suffix(&other, ".refs"),
+        zfs_files::with_suffix(&f, ".refs"),
+    )
+    .expect("copy");
+    let p = prepare(&f, &NoProgress).expect("prepare");
+    assert_eq!(p.read_from, 4);
+    assert_describes(&f, d.path(), "past another file's");
 }
 
 #[test]

@@ -1,0 +1,130 @@
+//! The references file a pack leaves for the file it writes: a pack with garbage
+//! collection after the last transaction knows, once its copy is done, every object of the
+//! packed file, where its only record went, that record's tid, and (from the analysis,
+//! completed by the copy) the objects it refers to. Saving them as `<file>.refs` (see
+//! `zfs_format::refs_file`) lets the next pack read the file once, as after
+//! [`crate::prepare`], without a separate walk.
+//!
+//! An object whose references are not all known (its pickle unreadable, a reference to an
+//! object the packed file does not hold, or more references than 32-bit starts reach) is
+//! saved as unknown: the next pack reads its record itself.
+
+use std::io::Write as _;
+
+use zfs_files::{Output, OutputSpec};
+use zfs_format::refs_file::{write_refs, Entry, UNKNOWN};
+use zfs_format::Oid;
+
+use crate::analyze::Edges;
+use crate::copy::OutIndex;
+use crate::error::{PackError, Result};
+use crate::oidmap::ABSENT;
+
+/// Writes the references file of the packed file (committed end `end`, index `index`) into
+/// a new private file for `spec`, fsynced, for the caller to rename into place after the
+/// packed file. `edges` are the references of its objects as slots of the scan map.
+/// `None` when the packed file is not one these describe (phase D wrote to it) or too
+/// large for the format's 32-bit entry numbers.
+pub(crate) fn create(
+    spec: OutputSpec,
+    index: &OutIndex,
+    edges: &Edges,
+    end: u64,
+) -> Result<Option<Output>> {
+    let (Some(map), Some(last_tid)) = (index.packed_map(), index.last_tid()) else {
+        return Ok(None);
+    };
+    // The slots kept, in oid order: entry `i` of the file is `kept[i]`.
+    let mut kept = Vec::new();
+    let mut entry_of = vec![u32::MAX; map.slots()];
+    for (slot, entry) in entry_of.iter_mut().enumerate() {
+        if map.pos_at(slot) == ABSENT {
+            continue;
+        }
+        match (u32::try_from(kept.len()), u32::try_from(slot)) {
+            (Ok(i), Ok(s)) if i < zfs_format::refs_file::ABSENT => {
+                *entry = i;
+                kept.push(s);
+            }
+            _ => return Ok(None),
+        }
+    }
+    // Known references only where every referent is an entry; where each list starts.
+    let known = |slot: u32| {
+        edges.of(slot as usize).filter(|l| {
+            l.iter()
+                .all(|&r| entry_of.get(r as usize).is_some_and(|&e| e != u32::MAX))
+        })
+    };
+    let mut starts = Vec::with_capacity(kept.len());
+    let mut words: u64 = 0;
+    for &slot in &kept {
+        let start = match known(slot) {
+            Some(l) => {
+                let after = words + 1 + l.len() as u64;
+                match u32::try_from(words) {
+                    Ok(s) if after < u64::from(zfs_format::refs_file::ABSENT) => {
+                        words = after;
+                        s
+                    }
+                    _ => UNKNOWN,
+                }
+            }
+            None => UNKNOWN,
+        };
+        starts.push(start);
+    }
+    let entries = kept.iter().zip(&starts).map(|(&slot, &start)| {
+        let pos = map.pos_at(slot as usize);
+        Entry {
+            oid: Oid::from_u64(map.oid_at(slot as usize)),
+            pos,
+            tid: index.tid_at(pos).unwrap_or_default(),
+            start,
+        }
+    });
+    let list = kept
+        .iter()
+        .zip(&starts)
+        .filter(|&(_, &start)| start != UNKNOWN)
+        .flat_map(|(&slot, _)| {
+            let l = known(slot).unwrap_or_default();
+            std::iter::once(l.len() as u32).chain(l.iter().map(|&r| entry_of[r as usize]))
+        });
+    let out = spec.create()?;
+    let tmp = out.temp_path().to_path_buf();
+    let io = |e| PackError::io(&tmp, e);
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+    let list = Counted {
+        inner: list,
+        left: words,
+    };
+    write_refs(&mut w, end, last_tid, entries, list).map_err(io)?;
+    w.flush().map_err(io)?;
+    let out = w.into_inner().map_err(|e| io(e.into_error()))?;
+    out.file().sync_all().map_err(io)?;
+    Ok(Some(out))
+}
+
+/// An iterator whose length is known beforehand.
+struct Counted<I> {
+    inner: I,
+    left: u64,
+}
+
+impl<I: Iterator<Item = u32>> Iterator for Counted<I> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let x = self.inner.next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(x)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::try_from(self.left).unwrap_or(usize::MAX);
+        (n, Some(n))
+    }
+}
+
+impl<I: Iterator<Item = u32>> ExactSizeIterator for Counted<I> {}
