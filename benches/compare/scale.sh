@@ -11,7 +11,12 @@
 #   reindex, check, refs, stats, pack (GC), pack-nogc (each given the saved .index a live
 #   database has beside its file), prepare (`zodbfs pack --prepare`: the references saved
 #   to Data.fs.refs) and pack-prepared (the pack with GC given them: it reads the file once,
-#   its --json must say so), and the repozo chain: full backup,
+#   its --json must say so), prepare-since (the database grown by its continuation
+#   after a prepare: the next prepare reads only the transactions committed since, and
+#   saves what a prepare from scratch saves), pack-grown (references saved before the
+#   database grew by its continuation, as the last pack leaves them: the pack reads what
+#   was committed since, then the file once, with the usual pack's output), and the repozo
+#   chain: full backup,
 #   incremental (default mode: it checksums the repository and the source), verify, restore,
 # each in three modes:
 #   free     no memory limit, file read beforehand: the reference outputs;
@@ -40,7 +45,7 @@ limit="${LIMIT:-1G}"
 seed="${SEED:-7}"
 modes="${MODES:-free cold warm}"
 sizes="${SIZES:-1 $gb}"
-jobs="${JOBS:-dd reindex check refs stats pack pack-nogc prepare pack-prepared backup incremental verify restore}"
+jobs="${JOBS:-dd reindex check refs stats pack pack-nogc prepare pack-prepared prepare-since pack-grown backup incremental verify restore}"
 run="$here/scale_run.py"
 mkdir -p "$work"
 log="$work/runs.jsonl"
@@ -156,6 +161,84 @@ for size in $sizes; do
                 rm -rf "$d"
             done
             ;;
+        prepare-since)
+            # The nightly prepare: references saved the night before (outside the measure),
+            # the database grown since (the continuation appended, as the backup chain
+            # does), and `pack --prepare` again: it reads only what was committed since
+            # (its --json must say so) and saves what a prepare from scratch saves.
+            for mode in $modes; do
+                d="$out/prepare-since-$mode"
+                rm -rf "$d"
+                mkdir -p "$d"
+                ln "$file" "$d/Data.fs"
+                cp "$file.index" "$d/Data.fs.index"
+                "$bin/zodbfs" -q pack --prepare "$d/Data.fs"
+                cat "$tail" >> "$file"
+                INPUTS=("$tail")
+                measure "prepare-since ${size}G" "$mode" --bytes-read "$((G - S))" \
+                    --stdout "$out/prepare-since-$mode.json" -- \
+                    "$bin/zodbfs" -q pack --prepare --json "$d/Data.fs"
+                INPUTS=()
+                if ! grep -q "\"read_from\":$S[,}]" "$out/prepare-since-$mode.json"; then
+                    mismatch "prepare-since ${size}G $mode: it did not start at byte $S"
+                fi
+                if [[ -z "${ref[prepare-grown]:-}" ]]; then
+                    # From scratch, once: the grown file without saved references.
+                    g="$out/prepare-grown"
+                    rm -rf "$g"
+                    mkdir -p "$g"
+                    ln "$file" "$g/Data.fs"
+                    cp "$file.index" "$g/Data.fs.index"
+                    "$bin/zodbfs" -q pack --prepare "$g/Data.fs"
+                    ref[prepare-grown]="$(sha "$g/Data.fs.refs")"
+                    rm -rf "$g"
+                fi
+                [[ "$(sha "$d/Data.fs.refs")" == "${ref[prepare-grown]}" ]] ||
+                    mismatch "prepare-since ${size}G $mode: not what a prepare from scratch saves"
+                truncate -s "$S" "$file"
+                rm -rf "$d"
+            done
+            ;;
+        pack-grown)
+            # The pack after a pack: references saved for the file as it was (what the last
+            # pack, or a prepare, left; saved outside the measure), the database grown since
+            # by its continuation, with the index ZODB saves on close. The pack reads the
+            # transactions committed since, then the file once; its --json must say
+            # "used", and its output must be the usual pack's of the grown file.
+            for mode in $modes; do
+                d="$out/pack-grown-$mode"
+                rm -rf "$d"
+                mkdir -p "$d"
+                ln "$file" "$d/Data.fs"
+                cp "$file.index" "$d/Data.fs.index"
+                "$bin/zodbfs" -q pack --prepare "$d/Data.fs"
+                cat "$tail" >> "$file"
+                [[ -f "$file.grown.index" ]] || "$bin/zodbfs" -q reindex -o "$file.grown.index" "$file"
+                cp "$file.grown.index" "$d/Data.fs.index"
+                stop="$(last_tid_plus_one "$file")"
+                if [[ -z "${ref[pack-grown]:-}" ]]; then
+                    # The usual pack of the grown file, once, outside the measure.
+                    g="$out/pack-grown-usual"
+                    rm -rf "$g"
+                    mkdir -p "$g"
+                    ln "$file" "$g/Data.fs"
+                    cp "$file.grown.index" "$g/Data.fs.index"
+                    "$bin/zodbfs" -q pack "$g/Data.fs" --tid "$stop"
+                    ref[pack-grown]="$(sha "$g/Data.fs") $(sha "$g/Data.fs.index")"
+                    ref[pack-grown-size]="$(stat -c %s "$g/Data.fs")"
+                    rm -rf "$g"
+                fi
+                measure "pack-grown ${size}G" "$mode" --bytes-read "$G" --bytes-written "${ref[pack-grown-size]}" \
+                    --stdout "$out/pack-grown-$mode.json" -- \
+                    "$bin/zodbfs" -q pack --json "$d/Data.fs" --tid "$stop"
+                grep -q '"saved_references":"used"' "$out/pack-grown-$mode.json" ||
+                    mismatch "pack-grown ${size}G $mode: the saved references were not used"
+                [[ "$(sha "$d/Data.fs") $(sha "$d/Data.fs.index")" == "${ref[pack-grown]}" ]] ||
+                    mismatch "pack-grown ${size}G $mode: not the usual pack's output"
+                truncate -s "$S" "$file"
+                rm -rf "$d"
+            done
+            ;;
         pack | pack-nogc | pack-prepared)
             stop="$(last_tid_plus_one "$file")"
             nogc=()
@@ -257,7 +340,7 @@ for size in $sizes; do
     done
     rm -rf "$out"
     if [[ "${KEEP:-0}" != 1 ]]; then
-        rm -f "$file" "$file.index" "$file.size" "$tail"
+        rm -f "$file" "$file.index" "$file.grown.index" "$file.size" "$tail"
     fi
 done
 

@@ -46,6 +46,9 @@
 # "ignored" on a file without damage is shown in the case's name as
 # ` (saved references: ignored)`, and when none of them was "used" a FAIL
 # `saved references were never used` is counted (the feature went unexercised).
+# `repack-*` cases pack to now with ours (which leaves FILE.refs for the packed file), let
+# real ZODB commit more (site_writer.py), then pack both sides to now again: ZODB's bytes,
+# and ours must have used the references its first pack left.
 #
 # Prints `PASS name` / `FAIL name -- why` lines, then
 # `conformance_pack: saved references used in N packs`, and ends with exactly one line
@@ -423,6 +426,36 @@ def sequence(name, src, blobs, stops, gc):
 tasks = []  # (function, args): run in parallel, reported in order
 
 
+def repack(name, src, blobs, seed):
+    """A pack after a pack: ours packs to now (leaving Data.fs.refs for the packed file),
+    real ZODB commits more (site_writer.py; closing, it writes Data.fs.index), then both
+    packers pack the same bytes to now. The result must be ZODB's, and ours must have
+    read the file once, from the references the first pack left."""
+    d = os.path.join(work, "case", name.replace(" ", "_"))
+    b = Side(os.path.join(d, "ours"), src, blobs)
+    t = tids(src)
+    o, first = our_pack(b, ["--tid", "%016x" % (t[-1][1] + 1)], True, True)
+    if o.returncode != 0 or not (first or {}).get("references_saved") \
+            or not os.path.exists(b.fs + ".refs"):
+        return [(False, name, "the first pack left no references: " + o.stderr[-300:])]
+    w = subprocess.run([py, os.path.join(here, "site_writer.py"), b.fs,
+                        b.blobs or os.path.join(d, "ours", "blobs"), "--txns", "12",
+                        "--seed", str(seed)], capture_output=True, text=True)
+    if w.returncode != 0:
+        return [(False, name, "site_writer.py: " + w.stderr[-300:])]
+    a = Side(os.path.join(d, "zodb"), b.fs, b.blobs)
+    t = tids(b.fs)
+    seen = {}
+    r = step(name, a, b, ["--tid", "%016x" % (t[-1][1] + 1)], True, True, seen)
+    used = (seen.get("summary") or {}).get("saved_references")
+    if r[0] and used != "used":
+        r = (False, r[1], "the second pack did not read the file once: saved_references "
+             "%s" % used)
+    if r[0]:
+        shutil.rmtree(d, ignore_errors=True)
+    return [r]
+
+
 def run_file(label, src, blobs=None, many=False):
     for stop in stops_for(src, many):
         for gc in (True, False):
@@ -575,7 +608,12 @@ if r.returncode == 0:
 else:
     report([(False, "relinked_blob.py", r.stderr[-300:])])
 
-# 7. The real corpus.
+# 7. A pack after a pack with real ZODB's commits in between (blobs included).
+for f, bl, seed in ((f1, b1, s1), (f2, b2, s2)):
+    if os.path.exists(f):
+        tasks.append((repack, ("repack-%s" % os.path.basename(f)[:-3], f, bl, seed)))
+
+# 8. The real corpus.
 if os.path.isdir(corpus):
     for fn in sorted(os.listdir(corpus)):
         if fn.endswith(".fs"):

@@ -43,7 +43,8 @@
 //! current record and references (`<file>.refs`, [`zfs_format::refs_file`]); the pack then
 //! reads only the transactions committed since and copies with every record checked
 //! against them, and packs the usual way, with the same result, when anything does not
-//! fit ([`Report::saved_references`] says which).
+//! fit ([`Report::saved_references`] says which). Such a pack saves the references of the
+//! file it writes (`refs_out.rs`), so the next one reads once without a prepare.
 //!
 //! Scanning and reference extraction run on all cores; positions and output order are
 //! those of the sequential algorithm. The state is compact: 8 bytes per object for the

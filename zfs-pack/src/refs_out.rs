@@ -34,60 +34,64 @@ pub(crate) fn create(
     let (Some(map), Some(last_tid)) = (index.packed_map(), index.last_tid()) else {
         return Ok(None);
     };
-    // The slots kept, in oid order: entry `i` of the file is `kept[i]`.
-    let mut kept = Vec::new();
+    // Entry numbers of the slots kept (in oid order); `u32::MAX` for the others.
     let mut entry_of = vec![u32::MAX; map.slots()];
+    let mut n: u32 = 0;
     for (slot, entry) in entry_of.iter_mut().enumerate() {
         if map.pos_at(slot) == ABSENT {
             continue;
         }
-        match (u32::try_from(kept.len()), u32::try_from(slot)) {
-            (Ok(i), Ok(s)) if i < zfs_format::refs_file::ABSENT => {
-                *entry = i;
-                kept.push(s);
-            }
-            _ => return Ok(None),
+        if n >= zfs_format::refs_file::ABSENT {
+            return Ok(None);
         }
+        *entry = n;
+        n += 1;
     }
-    // Known references only where every referent is an entry; where each list starts.
-    let known = |slot: u32| {
-        edges.of(slot as usize).filter(|l| {
+    let kept = |slot: &usize| entry_of[*slot] != u32::MAX;
+    // Known references only where every referent is an entry.
+    let known = |slot: usize| {
+        edges.of(slot).filter(|l| {
             l.iter()
                 .all(|&r| entry_of.get(r as usize).is_some_and(|&e| e != u32::MAX))
         })
     };
-    let mut starts = Vec::with_capacity(kept.len());
-    let mut words: u64 = 0;
-    for &slot in &kept {
-        let start = match known(slot) {
-            Some(l) => {
-                let after = words + 1 + l.len() as u64;
-                match u32::try_from(words) {
-                    Ok(s) if after < u64::from(zfs_format::refs_file::ABSENT) => {
-                        words = after;
-                        s
-                    }
-                    _ => UNKNOWN,
+    // Where each entry's references start, the same in each pass over the entries.
+    let starts = || {
+        let mut words: u64 = 0;
+        (0..map.slots()).filter(kept).map(move |slot| {
+            let Some(l) = known(slot) else {
+                return (slot, UNKNOWN);
+            };
+            let after = words + 1 + l.len() as u64;
+            match u32::try_from(words) {
+                Ok(s) if after < u64::from(zfs_format::refs_file::ABSENT) => {
+                    words = after;
+                    (slot, s)
                 }
+                _ => (slot, UNKNOWN),
             }
-            None => UNKNOWN,
-        };
-        starts.push(start);
-    }
-    let entries = kept.iter().zip(&starts).map(|(&slot, &start)| {
-        let pos = map.pos_at(slot as usize);
+        })
+    };
+    let words: u64 = starts()
+        .filter(|&(_, start)| start != UNKNOWN)
+        .map(|(slot, _)| 1 + known(slot).map_or(0, |l| l.len() as u64))
+        .sum();
+    let entries = starts().map(|(slot, start)| {
+        let pos = map.pos_at(slot);
         Entry {
-            oid: Oid::from_u64(map.oid_at(slot as usize)),
+            oid: Oid::from_u64(map.oid_at(slot)),
             pos,
             tid: index.tid_at(pos).unwrap_or_default(),
             start,
         }
     });
-    let list = kept
-        .iter()
-        .zip(&starts)
-        .filter(|&(_, &start)| start != UNKNOWN)
-        .flat_map(|(&slot, _)| {
+    let entries = Counted {
+        inner: entries,
+        left: u64::from(n),
+    };
+    let list = starts()
+        .filter(|&(_, start)| start != UNKNOWN)
+        .flat_map(|(slot, _)| {
             let l = known(slot).unwrap_or_default();
             std::iter::once(l.len() as u32).chain(l.iter().map(|&r| entry_of[r as usize]))
         });
@@ -112,10 +116,10 @@ struct Counted<I> {
     left: u64,
 }
 
-impl<I: Iterator<Item = u32>> Iterator for Counted<I> {
-    type Item = u32;
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
 
-    fn next(&mut self) -> Option<u32> {
+    fn next(&mut self) -> Option<I::Item> {
         let x = self.inner.next()?;
         self.left = self.left.saturating_sub(1);
         Some(x)
@@ -127,4 +131,4 @@ impl<I: Iterator<Item = u32>> Iterator for Counted<I> {
     }
 }
 
-impl<I: Iterator<Item = u32>> ExactSizeIterator for Counted<I> {}
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}

@@ -67,7 +67,8 @@ pub struct Args {
     pub dry_run: bool,
     /// Do not pack: read FILE now (the database may be running; no lock is taken) and save
     /// the references of every object to FILE.refs, so that a later pack with GC to now
-    /// reads FILE once instead of twice (see below).
+    /// reads FILE once instead of twice (see below). Reads only what was committed since
+    /// the FILE.refs it finds, when that still describes FILE.
     #[arg(
         long,
         conflicts_with_all = ["days", "time", "tid", "no_gc", "blobs", "no_keep_old", "allow_dangling", "dry_run"]
@@ -116,7 +117,10 @@ and FILE once for its copy, which checks every record it keeps against FILE.refs
 FILE.index (position, transaction, references); anything that does not fit, and the pack \
 is done the usual way (reading FILE twice), with the same result. FILE.refs is read only \
 when it is a regular file (not a symlink) of FILE's owner that no one may write who cannot \
-write FILE; a pack that changes FILE removes it.
+write FILE. A pack that changes FILE replaces it: a pack with GC to now saves the \
+references of the packed file (so the next one reads FILE once without --prepare), any \
+other removes it. --prepare with a FILE.refs that still describes FILE reads only the \
+transactions committed since (a nightly --prepare reads what the day added).
 
 The pack time is now unless --days, --time or --tid says otherwise; it cannot be in the \
 future. Every file written (the packed Data.fs, its .index, .trN, FILE.refs) is new, keeps the \
