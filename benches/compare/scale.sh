@@ -89,6 +89,16 @@ measure() {
     tail -n 1 "$log" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("%-28s %7.1f s  exit %3d  anon %5.0f MB  rss %5.0f MB  majflt %d  limit hits %d" % (r["label"], r["wall"], r["exit"], r["peak_anon_kb"]/1024, r["maxrss_kb"]/1024, r["majflt"], r["cg_limit_hits"]))' >&2
 }
 
+# place DIR [INDEX]: a fresh DIR holding Data.fs, a hard link to the file (what is run
+# there renames it at most, never writes it), and INDEX (default the file's saved index)
+# as Data.fs.index.
+place() {
+    rm -rf "$1"
+    mkdir -p "$1"
+    ln "$file" "$1/Data.fs"
+    cp "${2:-$file.index}" "$1/Data.fs.index"
+}
+
 last_tid_plus_one() {
     python3 - "$1" <<'PY'
 import os, struct, sys
@@ -149,10 +159,7 @@ for size in $sizes; do
         prepare)
             for mode in $modes; do
                 d="$out/prepare-$mode"
-                rm -rf "$d"
-                mkdir -p "$d"
-                ln "$file" "$d/Data.fs"
-                cp "$file.index" "$d/Data.fs.index"
+                place "$d"
                 measure "prepare ${size}G" "$mode" --bytes-read "$S" -- \
                     "$bin/zodbfs" -q pack --prepare "$d/Data.fs"
                 same prepare "$mode" "$(sha "$d/Data.fs.refs")" "prepare ${size}G $mode"
@@ -168,10 +175,7 @@ for size in $sizes; do
             # (its --json must say so) and saves what a prepare from scratch saves.
             for mode in $modes; do
                 d="$out/prepare-since-$mode"
-                rm -rf "$d"
-                mkdir -p "$d"
-                ln "$file" "$d/Data.fs"
-                cp "$file.index" "$d/Data.fs.index"
+                place "$d"
                 "$bin/zodbfs" -q pack --prepare "$d/Data.fs"
                 cat "$tail" >> "$file"
                 INPUTS=("$tail")
@@ -185,10 +189,7 @@ for size in $sizes; do
                 if [[ -z "${ref[prepare-grown]:-}" ]]; then
                     # From scratch, once: the grown file without saved references.
                     g="$out/prepare-grown"
-                    rm -rf "$g"
-                    mkdir -p "$g"
-                    ln "$file" "$g/Data.fs"
-                    cp "$file.index" "$g/Data.fs.index"
+                    place "$g"
                     "$bin/zodbfs" -q pack --prepare "$g/Data.fs"
                     ref[prepare-grown]="$(sha "$g/Data.fs.refs")"
                     rm -rf "$g"
@@ -207,10 +208,7 @@ for size in $sizes; do
             # "used", and its output must be the usual pack's of the grown file.
             for mode in $modes; do
                 d="$out/pack-grown-$mode"
-                rm -rf "$d"
-                mkdir -p "$d"
-                ln "$file" "$d/Data.fs"
-                cp "$file.index" "$d/Data.fs.index"
+                place "$d"
                 "$bin/zodbfs" -q pack --prepare "$d/Data.fs"
                 cat "$tail" >> "$file"
                 [[ -f "$file.grown.index" ]] || "$bin/zodbfs" -q reindex -o "$file.grown.index" "$file"
@@ -219,10 +217,7 @@ for size in $sizes; do
                 if [[ -z "${ref[pack-grown]:-}" ]]; then
                     # The usual pack of the grown file, once, outside the measure.
                     g="$out/pack-grown-usual"
-                    rm -rf "$g"
-                    mkdir -p "$g"
-                    ln "$file" "$g/Data.fs"
-                    cp "$file.grown.index" "$g/Data.fs.index"
+                    place "$g" "$file.grown.index"
                     "$bin/zodbfs" -q pack "$g/Data.fs" --tid "$stop"
                     ref[pack-grown]="$(sha "$g/Data.fs") $(sha "$g/Data.fs.index")"
                     ref[pack-grown-size]="$(stat -c %s "$g/Data.fs")"
@@ -246,23 +241,16 @@ for size in $sizes; do
             if [[ $job == pack-prepared && ! -f "$out/Data.fs.refs" ]]; then
                 # Without a prepare job before it: saved once, outside the measure.
                 d="$out/prepare-once"
-                rm -rf "$d"
-                mkdir -p "$d"
-                ln "$file" "$d/Data.fs"
-                cp "$file.index" "$d/Data.fs.index"
+                place "$d"
                 "$bin/zodbfs" -q pack --prepare "$d/Data.fs"
                 mv "$d/Data.fs.refs" "$out/Data.fs.refs"
                 rm -rf "$d"
             fi
             for mode in $modes; do
                 d="$out/$job-$mode"
-                rm -rf "$d"
-                mkdir -p "$d"
-                # A hard link: the pack never writes its input (it renames it to .old).
-                ln "$file" "$d/Data.fs"
                 # A live database has its saved index beside it (ZODB writes it on close).
                 [[ -f "$file.index" ]] || "$bin/zodbfs" -q reindex "$file"
-                cp "$file.index" "$d/Data.fs.index"
+                place "$d"
                 [[ $job == pack-prepared ]] && cp "$out/Data.fs.refs" "$d/Data.fs.refs"
                 # The floor (of cold runs) counts the bytes the pack writes: the free run's
                 # packed size, or, without a free run, the size a dry run foresees (before
