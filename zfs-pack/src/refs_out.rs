@@ -9,15 +9,13 @@
 //! object the packed file does not hold, or more references than 32-bit starts reach) is
 //! saved as unknown: the next pack reads its record itself.
 
-use std::io::Write as _;
-
 use zfs_files::{Output, OutputSpec};
 use zfs_format::refs_file::{write_refs, Entry, UNKNOWN};
 use zfs_format::Oid;
 
 use crate::analyze::Edges;
 use crate::copy::OutIndex;
-use crate::error::{PackError, Result};
+use crate::error::Result;
 use crate::oidmap::ABSENT;
 
 /// Writes the references file of the packed file (committed end `end`, index `index`) into
@@ -95,18 +93,11 @@ pub(crate) fn create(
             let l = known(slot).unwrap_or_default();
             std::iter::once(l.len() as u32).chain(l.iter().map(|&r| entry_of[r as usize]))
         });
-    let out = spec.create()?;
-    let tmp = out.temp_path().to_path_buf();
-    let io = |e| PackError::io(&tmp, e);
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
     let list = Counted {
         inner: list,
         left: words,
     };
-    write_refs(&mut w, end, last_tid, entries, list).map_err(io)?;
-    w.flush().map_err(io)?;
-    let out = w.into_inner().map_err(|e| io(e.into_error()))?;
-    out.file().sync_all().map_err(io)?;
+    let out = crate::write_output(spec, |w| write_refs(w, end, last_tid, entries, list))?;
     Ok(Some(out))
 }
 
