@@ -200,6 +200,11 @@ impl<'a> RefsFile<'a> {
         self.entries.is_empty()
     }
 
+    /// Number of 32-bit words in the reference list.
+    pub fn words(&self) -> usize {
+        self.list.len() / 4
+    }
+
     /// Entry `i` (`i < len()`).
     pub fn entry(&self, i: usize) -> Entry {
         let b = &self.entries[i * ENTRY..(i + 1) * ENTRY];

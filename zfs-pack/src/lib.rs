@@ -147,6 +147,9 @@ pub enum SavedReferences {
     /// Found but not used: they, or the saved `.index`, do not describe the file as it is;
     /// the file was read twice, as without them.
     Ignored,
+    /// Found but not used: the analysis from them would hold more memory than the process
+    /// may use (the usual pack holds less per object); the file was read twice.
+    TooLarge,
     /// Used: the file was read once.
     Used,
 }
@@ -454,9 +457,14 @@ where
     T: std::ops::Deref<Target = [u8]> + Sync,
 {
     let before = report.clone();
+    let mut too_large = false;
     let attempt = (|| -> Result<Option<Quick>> {
         // The saved file is read by the analysis only: unmapped before the copy.
         let analysis = match zfs_format::refs_file::RefsFile::parse(&bytes) {
+            Ok(refs) if !analyze::fits(&refs, zfs_files::memory_limit()) => {
+                too_large = true;
+                None
+            }
             Ok(refs) => analyze::quick(fs, end, index, &refs, aopts, progress)?,
             Err(_) => None,
         };
@@ -478,7 +486,11 @@ where
     })();
     let fallback = |report: &mut Report| {
         *report = before;
-        report.saved_references = SavedReferences::Ignored;
+        report.saved_references = if too_large {
+            SavedReferences::TooLarge
+        } else {
+            SavedReferences::Ignored
+        };
         Ok(None)
     };
     match attempt {

@@ -115,7 +115,9 @@ time, while the site runs, and saves FILE.refs. A later pack with GC to now (no 
 writes it when it closes the database) then reads only the transactions committed since, \
 and FILE once for its copy, which checks every record it keeps against FILE.refs and \
 FILE.index (position, transaction, references); anything that does not fit, and the pack \
-is done the usual way (reading FILE twice), with the same result. FILE.refs is read only \
+is done the usual way (reading FILE twice), with the same result. So it is when packing \
+from them would hold more memory than the process may use (its cgroup's limit, or the \
+machine's): the usual pack holds less per object. FILE.refs is read only \
 when it is a regular file (not a symlink) of FILE's owner that no one may write who cannot \
 write FILE. A pack that changes FILE replaces it: a pack with GC to now saves the \
 references of the packed file (so the next one reads FILE once without --prepare), any \
@@ -281,6 +283,10 @@ fn print_summary(a: &Args, r: &Report, secs: f64) {
                 SavedReferences::Ignored => println!(
                     "  references: '{f}.refs' does not describe the file as it is now (or \
                      {f}.index does not); not used, the file was read twice"
+                ),
+                SavedReferences::TooLarge => println!(
+                    "  references: '{f}.refs' not used: packing from them would take more \
+                     memory than this process may use; the file was read twice"
                 ),
                 SavedReferences::None => {}
             }

@@ -19,7 +19,7 @@ use zfs_format::{DataRecord, FileStorage, Index, Payload, Progress, Status, Tid,
 
 use edges::Early;
 pub(crate) use edges::{gather_one, Edges};
-pub use quick::{quick, references_since, Verify};
+pub use quick::{fits, quick, references_since, Verify};
 
 use crate::error::{Dangling, Result};
 use crate::oidmap::{Bits, OidMap, ABSENT};

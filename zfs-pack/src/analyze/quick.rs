@@ -280,6 +280,22 @@ impl Verify {
     }
 }
 
+/// What the analysis from saved references holds at its peak, per object and per word of
+/// their reference list (the saved index and each object's tid for the copy's checks, the
+/// scan map, the references, the trace), as `scale.sh` measured it (BENCHMARKS.md).
+const PER_OBJECT: u64 = 50;
+const PER_WORD: u64 = 4;
+
+/// Whether the analysis from `refs` fits in three quarters of `limit`, the memory the
+/// process may use. Where it does not, the usual pack, which holds less per object, is
+/// the one to run rather than one that could be killed for its memory.
+pub fn fits(refs: &RefsFile<'_>, limit: u64) -> bool {
+    let need = (refs.len() as u64)
+        .saturating_mul(PER_OBJECT)
+        .saturating_add((refs.words() as u64).saturating_mul(PER_WORD));
+    need <= limit / 4 * 3
+}
+
 /// Whether the transaction ending at `end` (its redundant length just before) has `tid`.
 fn ends_with<T: Deref<Target = [u8]>>(fs: &FileStorage<T>, end: u64, tid: Tid) -> bool {
     match fs.transactions_rev(end).next() {
@@ -509,6 +525,29 @@ mod tests {
     use zfs_testdata::gen::{generate, Config};
 
     use crate::records::state_at;
+
+    /// The analysis from saved references runs only where what it would hold fits in three
+    /// quarters of the memory limit: objects and reference words both count.
+    #[test]
+    fn saved_references_too_large_for_the_memory_are_left_aside() {
+        let entries: Vec<Entry> = (0..1000u64)
+            .map(|i| Entry {
+                oid: Oid::from_u64(i),
+                pos: 4 + i,
+                tid: Tid::from_u64(1),
+                start: if i == 0 { 0 } else { refs_file::UNKNOWN },
+            })
+            .collect();
+        let list = [9u32, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+        let mut bytes = Vec::new();
+        refs_file::write_refs(&mut bytes, 5000, Tid::from_u64(1), &entries, &list).expect("write");
+        let refs = RefsFile::parse(&bytes).expect("parse");
+        // 1000 objects and 10 words: 50,040 bytes, three quarters of 66,720.
+        assert!(fits(&refs, 66_720));
+        assert!(!fits(&refs, 66_716));
+        assert!(fits(&refs, u64::MAX));
+        assert!(!fits(&refs, 0));
+    }
 
     /// Every entry saved is the object's current record, with the tid of its transaction,
     /// and the references a read of its state finds (as entry numbers), or none saved only
