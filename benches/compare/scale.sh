@@ -99,6 +99,14 @@ place() {
     cp "${2:-$file.index}" "$1/Data.fs.index"
 }
 
+# grown_after_prepare DIR: DIR placed, its references saved (outside any measure), then
+# the file grown by its continuation (the job cuts it off again with `truncate`).
+grown_after_prepare() {
+    place "$1"
+    "$bin/zodbfs" -q pack --prepare "$1/Data.fs"
+    cat "$tail" >> "$file"
+}
+
 last_tid_plus_one() {
     python3 - "$1" <<'PY'
 import os, struct, sys
@@ -175,9 +183,7 @@ for size in $sizes; do
             # (its --json must say so) and saves what a prepare from scratch saves.
             for mode in $modes; do
                 d="$out/prepare-since-$mode"
-                place "$d"
-                "$bin/zodbfs" -q pack --prepare "$d/Data.fs"
-                cat "$tail" >> "$file"
+                grown_after_prepare "$d"
                 INPUTS=("$tail")
                 measure "prepare-since ${size}G" "$mode" --bytes-read "$((G - S))" \
                     --stdout "$out/prepare-since-$mode.json" -- \
@@ -208,9 +214,7 @@ for size in $sizes; do
             # "used", and its output must be the usual pack's of the grown file.
             for mode in $modes; do
                 d="$out/pack-grown-$mode"
-                place "$d"
-                "$bin/zodbfs" -q pack --prepare "$d/Data.fs"
-                cat "$tail" >> "$file"
+                grown_after_prepare "$d"
                 [[ -f "$file.grown.index" ]] || "$bin/zodbfs" -q reindex -o "$file.grown.index" "$file"
                 cp "$file.grown.index" "$d/Data.fs.index"
                 stop="$(last_tid_plus_one "$file")"

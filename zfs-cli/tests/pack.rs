@@ -30,19 +30,25 @@ fn zodbfs() -> Command {
     Command::cargo_bin("zodbfs").expect("built")
 }
 
-#[test]
-fn packs_like_zodb_and_reports_json() {
-    let d = tempfile::tempdir().expect("tempdir");
-    let f = copy("experiment.fs", d.path());
-    let out = zodbfs()
-        .args(["pack", "--tid", "03f58e00b7777778", "--json"])
-        .arg(&f)
-        .output()
-        .expect("runs");
+/// Runs `cmd`, which must succeed (its stderr shown otherwise), and returns its stdout.
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("runs");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn packs_like_zodb_and_reports_json() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let f = copy("experiment.fs", d.path());
+    let out = stdout_of(
+        zodbfs()
+            .args(["pack", "--tid", "03f58e00b7777778", "--json"])
+            .arg(&f),
     );
     // ZODB 6.4's FileStorage.pack with GC at this stop tid.
     assert_eq!(sha1(&f), "afa9fc9d9fbbc91daf43532ac0020436eb0d4103");
@@ -50,7 +56,7 @@ fn packs_like_zodb_and_reports_json() {
         sha1(&d.path().join("Data.fs.index")),
         "70161b0624156002f7f076322ad996a1aeff0fa4"
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["outcome"], "packed");
     assert_eq!(v["size_before"], 9805);
     assert_eq!(v["size_after"], 2491);
@@ -66,17 +72,7 @@ fn a_prepared_pack_reads_the_saved_references_and_packs_as_without() {
     for file in [&f, &g] {
         zodbfs().arg("reindex").arg(file).assert().success();
     }
-    let out = zodbfs()
-        .args(["pack", "--prepare"])
-        .arg(&f)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = stdout_of(zodbfs().args(["pack", "--prepare"]).arg(&f));
     assert!(text.contains("references of 17 objects saved to"), "{text}");
     // Only the pack itself may be combined with nothing else.
     zodbfs()
@@ -84,25 +80,13 @@ fn a_prepared_pack_reads_the_saved_references_and_packs_as_without() {
         .arg(&f)
         .assert()
         .code(2);
-    let out = zodbfs().arg("pack").arg(&f).output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = stdout_of(zodbfs().arg("pack").arg(&f));
     assert!(text.contains("references: from"), "{text}");
     assert!(
         text.contains("references of the packed file saved to"),
         "{text}"
     );
-    let out = zodbfs().arg("pack").arg(&g).output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = stdout_of(zodbfs().arg("pack").arg(&g));
     assert!(!text.contains("references: "), "{text}");
     assert!(
         text.contains("references of the packed file saved to"),

@@ -47,7 +47,7 @@ pub use map::{
     cached_pages, prefetch_mapped, random_access_mapped, release_mapped, shrunk_files, Map,
 };
 pub use mode::{current_umask, mode_of, permissions_of};
-pub use output::{write_file, Output, OutputSpec};
+pub use output::{write_file, write_synced, Output, OutputSpec};
 pub use paths::{parent_dir, save_free_trn, sync_dir, with_suffix};
 pub use stream::{memory_limit, Stream};
 pub use temp::{is_temp_of, remove_stale_temps, temp_name};

@@ -371,14 +371,36 @@ pub fn write_file(
     spec: OutputSpec,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
+    filled(spec, write)?.commit()
+}
+
+/// Writes a whole file through a buffer into a new temporary, fsynced (a full disk fails
+/// here), and returns it uncommitted: for a caller that renames several files into place
+/// only once all are written.
+pub fn write_synced(
+    spec: OutputSpec,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<Output> {
+    let target = spec.target().to_path_buf();
+    let out = filled(spec, write)?;
+    out.file()
+        .sync_all()
+        .map_err(|e| Error::io("writing", &target, e))?;
+    Ok(out)
+}
+
+/// A new temporary for `spec`, filled by `write` through a buffer and flushed.
+fn filled(
+    spec: OutputSpec,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<Output> {
     let target = spec.target().to_path_buf();
     let failed = |e| Error::io("writing", &target, e);
     let out = spec.create()?;
     let mut w = io::BufWriter::with_capacity(1 << 20, out);
     write(&mut w).and_then(|()| w.flush()).map_err(failed)?;
     // The buffer is empty after a successful flush, so this cannot fail.
-    let out = w.into_inner().map_err(|e| failed(e.into_error()))?;
-    out.commit()
+    w.into_inner().map_err(|e| failed(e.into_error()))
 }
 
 #[cfg(test)]

@@ -70,7 +70,6 @@ mod records;
 mod refs_out;
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -301,27 +300,12 @@ fn end_words(r: EndReason) -> &'static str {
     }
 }
 
-/// Writes what `write` writes into a new private file for `spec`, fsynced; it is renamed
-/// into place by the caller.
-pub(crate) fn write_output(
-    spec: OutputSpec,
-    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
-) -> Result<Output> {
-    let out = spec.create()?;
-    let tmp = out.temp_path().to_path_buf();
-    let io = |e| PackError::io(&tmp, e);
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    write(&mut w).map_err(io)?;
-    w.flush().map_err(io)?;
-    let out = w.into_inner().map_err(|e| io(e.into_error()))?;
-    out.file().sync_all().map_err(io)?;
-    Ok(out)
-}
-
 /// Writes an index file as `fsIndex.save` does into a new private file, fsynced; it is
 /// renamed into place by the caller.
 fn write_index_output(spec: OutputSpec, index: &zfs_format::Index, pos: u64) -> Result<Output> {
-    write_output(spec, |w| zfs_format::index_file::write_index(w, index, pos))
+    Ok(zfs_files::write_synced(spec, |w| {
+        zfs_format::index_file::write_index(w, index, pos)
+    })?)
 }
 
 /// Makes `old` a second name of `path` (a hard link), or a copy where links are not

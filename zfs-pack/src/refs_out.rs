@@ -53,51 +53,46 @@ pub(crate) fn create(
                 .all(|&r| entry_of.get(r as usize).is_some_and(|&e| e != u32::MAX))
         })
     };
-    // Where each entry's references start, the same in each pass over the entries.
+    // Each entry's references and where they start in the list, the same in each pass
+    // over the entries (`None`: saved as unknown).
     let starts = || {
         let mut words: u64 = 0;
         (0..map.slots()).filter(kept).map(move |slot| {
-            let Some(l) = known(slot) else {
-                return (slot, UNKNOWN);
-            };
-            let after = words + 1 + l.len() as u64;
-            match u32::try_from(words) {
-                Ok(s) if after < u64::from(zfs_format::refs_file::ABSENT) => {
+            let at = known(slot).and_then(|l| {
+                let after = words + 1 + l.len() as u64;
+                let s = u32::try_from(words).ok()?;
+                (after < u64::from(zfs_format::refs_file::ABSENT)).then(|| {
                     words = after;
-                    (slot, s)
-                }
-                _ => (slot, UNKNOWN),
-            }
+                    (s, l)
+                })
+            });
+            (slot, at)
         })
     };
     let words: u64 = starts()
-        .filter(|&(_, start)| start != UNKNOWN)
-        .map(|(slot, _)| 1 + known(slot).map_or(0, |l| l.len() as u64))
+        .filter_map(|(_, at)| at.map(|(_, l)| 1 + l.len() as u64))
         .sum();
-    let entries = starts().map(|(slot, start)| {
+    let entries = starts().map(|(slot, at)| {
         let pos = map.pos_at(slot);
         Entry {
             oid: Oid::from_u64(map.oid_at(slot)),
             pos,
             tid: index.tid_at(pos).unwrap_or_default(),
-            start,
+            start: at.map_or(UNKNOWN, |(s, _)| s),
         }
     });
     let entries = Counted {
         inner: entries,
         left: u64::from(n),
     };
-    let list = starts()
-        .filter(|&(_, start)| start != UNKNOWN)
-        .flat_map(|(slot, _)| {
-            let l = known(slot).unwrap_or_default();
-            std::iter::once(l.len() as u32).chain(l.iter().map(|&r| entry_of[r as usize]))
-        });
+    let list = starts().filter_map(|(_, at)| at).flat_map(|(_, l)| {
+        std::iter::once(l.len() as u32).chain(l.iter().map(|&r| entry_of[r as usize]))
+    });
     let list = Counted {
         inner: list,
         left: words,
     };
-    let out = crate::write_output(spec, |w| write_refs(w, end, last_tid, entries, list))?;
+    let out = zfs_files::write_synced(spec, |w| write_refs(w, end, last_tid, entries, list))?;
     Ok(Some(out))
 }
 

@@ -280,9 +280,7 @@ pub(super) fn gather<T: Deref<Target = [u8]> + Sync>(
                             let Payload::Data(bytes) = r.payload else {
                                 continue;
                             };
-                            if refs_of(sc, bytes, slots, |o| present(map, o)) {
-                                push_entry(&mut out, slot, slots);
-                            }
+                            gather_one(sc, slots, map, slot, bytes, &mut out);
                         }
                         done += t.tlen() + 8;
                     }

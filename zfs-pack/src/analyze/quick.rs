@@ -147,6 +147,18 @@ pub struct Saved {
 }
 
 impl Saved {
+    /// What `cur`, a walk or merge over the current records `index` names, found.
+    fn new(index: Index, cur: Current) -> Saved {
+        let (start, list) = cur.edges.into_parts();
+        Saved {
+            index,
+            tids: cur.tids,
+            absent: cur.absent,
+            start,
+            list,
+        }
+    }
+
     /// The entries, in oid order, made as they are written.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = Entry> + '_ {
         (0..self.index.len()).map(|s| Entry {
@@ -202,14 +214,13 @@ pub fn references<T: Deref<Target = [u8]> + Sync>(
             ),
         ));
     }
-    let (start, list) = cur.edges.in_slot_order().into_parts();
-    Ok(Saved {
+    Ok(Saved::new(
         index,
-        tids: cur.tids,
-        absent: cur.absent,
-        start,
-        list,
-    })
+        Current {
+            edges: cur.edges.in_slot_order(),
+            ..cur
+        },
+    ))
 }
 
 /// What the copy checks, record by record, when the analysis came from saved references:
@@ -436,16 +447,9 @@ pub fn references_since<T: Deref<Target = [u8]> + Sync>(
     progress: &dyn Progress,
 ) -> Result<(Saved, Option<u64>)> {
     if let Some(refs) = previous {
+        // The merge gathers the references in slot order already.
         if let Some(cur) = merge(fs, end, &index, refs, true, progress)? {
-            let (start, list) = cur.edges.into_parts();
-            let saved = Saved {
-                index,
-                tids: cur.tids,
-                absent: cur.absent,
-                start,
-                list,
-            };
-            return Ok((saved, Some(refs.end)));
+            return Ok((Saved::new(index, cur), Some(refs.end)));
         }
     }
     Ok((references(fs, end, index, progress)?, None))

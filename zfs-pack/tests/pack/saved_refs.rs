@@ -290,9 +290,9 @@ fn a_pack_leaves_references_for_the_next_pack() {
     assert_describes(&f, d.path(), "first");
     // The site commits more; the next pack reads the file once, with the result it has
     // without them.
-    let objects: Vec<u64> = said(&f).2.iter().map(|e| e.0).collect();
-    let leaf = said(&f)
-        .2
+    let (_, _, entries) = said(&f);
+    let objects: Vec<u64> = entries.iter().map(|e| e.0).collect();
+    let leaf = entries
         .iter()
         .find(|e| e.3.as_ref().is_some_and(|l| l.is_empty()))
         .map(|e| e.0)
